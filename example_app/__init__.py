@@ -1,0 +1,1 @@
+"""A small signup app wired through hubbub: the seed article's scenarios."""

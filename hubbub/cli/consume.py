@@ -1,0 +1,117 @@
+"""``hubbub consume``: run subscribers until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option
+from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, Worker
+from hubbub.errors import HubbubError
+from hubbub.topology.loader import resolve_handler
+
+log = logging.getLogger("hubbub.cli")
+
+
+@click.command("consume")
+@file_option
+@url_option
+@click.option(
+    "--subscriber",
+    "-s",
+    "subscribers",
+    multiple=True,
+    envvar="HUBBUB_SUBSCRIBERS",
+    show_envvar=True,
+    help="Subscriber to run (repeat; default: all).",
+)
+@click.option(
+    "--prefetch",
+    type=click.IntRange(1, 65535),
+    envvar="HUBBUB_PREFETCH",
+    show_envvar=True,
+    default=None,
+    help="Unacked events per subscriber.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    envvar="HUBBUB_CONCURRENCY",
+    show_envvar=True,
+    default=None,
+    help="Handler threads per subscriber.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=float,
+    envvar="HUBBUB_SHUTDOWN_TIMEOUT",
+    default=DEFAULT_SHUTDOWN_TIMEOUT,
+    show_default=True,
+    help="Seconds to let handlers finish after SIGTERM.",
+)
+@friendly_errors
+def command(
+    file: Path | None,
+    url: str | None,
+    subscribers: tuple[str, ...],
+    prefetch: int | None,
+    concurrency: int | None,
+    shutdown_timeout: float,
+) -> None:
+    """Consume events for the topology's subscribers, each on its own queue."""
+    topology = topology_from(file, check_handlers=True)
+    names = list(subscribers) or [s.name for s in topology.subscribers]
+    unknown = [n for n in names if n not in {s.name for s in topology.subscribers}]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown subscriber(s) {', '.join(unknown)}; the file defines "
+            f"{', '.join(s.name for s in topology.subscribers)}",
+            param_hint="--subscriber",
+        )
+    handlers = {n: resolve_handler(topology.subscriber(n).handler) for n in names}
+    worker = Worker(
+        topology,
+        handlers,
+        url=url,
+        subscribers=names,
+        prefetch=prefetch,
+        concurrency=concurrency,
+        shutdown_timeout=shutdown_timeout,
+        name=f"hubbub consume {','.join(names)}",
+    )
+    run_until_signalled(worker)
+
+
+def run_until_signalled(worker: Worker) -> None:
+    """Run ``worker`` in a thread; the first SIGTERM/SIGINT stops it gracefully."""
+    failure: list[HubbubError] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except HubbubError as exc:
+            failure.append(exc)
+
+    requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if requested.is_set():
+            return
+        log.info("received %s", signal.Signals(signum).name)
+        requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=run, name="hubbub-io")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        if requested.is_set():
+            worker.stop()
+    if failure:
+        raise failure[0]

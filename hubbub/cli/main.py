@@ -1,0 +1,35 @@
+"""``hubbub``: the command line. Thin: each command parses options and calls the library."""
+
+from __future__ import annotations
+
+import click
+
+from hubbub.cli import consume, publish, topology
+from hubbub.cli.options import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    envvar="HUBBUB_LOG_LEVEL",
+    show_envvar=True,
+    default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.version_option(package_name="hubbub")
+def cli(log_level: str) -> None:
+    """hubbub: RabbitMQ as the event hub of an application."""
+    setup_logging(log_level)
+
+
+cli.add_command(topology.group)
+cli.add_command(publish.command)
+cli.add_command(consume.command)
+
+
+def main() -> None:
+    cli(prog_name="hubbub")
+
+
+if __name__ == "__main__":
+    main()

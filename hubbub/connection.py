@@ -1,0 +1,115 @@
+"""Broker URLs: where they come from, how they print, how they connect.
+
+Precedence, lowest first: the built-in default, ``HUBBUB_URL``, an explicit
+``url=`` argument (the CLI's ``--url``). ``HUBBUB_URL`` may list several
+comma-separated URLs (cluster nodes); connections try them in turn.
+Passwords never leave this module unmasked: print :func:`mask` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
+
+import pika
+import pika.exceptions as pe
+
+from hubbub.errors import BrokerConnectionError, ConfigurationError
+
+#: Used when neither ``url=`` nor ``HUBBUB_URL`` says otherwise.
+DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+#: Seconds between heartbeats; the broker drops a peer silent for two of them.
+DEFAULT_HEARTBEAT = 30
+#: Seconds to wait for the TCP connection and the AMQP handshake.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@,]*:)(?P<pw>[^@/,]*)@", re.I)
+
+
+def resolve_urls(url: str | None = None) -> list[str]:
+    """The broker URLs to use, following the documented precedence."""
+    raw = url or os.environ.get("HUBBUB_URL") or DEFAULT_URL
+    urls = [u.strip() for u in raw.split(",") if u.strip()]
+    problems = [f"{mask(u)}: {p}" for u in urls for p in _url_problems(u)]
+    if not urls:
+        problems.append("no broker URL given")
+    if problems:
+        raise ConfigurationError("invalid broker URL: " + "; ".join(problems))
+    return urls
+
+
+def mask(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _PASSWORD.sub(lambda m: f"{m['head']}***@", text)
+
+
+def describe(urls: Sequence[str]) -> str:
+    """A printable, password-free name for a list of broker URLs."""
+    return ", ".join(mask(u) for u in urls)
+
+
+def vhost_of(url: str) -> str:
+    """The virtual host a URL names (``/`` when it names none)."""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def parameters(
+    urls: Sequence[str], *, name: str, heartbeat: int | None = None
+) -> list[pika.URLParameters]:
+    """pika parameters for each URL, labelled ``name`` in the broker's UI."""
+    result = []
+    for url in urls:
+        params = pika.URLParameters(url)
+        params.client_properties = {"connection_name": name, "product": "hubbub"}
+        params.heartbeat = DEFAULT_HEARTBEAT if heartbeat is None else heartbeat
+        params.socket_timeout = DEFAULT_CONNECT_TIMEOUT
+        params.blocked_connection_timeout = 60
+        params.connection_attempts = 1
+        result.append(params)
+    return result
+
+
+def connect(urls: Sequence[str], *, name: str) -> pika.BlockingConnection:
+    """A blocking connection to the first URL that answers (for short admin work)."""
+    try:
+        return pika.BlockingConnection(parameters(urls, name=name))
+    except (pe.AMQPError, OSError) as exc:
+        raise connect_error(exc, urls) from exc
+
+
+def connect_error(exc: BaseException, urls: Sequence[str]) -> BrokerConnectionError:
+    """Translate why pika could not connect into one actionable sentence."""
+    where = describe(urls)
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, pe.ProbableAuthenticationError) or "ACCESS_REFUSED" in text:
+        return BrokerConnectionError(
+            f"broker at {where} refused the credentials: check the user and password in the URL"
+        )
+    if isinstance(exc, pe.ProbableAccessDeniedError) or "NOT_ALLOWED" in text or "vhost" in text:
+        return BrokerConnectionError(
+            f"broker at {where} refused the virtual host: it does not exist "
+            "or the user has no access to it (rabbitmqctl add_vhost / set_permissions)"
+        )
+    if isinstance(exc, socket.gaierror) or "gaierror" in text or "Name or service" in text:
+        return BrokerConnectionError(f"cannot resolve the broker host in {where}: check the URL")
+    return BrokerConnectionError(
+        f"cannot connect to the broker at {where}: is RabbitMQ running and reachable? ({text})"
+    )
+
+
+def _url_problems(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    if parts.scheme not in ("amqp", "amqps"):
+        problems.append("the scheme must be amqp:// or amqps://")
+    if not parts.hostname:
+        problems.append("no host")
+    return problems

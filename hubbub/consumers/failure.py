@@ -1,0 +1,86 @@
+"""The failure record a dead-lettered or retried event carries in its headers (pure).
+
+What Spring AMQP and MassTransit record (NOTES.md): exception type, message
+and stack trace, where the event came from, attempt count, first and last
+failure time, host. The traceback is truncated well below ``frame_max``
+because headers cannot span frames.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from hubbub.envelope import ATTEMPT, FAILURE_PREFIX, TOPIC, without_broker_headers
+
+#: Characters of traceback kept (its end: where it was raised).
+MAX_TRACEBACK = 4000
+#: Characters of exception message kept.
+MAX_MESSAGE = 1000
+
+REASON = FAILURE_PREFIX + "reason"
+EXCEPTION = FAILURE_PREFIX + "exception"
+MESSAGE = FAILURE_PREFIX + "message"
+TRACEBACK = FAILURE_PREFIX + "traceback"
+SUBSCRIBER = FAILURE_PREFIX + "subscriber"
+QUEUE = FAILURE_PREFIX + "queue"
+EXCHANGE = FAILURE_PREFIX + "exchange"
+ROUTING_KEY = FAILURE_PREFIX + "routing-key"
+HOST = FAILURE_PREFIX + "host"
+FIRST_TIME = FAILURE_PREFIX + "first-time-ms"
+LAST_TIME = FAILURE_PREFIX + "last-time-ms"
+
+_HOST = socket.gethostname()
+
+
+def exception_name(error: BaseException) -> str:
+    cls = type(error)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def record(
+    headers: Mapping[str, Any] | None,
+    error: BaseException,
+    *,
+    reason: str,
+    topic: str,
+    attempt: int,
+    subscriber: str,
+    queue: str,
+    exchange: str,
+    routing_key: str,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """``headers`` stripped of the broker's death headers, plus this failure's record.
+
+    ``attempt`` is the number of attempts made so far. A record already in
+    ``headers`` (from an earlier attempt) keeps its first-failure time and
+    origin; the rest describe this failure.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    result = without_broker_headers(headers)
+    first = result.get(FIRST_TIME)
+    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    result.update(
+        {
+            TOPIC: topic,
+            ATTEMPT: attempt,
+            REASON: reason,
+            EXCEPTION: exception_name(error),
+            MESSAGE: str(error)[:MAX_MESSAGE],
+            TRACEBACK: tb[-MAX_TRACEBACK:],
+            SUBSCRIBER: subscriber,
+            QUEUE: queue,
+            HOST: _HOST,
+            FIRST_TIME: first if isinstance(first, int) else now_ms,
+            LAST_TIME: now_ms,
+        }
+    )
+    result.setdefault(EXCHANGE, exchange)
+    result.setdefault(ROUTING_KEY, routing_key)
+    return result

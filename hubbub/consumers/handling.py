@@ -1,0 +1,179 @@
+"""Run one delivery through its handler and decide its fate (no broker I/O).
+
+Runs on a handler thread. The result is an :class:`Outcome` that the
+connection's I/O thread carries out: ack, or publish a copy (retry or
+dead-letter) and ack once the copy is confirmed, or release the delivery
+back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pika
+
+from hubbub import envelope
+from hubbub.consumers import failure
+from hubbub.consumers.retry import MALFORMED, decide
+from hubbub.errors import MalformedMessageError
+from hubbub.topology.model import Subscriber
+
+log = logging.getLogger("hubbub.consumers")
+
+Handler = Callable[[envelope.Event], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the broker handed over, untouched."""
+
+    tag: int
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    properties: pika.BasicProperties
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: Literal["ack", "retry", "dead-letter", "release"]
+    delay: float = 0.0
+    headers: dict[str, Any] | None = None
+    topic: str = ""
+    event_id: str = ""
+    attempt: int = 1
+    error: str = ""
+
+
+ACK = Outcome("ack")
+RELEASE = Outcome("release")
+
+
+def handle(
+    subscriber: Subscriber,
+    queue: str,
+    handler: Handler,
+    delivery: Delivery,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """Decode ``delivery``, run ``handler`` on it and say what to do with it."""
+    headers = delivery.properties.headers
+    try:
+        event = envelope.decode(
+            delivery.routing_key,
+            delivery.properties,
+            delivery.body,
+            subscriber=subscriber.name,
+            redelivered=delivery.redelivered,
+        )
+    except MalformedMessageError as exc:
+        topic = envelope.topic_of(delivery.routing_key, headers)
+        log.warning("dead-lettering malformed message on %s: %s", queue, exc)
+        return _failed(subscriber, queue, delivery, exc, MALFORMED, topic, 1, "")
+    token = envelope.current_event.set(event)
+    try:
+        handler(event)
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
+        decision = decide(subscriber.retry, exc, event.attempt, rng)
+        if decision.action == "retry":
+            log.info(
+                "event %s (%s) failed on attempt %d in %s, retrying in %.1fs: %r",
+                event.id,
+                event.topic,
+                event.attempt,
+                subscriber.name,
+                decision.delay,
+                exc,
+            )
+            headers_ = _record(
+                subscriber, queue, delivery, exc, "retrying", event.topic, event.attempt
+            )
+            headers_[envelope.ATTEMPT] = event.attempt + 1
+            return Outcome(
+                "retry",
+                decision.delay,
+                headers_,
+                event.topic,
+                event.id,
+                event.attempt,
+                failure.exception_name(exc),
+            )
+        log.warning(
+            "event %s (%s) dead-lettered by %s after %d attempt(s) (%s): %r",
+            event.id,
+            event.topic,
+            subscriber.name,
+            event.attempt,
+            decision.reason,
+            exc,
+        )
+        return _failed(
+            subscriber, queue, delivery, exc, decision.reason, event.topic, event.attempt, event.id
+        )
+    finally:
+        envelope.current_event.reset(token)
+    return Outcome("ack", topic=event.topic, event_id=event.id, attempt=event.attempt)
+
+
+def _failed(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    exc: BaseException,
+    reason: str,
+    topic: str,
+    attempt: int,
+    event_id: str,
+) -> Outcome:
+    headers = _record(subscriber, queue, delivery, exc, reason, topic, attempt)
+    return Outcome(
+        "dead-letter", 0.0, headers, topic, event_id, attempt, failure.exception_name(exc)
+    )
+
+
+def _record(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    exc: BaseException,
+    reason: str,
+    topic: str,
+    attempt: int,
+) -> dict[str, Any]:
+    return failure.record(
+        delivery.properties.headers,
+        exc,
+        reason=reason,
+        topic=topic,
+        attempt=attempt,
+        subscriber=subscriber.name,
+        queue=queue,
+        exchange=delivery.exchange,
+        routing_key=delivery.routing_key,
+    )
+
+
+def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:
+    """Properties for a republished copy: the original's, persistent, with ``headers``.
+
+    ``expiration`` is dropped (a copy must not expire in a delay queue) and
+    ``user_id`` too (the broker checks it against the connection's user).
+    """
+    return pika.BasicProperties(
+        content_type=props.content_type,
+        content_encoding=props.content_encoding,
+        delivery_mode=envelope.PERSISTENT,
+        message_id=props.message_id,
+        timestamp=props.timestamp,
+        type=props.type,
+        app_id=props.app_id,
+        correlation_id=props.correlation_id,
+        reply_to=props.reply_to,
+        priority=props.priority,
+        headers=headers,
+    )

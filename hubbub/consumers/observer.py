@@ -1,0 +1,24 @@
+"""Hooks a consumer calls as events move through it (metrics, tests).
+
+The base class does nothing; :mod:`hubbub.consumers.metrics` counts with
+prometheus-client. Called from handler threads and the I/O thread alike:
+implementations must be thread-safe and fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hubbub.consumers.handling import Outcome
+
+
+class Observer:
+    def started(self, subscriber: str) -> None:
+        """A delivery arrived for ``subscriber`` (it is now in flight)."""
+
+    def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
+        """A handler run ended with ``outcome`` after ``seconds``."""
+
+    def settled(self, subscriber: str) -> None:
+        """A delivery left flight (acked, requeued or void)."""

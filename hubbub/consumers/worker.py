@@ -1,0 +1,364 @@
+"""The consumer process: each subscriber on its own channel and queue.
+
+Thread model. :meth:`Worker.run` drives one pika SelectConnection on the
+calling thread (the I/O thread). Each subscriber gets its own channel with
+its own prefetch, and a pool of ``concurrency`` handler threads. Handlers
+never run on the I/O thread, so heartbeats flow while a handler takes
+minutes. A handler thread decides an event's fate and, for a retry or a
+dead-letter, publishes the copy and waits for its confirm; only then does the
+I/O thread ack the original (ack, nack and cancel happen on the I/O thread
+alone, coalesced by :class:`~hubbub.consumers.acks.AckTracker`).
+
+Guarantees. An event is acked only after its handler returned, or after its
+retry or dead-letter copy was confirmed; anything else (a crash, a lost
+connection, a failed copy) leaves it to be redelivered. One subscriber's
+failures never touch another's queue.
+
+Stopping. :meth:`Worker.stop` (any thread, e.g. on SIGTERM) cancels the
+consumers, lets handlers finish and acks their events, releases deliveries
+not yet started back to the queue, then closes. A lost connection is
+reopened with capped exponential backoff; a queue that disappears is fatal
+(:meth:`run` raises) because consuming from a recreated queue would hide that
+its events were deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.select_connection import SelectConnection
+from pika.channel import Channel
+from pika.spec import Basic
+
+from hubbub.connection import connect_error, parameters, resolve_urls
+from hubbub.consumers.acks import AckTracker
+from hubbub.consumers.handling import Delivery, Handler, Outcome, copy_properties, handle
+from hubbub.consumers.observer import Observer
+from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
+from hubbub.producers.publisher import Publisher
+from hubbub.topology import delay
+from hubbub.topology.model import Subscriber, Topology
+
+log = logging.getLogger("hubbub.consumers")
+
+#: Seconds a graceful stop waits for running handlers before closing anyway.
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+#: Reconnect backoff: first wait and cap, in seconds.
+RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
+
+Settle = Literal["ack", "requeue"]
+
+
+@dataclass
+class _Consumer:
+    spec: Subscriber
+    handler: Handler
+    queue: str
+    pool: ThreadPoolExecutor
+    prefetch: int
+    channel: Channel | None = None
+    consumer_tag: str | None = None
+    tracker: AckTracker = field(default_factory=AckTracker)
+    generation: int = 0
+
+
+class Worker:
+    """Consume the named subscribers of a topology until stopped."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        handlers: Mapping[str, Handler],
+        *,
+        url: str | None = None,
+        subscribers: Sequence[str] | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        observer: Observer | None = None,
+        name: str = "hubbub consumer",
+    ) -> None:
+        self.topology = topology
+        self.urls = resolve_urls(url)
+        self._params = parameters(self.urls, name=name)
+        self.shutdown_timeout = shutdown_timeout
+        self.observer = observer or Observer()
+        chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
+        self._consumers = [
+            self._make_consumer(topology.subscriber(n), handlers[n], prefetch, concurrency)
+            for n in chosen
+        ]
+        self._publisher = Publisher(topology.hub, url=url, name=f"{name} (copies)")
+        self._connection: SelectConnection | None = None
+        self._lock = threading.Lock()
+        self._settled: deque[tuple[_Consumer, int, int, Settle]] = deque()
+        self._wake_pending = False
+        self._stopping = threading.Event()
+        self._fatal: HubbubError | None = None
+        self._connected_once = False
+        self._open_error: BaseException | None = None
+        #: Set while every subscriber is consuming (for health checks and tests).
+        self.consuming = threading.Event()
+
+    def _make_consumer(
+        self, spec: Subscriber, handler: Handler, prefetch: int | None, concurrency: int | None
+    ) -> _Consumer:
+        threads = concurrency or spec.concurrency
+        return _Consumer(
+            spec=spec,
+            handler=handler,
+            queue=self.topology.names.queue(spec.name),
+            pool=ThreadPoolExecutor(threads, thread_name_prefix=f"hubbub-{spec.name}"),
+            prefetch=prefetch or max(spec.prefetch, threads),
+        )
+
+    @property
+    def subscribers(self) -> list[str]:
+        return [c.spec.name for c in self._consumers]
+
+    # -- lifecycle (any thread) ---------------------------------------------
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; reconnects on its own; raises on fatal errors."""
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                params = self._params[failures % len(self._params)]
+                self._run_connection(params)
+                if self._fatal is not None:
+                    raise self._fatal
+                if self._stopping.is_set():
+                    break
+                if not self._connected_once:
+                    raise connect_error(self._open_error or OSError("closed"), self.urls)
+                failures += 1
+                wait = min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(failures, 10))
+                wait = wait / 2 + random.uniform(0, wait / 2)
+                log.warning("connection to the broker lost; reconnecting in %.1fs", wait)
+                self._stopping.wait(wait)
+        finally:
+            self.consuming.clear()
+            for consumer in self._consumers:
+                consumer.pool.shutdown(wait=True, cancel_futures=False)
+            self._publisher.close()
+            log.info("consumer stopped")
+
+    def stop(self) -> None:
+        """Finish the events in hand, release the rest, close (thread-safe, idempotent)."""
+        if self._stopping.is_set():
+            return
+        log.info("stopping: finishing events in hand")
+        self._stopping.set()
+        self._post(self._begin_stop)
+
+    # -- the I/O thread -----------------------------------------------------
+
+    def _run_connection(self, params: pika.ConnectionParameters) -> None:
+        self._open_error = None
+        self._connection = SelectConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._connection.ioloop.start()
+        self.consuming.clear()
+        for consumer in self._consumers:
+            consumer.generation += 1  # outcomes of the old channel are void
+            consumer.channel, consumer.consumer_tag = None, None
+            consumer.tracker = AckTracker()
+
+    def _on_open(self, connection: SelectConnection) -> None:
+        self._connected_once = True
+        log.info("connected to %s", connection.params.host)
+        for consumer in self._consumers:
+            connection.channel(on_open_callback=lambda ch, c=consumer: self._on_channel(c, ch))
+
+    def _on_open_error(self, connection: SelectConnection, error: BaseException | str) -> None:
+        self._open_error = error if isinstance(error, BaseException) else OSError(str(error))
+        if isinstance(error, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError):
+            self._fatal = connect_error(error, self.urls)
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+        if not self._stopping.is_set():
+            log.warning("connection closed: %s", reason)
+        connection.ioloop.stop()
+
+    def _on_channel(self, consumer: _Consumer, channel: Channel) -> None:
+        consumer.channel = channel
+        channel.add_on_close_callback(lambda ch, why, c=consumer: self._on_channel_closed(c, why))
+        channel.add_on_cancel_callback(lambda frame, c=consumer: self._on_cancelled(c))
+        channel.basic_qos(
+            prefetch_count=consumer.prefetch,
+            callback=lambda _f: channel.queue_declare(
+                consumer.queue, passive=True, callback=lambda _f2: self._consume(consumer, channel)
+            ),
+        )
+
+    def _consume(self, consumer: _Consumer, channel: Channel) -> None:
+        if self._stopping.is_set():
+            return
+        generation = consumer.generation
+        consumer.consumer_tag = channel.basic_consume(
+            consumer.queue,
+            lambda _ch, method, props, body: self._on_message(
+                consumer, generation, method, props, body
+            ),
+        )
+        log.info(
+            "consuming %s (prefetch %d, %d handler threads)",
+            consumer.queue,
+            consumer.prefetch,
+            consumer.pool._max_workers,
+        )
+        if all(c.consumer_tag for c in self._consumers):
+            self.consuming.set()
+
+    def _on_message(
+        self,
+        consumer: _Consumer,
+        generation: int,
+        method: Basic.Deliver,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        delivery = Delivery(
+            method.delivery_tag,
+            method.exchange,
+            method.routing_key,
+            method.redelivered,
+            props,
+            body,
+        )
+        consumer.tracker.add(delivery.tag)
+        self.observer.started(consumer.spec.name)
+        consumer.pool.submit(self._work, consumer, generation, delivery)
+
+    def _on_channel_closed(self, consumer: _Consumer, reason: BaseException) -> None:
+        consumer.channel = None
+        self.consuming.clear()
+        if self._stopping.is_set() or self._connection is None or not self._connection.is_open:
+            return
+        if isinstance(reason, pe.ChannelClosedByBroker) and reason.reply_code == 404:
+            self._fail(
+                f"queue {consumer.queue!r} does not exist: run 'hubbub topology apply' "
+                f"for hub {self.topology.hub!r} first"
+            )
+            return
+        log.error("channel of %s closed by the broker (%s); reconnecting", consumer.queue, reason)
+        self._connection.close()
+
+    def _on_cancelled(self, consumer: _Consumer) -> None:
+        if not self._stopping.is_set():
+            self._fail(
+                f"the broker cancelled consuming from {consumer.queue!r}: the queue was "
+                "deleted. Re-apply the topology and restart the consumer"
+            )
+
+    def _fail(self, message: str) -> None:
+        log.error(message)
+        self._fatal = HubbubError(message)
+        self._stopping.set()
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    # -- settling ----------------------------------------------------------
+
+    def _post(self, callback: Callable[[], None]) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.ioloop.add_callback_threadsafe(callback)
+        except Exception:
+            log.debug("ioloop closed", exc_info=True)
+
+    def _work(self, consumer: _Consumer, generation: int, delivery: Delivery) -> None:
+        """On a handler thread: handle, copy when needed, then hand the verdict to I/O."""
+        if self._stopping.is_set():
+            settle: Settle = "requeue"
+        else:
+            started = time.perf_counter()
+            outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
+            settle = "ack" if outcome.action == "ack" else self._copy(consumer, delivery, outcome)
+            self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
+        with self._lock:
+            self._settled.append((consumer, generation, delivery.tag, settle))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._post(self._settle)
+
+    def _copy(self, consumer: _Consumer, delivery: Delivery, outcome: Outcome) -> Settle:
+        names = self.topology.names
+        if outcome.action == "retry":
+            exchange = names.level(delay.LEVELS - 1)
+            key = delay.queue_key(delay.whole_seconds(outcome.delay), consumer.spec.name)
+        else:
+            exchange, key = names.dead_letter_exchange, consumer.spec.name
+        props = copy_properties(delivery.properties, outcome.headers or {})
+        try:
+            self._publisher.wait(self._publisher.send(exchange, key, delivery.body, props))
+        except (PublishError, BrokerConnectionError) as exc:
+            log.error(
+                "could not %s event %s from %s, leaving it queued: %s",
+                outcome.action,
+                outcome.event_id,
+                consumer.queue,
+                exc,
+            )
+            return "requeue"
+        return "ack"
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+            batch = list(self._settled)
+            self._settled.clear()
+        acks: dict[int, tuple[_Consumer, list[int]]] = {}
+        for consumer, generation, tag, settle in batch:
+            channel = consumer.channel
+            self.observer.settled(consumer.spec.name)
+            if generation != consumer.generation or channel is None or not channel.is_open:
+                continue  # the channel that delivered it is gone: the broker redelivers
+            if settle == "ack":
+                acks.setdefault(id(consumer), (consumer, []))[1].append(tag)
+            else:
+                consumer.tracker.forget(tag)
+                channel.basic_nack(tag, requeue=True)
+        for consumer, tags in acks.values():
+            assert consumer.channel is not None
+            for tag, multiple in consumer.tracker.complete(tags):
+                consumer.channel.basic_ack(tag, multiple=multiple)
+        if self._stopping.is_set():
+            self._finish_stop_when_drained()
+
+    def _begin_stop(self) -> None:
+        self.consuming.clear()
+        for consumer in self._consumers:
+            channel = consumer.channel
+            if channel is not None and channel.is_open and consumer.consumer_tag:
+                channel.basic_cancel(consumer.consumer_tag)
+        if self._connection is not None:
+            self._connection.ioloop.call_later(self.shutdown_timeout, self._close)
+        self._finish_stop_when_drained()
+
+    def _finish_stop_when_drained(self) -> None:
+        if all(len(c.tracker) == 0 for c in self._consumers):
+            self._close()
+
+    def _close(self) -> None:
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.close()

@@ -1,0 +1,181 @@
+"""The event envelope: how an event travels as an AMQP message (pure).
+
+The body is the event's JSON data alone; its metadata rides in AMQP
+properties and headers (as CloudEvents' binary mode does), so a service in
+any language can publish to and consume from the hub with a plain AMQP
+client, and hubbub accepts plain JSON messages it did not publish itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import pika
+
+from hubbub.errors import MalformedMessageError
+from hubbub.topology import delay
+
+#: The event's topic when the routing key no longer says it (delays, retries, DLQs).
+TOPIC = "hubbub-topic"
+#: Which attempt this delivery is (1 for the first); hubbub's own count, never x-death.
+ATTEMPT = "hubbub-attempt"
+#: Id of the event whose handler published this one.
+CAUSATION = "hubbub-causation-id"
+#: The delay requested at publish time, in milliseconds.
+DELAY_MS = "hubbub-delay-ms"
+#: When a delayed event was due, epoch milliseconds.
+DUE_MS = "hubbub-due-ms"
+#: Headers of hubbub's failure record start with this.
+FAILURE_PREFIX = "hubbub-failure-"
+#: Headers the broker adds while dead-lettering; stripped before republishing
+#: (NOTES.md: a republished message carrying them can be dropped as a cycle).
+BROKER_DEATH_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+JSON = "application/json"
+PERSISTENT = 2
+APP_ID = f"hubbub@{socket.gethostname()}"
+
+
+def dumps(data: Any) -> bytes:
+    """Serialize event data (orjson: dataclasses, datetimes and UUIDs included)."""
+    return orjson.dumps(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as a handler sees it."""
+
+    topic: str
+    data: Any
+    id: str
+    attempt: int = 1
+    #: The publisher's own headers (hubbub's and the broker's removed).
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    timestamp: datetime | None = None
+    #: The delay it was published with, in seconds (None: not delayed).
+    delay: float | None = None
+    #: The subscriber handling it (set by the consumer).
+    subscriber: str | None = None
+    redelivered: bool = False
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def properties(
+    topic: str,
+    *,
+    message_id: str,
+    headers: Mapping[str, Any] | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> pika.BasicProperties:
+    """AMQP properties of a freshly published event."""
+    all_headers = dict(headers or {})
+    if causation_id:
+        all_headers[CAUSATION] = causation_id
+    return pika.BasicProperties(
+        content_type=JSON,
+        delivery_mode=PERSISTENT,
+        message_id=message_id,
+        timestamp=int(time.time()),
+        type=topic,
+        app_id=APP_ID,
+        correlation_id=correlation_id or message_id,
+        headers=all_headers or None,
+    )
+
+
+def delayed(props: pika.BasicProperties, topic: str, seconds: int) -> pika.BasicProperties:
+    """``props`` marked for a trip through the delay ladder."""
+    headers = dict(props.headers or {})
+    headers[TOPIC] = topic
+    headers[DELAY_MS] = seconds * 1000
+    headers[DUE_MS] = int(time.time() * 1000) + seconds * 1000
+    props.headers = headers
+    return props
+
+
+def without_broker_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``headers`` minus what the broker adds when dead-lettering."""
+    return {k: v for k, v in (headers or {}).items() if not k.startswith(BROKER_DEATH_PREFIXES)}
+
+
+def topic_of(routing_key: str, headers: Mapping[str, Any] | None) -> str:
+    """The event topic of a delivery: hubbub's header, else the (ladder-stripped) routing key."""
+    topic = (headers or {}).get(TOPIC)
+    if isinstance(topic, bytes):
+        topic = topic.decode()
+    if isinstance(topic, str) and topic:
+        return topic
+    stripped = delay.strip(routing_key)
+    if stripped is not None and stripped[0] == delay.EVENT_MARK:
+        return stripped[1]
+    return routing_key
+
+
+def decode(
+    routing_key: str,
+    props: pika.BasicProperties,
+    body: bytes,
+    *,
+    subscriber: str | None = None,
+    redelivered: bool = False,
+) -> Event:
+    """The event in a delivery; raises MalformedMessageError for what cannot be one."""
+    ctype = (props.content_type or JSON).split(";")[0].strip().lower()
+    if ctype not in (JSON, "text/json") and not ctype.endswith("+json"):
+        raise MalformedMessageError(
+            f"unsupported content type {props.content_type!r} (expected JSON)"
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
+    raw = props.headers or {}
+    delay_ms = raw.get(DELAY_MS)
+    return Event(
+        topic=topic_of(routing_key, raw),
+        data=data,
+        id=props.message_id or f"amqp-{new_id()}",
+        attempt=_int(raw.get(ATTEMPT), 1),
+        headers={k: v for k, v in raw.items() if not k.startswith(("x-", "hubbub-"))},
+        correlation_id=props.correlation_id,
+        causation_id=_str(raw.get(CAUSATION)),
+        timestamp=_time(props.timestamp),
+        delay=delay_ms / 1000 if isinstance(delay_ms, int) else None,
+        subscriber=subscriber,
+        redelivered=redelivered,
+    )
+
+
+def _time(epoch: int | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, timezone.utc) if epoch else None
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else None
+
+
+#: The event whose handler is running in this thread (events it publishes carry its ids).
+current_event: ContextVar[Event | None] = ContextVar("hubbub_current_event", default=None)

@@ -1,0 +1,62 @@
+"""One error tree for everything a hubbub user can hit.
+
+pika and kombu exceptions are translated at the edge (``raise ... from exc``)
+so callers catch :class:`HubbubError` alone, and every message says what
+failed, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class HubbubError(Exception):
+    """Base class of every error hubbub raises on purpose."""
+
+
+class ConfigurationError(HubbubError):
+    """A setting (URL, option, environment variable) is invalid."""
+
+
+class TopologyError(HubbubError):
+    """A topology is invalid; ``problems`` lists every problem found at once."""
+
+    def __init__(self, problems: list[str], *, source: str = "topology") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class BrokerConnectionError(HubbubError):
+    """The broker cannot be reached, refused the credentials or the vhost."""
+
+
+class DeclarationError(HubbubError):
+    """The broker refused to declare part of the topology."""
+
+
+class PublishError(HubbubError):
+    """The broker did not confirm a published event; it may not have been stored."""
+
+
+class DelayTooLongError(PublishError):
+    """A delay exceeds what the TTL ladder can hold (2**28-1 seconds)."""
+
+
+class HandlerImportError(HubbubError):
+    """A subscriber's handler reference does not import."""
+
+
+class MalformedMessageError(HubbubError):
+    """A delivered message cannot be decoded into an event (bad JSON, content type)."""
+
+
+class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a handler to ask for another attempt, optionally after ``after`` seconds.
+
+    It counts as an attempt: once the subscriber's attempts are used up the
+    event is dead-lettered like any other failure.
+    """
+
+    def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after

@@ -1,0 +1,210 @@
+"""The application's front door: wiring, publishing and consuming for one hub.
+
+A :class:`Hub` holds a topology built from a file, from ``@hub.subscriber``
+decorators, or both. When both name a subscriber **the file wins**: its
+topics, retry policy and handler are used and the decorator's settings are
+ignored (with a warning when they differ), so people who edit the file
+always see what runs. Subscribers only in code are added to the file's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hubbub.consumers.worker import Worker
+from hubbub.envelope import Event
+from hubbub.producers.publisher import OutgoingEvent, Publisher
+from hubbub.topology import loader
+from hubbub.topology.model import RetryPolicy, Subscriber, Topology
+from hubbub.topology.plan import Plan
+from hubbub.topology.sync import apply as apply_topology
+from hubbub.topology.sync import make_plan
+
+log = logging.getLogger("hubbub")
+
+F = TypeVar("F", bound=Callable[[Event], Any])
+
+
+class Hub:
+    """One hub: its topology, a shared thread-safe publisher, and its consumers."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        topology: Topology | str | Path | None = None,
+        url: str | None = None,
+    ) -> None:
+        if isinstance(topology, str | Path):
+            topology = loader.load(topology)
+        if topology is None and name is None:
+            raise ValueError("a Hub needs a name or a topology")
+        self._file = topology
+        self.name = name or topology.hub  # type: ignore[union-attr]
+        if topology is not None and topology.hub != self.name:
+            raise ValueError(f"hub name {self.name!r} differs from the topology's {topology.hub!r}")
+        self.url = url
+        self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
+        self._publisher: Publisher | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, url: str | None = None) -> Hub:
+        return cls(topology=loader.load(path), url=url)
+
+    # -- wiring -------------------------------------------------------------
+
+    def subscriber(
+        self,
+        name: str,
+        *,
+        topics: Sequence[str],
+        retry: RetryPolicy | Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Decorate a handler: ``@hub.subscriber("welcome-email", topics=["user.signed_up"])``."""
+
+        def register(func: F) -> F:
+            spec = loader.from_mapping(
+                {
+                    "hub": self.name,
+                    "subscribers": {
+                        name: {
+                            "handler": f"{func.__module__}:{func.__qualname__}",
+                            "topics": list(topics),
+                            **(
+                                {"retry": retry if isinstance(retry, Mapping) else _as_dict(retry)}
+                                if retry is not None
+                                else {}
+                            ),
+                            **options,
+                        }
+                    },
+                },
+                source=f"@hub.subscriber({name!r})",
+            ).subscribers[0]
+            self._decorated[name] = (spec, func)
+            return func
+
+        return register
+
+    @property
+    def topology(self) -> Topology:
+        """The merged topology (file first, then code-only subscribers)."""
+        from_file = list(self._file.subscribers) if self._file else []
+        in_file = {s.name for s in from_file}
+        for name, (spec, _) in self._decorated.items():
+            if name in in_file:
+                file_spec = next(s for s in from_file if s.name == name)
+                if file_spec.topics != spec.topics or file_spec.retry != spec.retry:
+                    log.warning(
+                        "subscriber %r is defined in the topology file and in code; "
+                        "the file's settings win",
+                        name,
+                    )
+        extra = [spec for name, (spec, _) in self._decorated.items() if name not in in_file]
+        return Topology(hub=self.name, subscribers=(*from_file, *extra))
+
+    def handlers(self) -> dict[str, Callable[[Event], Any]]:
+        """Each subscriber's handler: the decorated function, or the file's import path."""
+        result: dict[str, Callable[[Event], Any]] = {}
+        for sub in self.topology.subscribers:
+            decorated = self._decorated.get(sub.name)
+            if decorated and decorated[0].handler == sub.handler:
+                result[sub.name] = decorated[1]
+            else:
+                result[sub.name] = loader.resolve_handler(sub.handler)
+        return result
+
+    def plan(self) -> Plan:
+        return make_plan(self.topology, self._publisher_urls())
+
+    def apply(self) -> Plan | None:
+        """Declare the topology on the broker (idempotent)."""
+        return apply_topology(self.topology, self._publisher_urls())
+
+    # -- publishing ---------------------------------------------------------
+
+    @property
+    def publisher(self) -> Publisher:
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher(self.name, url=self.url, name=f"hubbub {self.name}")
+            return self._publisher
+
+    def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        delay: float | timedelta | str | None = None,
+        deliver_at: datetime | None = None,
+    ) -> str:
+        """Publish an event and wait for the broker's confirm; returns its id.
+
+        An event no subscriber of this hub's topology matches is still stored
+        (parked in ``<hub>.unrouted``); a warning says so.
+        """
+        if self.knows_subscribers and not self.has_subscriber_for(topic):
+            log.warning(
+                "no subscriber of hub %r matches %r: it will be parked in %s",
+                self.name,
+                topic,
+                self.topology.names.unrouted,
+            )
+        return self.publisher.publish(
+            topic,
+            data,
+            headers=headers,
+            message_id=message_id,
+            delay=delay,
+            deliver_at=deliver_at,
+        )
+
+    def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
+        """Publish many events with pipelined confirms (see :meth:`Publisher.publish_many`)."""
+        return self.publisher.publish_many(events)
+
+    @property
+    def knows_subscribers(self) -> bool:
+        """True when this hub was given a topology file or decorated subscribers."""
+        return self._file is not None or bool(self._decorated)
+
+    def has_subscriber_for(self, topic: str) -> bool:
+        return any(True for _ in self.topology.matching(topic))
+
+    # -- consuming ----------------------------------------------------------
+
+    def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
+        """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it."""
+        return Worker(
+            self.topology, self.handlers(), url=self.url, subscribers=subscribers, **options
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _publisher_urls(self) -> list[str]:
+        from hubbub.connection import resolve_urls
+
+        return resolve_urls(self.url)
+
+
+def _as_dict(policy: RetryPolicy) -> dict[str, Any]:
+    return {f: getattr(policy, f) for f in RetryPolicy.__dataclass_fields__}

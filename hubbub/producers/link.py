@@ -1,0 +1,276 @@
+"""One AMQP connection in confirm mode, owned by its own I/O thread.
+
+Every thread may call :meth:`Link.send`; the message is handed to the I/O
+thread, which publishes it and resolves the returned future when the broker
+acks it (or fails it on a nack, a closed channel or a lost connection). Up to
+``window`` messages are in flight at once, matched to confirms by delivery
+tag, so throughput is the broker's, not one round trip per message. A link
+lives as long as its connection: when that is lost every unconfirmed future
+fails and the owner opens a new link.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.select_connection import SelectConnection
+from pika.channel import Channel
+from pika.frame import Method
+from pika.spec import Basic
+
+from hubbub.connection import connect_error
+from hubbub.errors import HubbubError, PublishError
+
+log = logging.getLogger(__name__)
+
+#: Unconfirmed messages one link keeps in flight.
+DEFAULT_WINDOW = 1000
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message waiting to be published."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+    future: Future[None]
+    mandatory: bool = False
+
+
+class Link:
+    """A confirm-mode channel on a SelectConnection run by a dedicated thread."""
+
+    def __init__(
+        self, params: Sequence[pika.ConnectionParameters], *, window: int = DEFAULT_WINDOW
+    ) -> None:
+        self._params = list(params)
+        self._window = window
+        self._lock = threading.Lock()
+        self._incoming: deque[Outgoing] = deque()
+        self._wake_pending = False
+        self._unconfirmed: OrderedDict[int, Outgoing] = OrderedDict()
+        self._returned: dict[int, str] = {}
+        self._tag = 0
+        self._connection: SelectConnection | None = None
+        self._channel: Channel | None = None
+        self._closing = False
+        self.ready: Future[None] = Future()
+        self.dead = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hubbub-publisher", daemon=True)
+        self._thread.start()
+
+    # -- any thread -------------------------------------------------------
+
+    def send(self, message: Outgoing) -> None:
+        """Queue ``message``; its future resolves on the broker's confirm."""
+        with self._lock:
+            if self.dead.is_set():
+                message.future.set_exception(PublishError("the publisher's connection is closed"))
+                return
+            self._incoming.append(message)
+            if self._wake_pending or self._connection is None:
+                return
+            self._wake_pending = True
+        self._call(self._drain)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait up to ``timeout`` s for in-flight confirms, then close."""
+        if not self.dead.is_set() and self._connection is not None:
+            self._call(self._begin_close)
+        self._thread.join(timeout + 5)
+
+    def _call(self, callback: Any) -> None:
+        connection = self._connection
+        try:
+            if connection is not None:
+                connection.ioloop.add_callback_threadsafe(callback)
+        except Exception:
+            log.debug("publisher ioloop already closed", exc_info=True)
+
+    # -- the I/O thread -----------------------------------------------------
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        for params in self._params:
+            self._connection = SelectConnection(
+                params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self._connection.ioloop.start()
+            if self.ready.done() and self.ready.exception() is None:
+                break
+            error = self._open_error
+        else:
+            if not self.ready.done():
+                why = error or OSError("no broker URL")
+                self.ready.set_exception(connect_error(why, _urls(self._params)))
+        self._die(PublishError("the connection to the broker closed before it confirmed"))
+
+    _open_error: BaseException | None = None
+
+    def _on_open(self, connection: SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel)
+
+    def _on_open_error(self, connection: SelectConnection, exc: BaseException | str) -> None:
+        self._open_error = exc if isinstance(exc, BaseException) else OSError(str(exc))
+        connection.ioloop.stop()
+
+    def _on_channel(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame: Method) -> None:
+        self._tag = 0
+        if not self.ready.done():
+            self.ready.set_result(None)
+        with self._lock:
+            self._wake_pending = True
+        self._drain()
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        channel = self._channel
+        if channel is None or not channel.is_open or self._closing:
+            return
+        while self._incoming and len(self._unconfirmed) < self._window:
+            message = self._incoming.popleft()
+            if not message.future.set_running_or_notify_cancel():
+                continue
+            try:
+                channel.basic_publish(
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    message.properties,
+                    mandatory=message.mandatory,
+                )
+            except Exception as exc:  # noqa: BLE001 - e.g. an unencodable header
+                message.future.set_exception(PublishError(f"cannot publish: {exc}"))
+                continue
+            self._tag += 1
+            self._unconfirmed[self._tag] = message
+
+    def _on_confirm(self, frame: Method) -> None:
+        method = frame.method
+        settled = self._settle_upto(method.delivery_tag, method.multiple)
+        nacked = isinstance(method, Basic.Nack)
+        for tag, message in settled:
+            if message.future.done():
+                continue
+            if nacked:
+                message.future.set_exception(
+                    PublishError(
+                        f"the broker refused the message for {message.exchange!r} "
+                        f"(routing key {message.routing_key!r}): not stored"
+                    )
+                )
+            elif tag in self._returned:
+                message.future.set_exception(UnroutableError(self._returned.pop(tag)))
+            else:
+                message.future.set_result(None)
+        if self._incoming:
+            self._drain()
+        if self._closing and not self._unconfirmed:
+            self._shutdown()
+
+    def _settle_upto(self, tag: int, multiple: bool) -> list[tuple[int, Outgoing]]:
+        if not multiple:
+            message = self._unconfirmed.pop(tag, None)
+            return [(tag, message)] if message else []
+        settled = []
+        while self._unconfirmed:
+            first = next(iter(self._unconfirmed))
+            if first > tag:
+                break
+            settled.append(self._unconfirmed.popitem(last=False))
+        return settled
+
+    def _on_return(
+        self, _ch: Channel, method: Basic.Return, _props: pika.BasicProperties, _body: bytes
+    ) -> None:
+        # A return precedes the ack of the same message: the oldest mandatory
+        # unconfirmed message to that exchange and key is the one returned.
+        for tag, message in self._unconfirmed.items():
+            if (
+                message.mandatory
+                and tag not in self._returned
+                and message.exchange == method.exchange
+                and message.routing_key == method.routing_key
+            ):
+                self._returned[tag] = (
+                    f"no queue is bound for routing key {method.routing_key!r} on "
+                    f"exchange {method.exchange!r} ({method.reply_text})"
+                )
+                return
+
+    def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        self._channel = None
+        error = PublishError(_explain_channel_close(reason))
+        for _, message in self._settle_upto(self._tag, multiple=True):
+            if not message.future.done():
+                message.future.set_exception(error)
+        self._returned.clear()
+        connection = self._connection
+        if not self._closing and connection is not None and connection.is_open:
+            connection.channel(on_open_callback=self._on_channel)
+        elif connection is not None and connection.is_open:
+            connection.close()
+
+    def _on_closed(self, connection: SelectConnection, reason: BaseException) -> None:
+        if not self.ready.done():
+            self._open_error = reason
+        connection.ioloop.stop()
+
+    def _begin_close(self) -> None:
+        self._closing = True
+        if not self._unconfirmed:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.close()
+
+    def _die(self, error: HubbubError) -> None:
+        with self._lock:
+            self.dead.set()
+            stranded = [m for _, m in self._unconfirmed.items()] + list(self._incoming)
+            self._unconfirmed.clear()
+            self._incoming.clear()
+        for message in stranded:
+            if not message.future.done():
+                message.future.set_exception(error)
+
+
+class UnroutableError(PublishError):
+    """A mandatory message reached no queue (only for exchanges without a fallback)."""
+
+
+def _urls(params: Sequence[pika.ConnectionParameters]) -> list[str]:
+    return [f"amqp://{p.host}:{p.port}/" for p in params]
+
+
+def _explain_channel_close(reason: BaseException) -> str:
+    if isinstance(reason, pe.ChannelClosedByBroker):
+        if reason.reply_code == 404:
+            return (
+                f"{reason.reply_text}: the exchange does not exist; run "
+                "'hubbub topology apply' first. The message was not stored"
+            )
+        return f"the broker closed the channel: {reason.reply_code} {reason.reply_text}"
+    return f"the channel closed before the broker confirmed ({reason})"

@@ -1,0 +1,219 @@
+"""Publish events to the hub; a publish returns once the broker confirmed it.
+
+Guarantee: :meth:`Publisher.publish` returns only after the broker's
+publisher confirm, which for the hub's durable quorum queues means the event
+is stored on a majority of nodes. Any other outcome (nack, channel or
+connection lost, no confirm within ``confirm_timeout``) raises
+:class:`~hubbub.errors.PublishError`; the event may then be stored or not, so
+publish again: consumers deduplicate by ``message_id``, which a retry keeps.
+A lost connection is reopened on the next publish. Events no subscriber
+matches are not dropped: the hub's alternate exchange parks them in the
+``<hub>.unrouted`` queue.
+
+One publisher is safe to share between threads; all of them pipeline
+through one connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pika
+
+from hubbub import envelope
+from hubbub.connection import parameters, resolve_urls
+from hubbub.errors import ConfigurationError, HubbubError, PublishError
+from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
+from hubbub.topology import delay, patterns
+from hubbub.topology.durations import parse_duration
+from hubbub.topology.names import HubNames
+
+#: Seconds to wait for the broker's confirm of one publish.
+DEFAULT_CONFIRM_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event to publish with :meth:`Publisher.publish_many`."""
+
+    topic: str
+    data: Any
+    headers: Mapping[str, Any] | None = None
+    message_id: str | None = None
+    delay: float | timedelta | str | None = None
+
+
+class Publisher:
+    """Confirmed, persistent publishing of events to one hub."""
+
+    def __init__(
+        self,
+        hub: str,
+        *,
+        url: str | None = None,
+        name: str = "hubbub publisher",
+        window: int = DEFAULT_WINDOW,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+    ) -> None:
+        self.names = HubNames(hub)
+        self.urls = resolve_urls(url)
+        self.confirm_timeout = confirm_timeout
+        self._params = parameters(self.urls, name=name)
+        self._window = window
+        self._lock = threading.Lock()
+        self._link: Link | None = None
+
+    # -- events -------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        delay: float | timedelta | str | None = None,
+        deliver_at: datetime | None = None,
+    ) -> str:
+        """Publish one event and wait for the broker's confirm; returns its id."""
+        message_id = message_id or envelope.new_id()
+        seconds = _delay_seconds(delay, deliver_at)
+        future = self._send_event(topic, data, headers, message_id, seconds)
+        self.wait(future)
+        return message_id
+
+    def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
+        """Publish many events with their confirms pipelined; waits for all.
+
+        Raises PublishError if any was not confirmed, after every other one
+        has been confirmed or failed; ``error.failed`` lists the ids.
+        """
+        pending = []
+        for event in events:
+            message_id = event.message_id or envelope.new_id()
+            seconds = _delay_seconds(event.delay, None)
+            future = self._send_event(event.topic, event.data, event.headers, message_id, seconds)
+            pending.append((message_id, future))
+        failed = []
+        for message_id, future in pending:
+            try:
+                self.wait(future)
+            except PublishError:
+                failed.append(message_id)
+        if failed:
+            error = PublishError(f"{len(failed)} of {len(pending)} events were not confirmed")
+            error.failed = failed  # type: ignore[attr-defined]
+            raise error
+        return [message_id for message_id, _ in pending]
+
+    def _send_event(
+        self,
+        topic: str,
+        data: Any,
+        headers: Mapping[str, Any] | None,
+        message_id: str,
+        seconds: int | None,
+    ) -> Future[None]:
+        problems = patterns.topic_problems(topic)
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+        cause = envelope.current_event.get()
+        props = envelope.properties(
+            topic,
+            message_id=message_id,
+            headers=headers,
+            correlation_id=cause.correlation_id if cause else None,
+            causation_id=cause.id if cause else None,
+        )
+        if seconds is None:
+            return self.send(self.names.exchange, topic, envelope.dumps(data), props)
+        envelope.delayed(props, topic, seconds)
+        return self.send(
+            self.names.level(delay.LEVELS - 1),
+            delay.event_key(seconds, topic),
+            envelope.dumps(data),
+            props,
+        )
+
+    # -- raw messages -------------------------------------------------------
+
+    def send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        *,
+        mandatory: bool = False,
+    ) -> Future[None]:
+        """Publish a prepared message; the future resolves on its confirm."""
+        future: Future[None] = Future()
+        self._current_link().send(
+            Outgoing(exchange, routing_key, body, properties, future, mandatory)
+        )
+        return future
+
+    def wait(self, future: Future[None]) -> None:
+        """Block until ``future``'s confirm, raising PublishError on any other outcome."""
+        try:
+            future.result(timeout=self.confirm_timeout)
+        except FutureTimeout as exc:
+            raise PublishError(
+                f"the broker did not confirm within {self.confirm_timeout:g} s; "
+                "the event may or may not be stored: publish it again with the same id"
+            ) from exc
+
+    def close(self) -> None:
+        """Wait for in-flight confirms and close the connection."""
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _current_link(self) -> Link:
+        link = self._link
+        if link is not None and not link.dead.is_set():
+            return link
+        with self._lock:
+            if self._link is None or self._link.dead.is_set():
+                link = Link(self._params, window=self._window)
+                try:
+                    link.ready.result(timeout=60)
+                except HubbubError:
+                    raise
+                except FutureTimeout as exc:
+                    raise PublishError("timed out connecting to the broker") from exc
+                self._link = link
+            return self._link
+
+
+def _delay_seconds(
+    delay_: float | timedelta | str | None, deliver_at: datetime | None
+) -> int | None:
+    if delay_ is not None and deliver_at is not None:
+        raise ConfigurationError("give either delay= or deliver_at=, not both")
+    if deliver_at is not None:
+        if deliver_at.tzinfo is None:
+            raise ConfigurationError("deliver_at must be timezone-aware (e.g. tzinfo=timezone.utc)")
+        return delay.whole_seconds((deliver_at - datetime.now(timezone.utc)).total_seconds())
+    if delay_ is None:
+        return None
+    try:
+        return delay.whole_seconds(parse_duration(delay_))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+__all__: Sequence[str] = ["OutgoingEvent", "Publisher"]

@@ -1,0 +1,1 @@
+"""pytest plugin: hubbub fixtures (filled in by the testing issue)."""

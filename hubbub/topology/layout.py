@@ -1,0 +1,150 @@
+"""What a topology means on the broker: exchanges, queues and bindings (pure).
+
+Every argument choice below rests on NOTES.md: subscriber queues, dead-letter
+queues and ladder levels are quorum queues with at-least-once dead-lettering
+(so a broker failure while dead-lettering loses nothing), ``reject-publish``
+overflow (required by at-least-once), an explicit delivery limit on
+subscriber queues (so a message that keeps crashing its consumer is
+dead-lettered, not redelivered forever), and an alternate exchange on every
+exchange an event can miss in (so nothing published is ever dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hubbub.topology import delay
+from hubbub.topology.model import Subscriber, Topology
+from hubbub.topology.names import HubNames
+
+ExchangeType = Literal["topic", "direct", "fanout"]
+
+
+def _frozen(arguments: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(arguments.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    source: str
+    destination: str
+    routing_key: str
+    destination_type: Literal["queue", "exchange"] = "queue"
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.destination_type} {self.destination} [{self.routing_key}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Everything one hub declares, in declaration order."""
+
+    names: HubNames
+    exchanges: tuple[Exchange, ...]
+    queues: tuple[Queue, ...]
+    bindings: tuple[Binding, ...]
+
+
+def layout(topology: Topology) -> Layout:
+    """The broker objects ``topology`` needs; the same input always gives the same output."""
+    names = topology.names
+    exchanges = [*_core_exchanges(names), *_ladder_exchanges(names)]
+    queues = [Queue(names.unrouted, _frozen(_quorum()))]
+    bindings = [Binding(names.unrouted, names.unrouted, "")]
+    for sub in topology.subscribers:
+        queues += _subscriber_queues(names, sub)
+        bindings += _subscriber_bindings(names, sub)
+    queues += _ladder_queues(names)
+    bindings += _ladder_bindings(names)
+    return Layout(names, tuple(exchanges), tuple(queues), tuple(bindings))
+
+
+def _quorum(**more: Any) -> dict[str, Any]:
+    return {"x-queue-type": "quorum", **more}
+
+
+def _dead_letter_into(exchange: str, **more: Any) -> dict[str, Any]:
+    return _quorum(
+        **{
+            "x-dead-letter-exchange": exchange,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+        **more,
+    )
+
+
+def _core_exchanges(names: HubNames) -> Iterator[Exchange]:
+    parked = _frozen({"alternate-exchange": names.unrouted})
+    yield Exchange(names.unrouted, "fanout")
+    yield Exchange(names.exchange, "topic", parked)
+    yield Exchange(names.dead_letter_exchange, "direct", parked)
+    yield Exchange(names.delivery, "topic", parked)
+
+
+def _subscriber_queues(names: HubNames, sub: Subscriber) -> list[Queue]:
+    args = _dead_letter_into(
+        names.dead_letter_exchange,
+        **{"x-dead-letter-routing-key": sub.name, "x-delivery-limit": sub.delivery_limit},
+    )
+    return [
+        Queue(names.queue(sub.name), _frozen(args)),
+        Queue(names.dead_letter_queue(sub.name), _frozen(_quorum())),
+    ]
+
+
+def _subscriber_bindings(names: HubNames, sub: Subscriber) -> list[Binding]:
+    queue = names.queue(sub.name)
+    result = [Binding(names.exchange, queue, pattern) for pattern in sub.topics]
+    result += [Binding(names.delivery, queue, delay.delivery_event_pattern(p)) for p in sub.topics]
+    result.append(Binding(names.delivery, queue, delay.delivery_queue_pattern(sub.name)))
+    result.append(Binding(names.dead_letter_exchange, names.dead_letter_queue(sub.name), sub.name))
+    return result
+
+
+def _ladder_exchanges(names: HubNames) -> Iterator[Exchange]:
+    parked = _frozen({"alternate-exchange": names.unrouted})
+    for level in reversed(range(delay.LEVELS)):
+        yield Exchange(names.level(level), "topic", parked)
+
+
+def _next_exchange(names: HubNames, level: int) -> str:
+    return names.level(level - 1) if level else names.delivery
+
+
+def _ladder_queues(names: HubNames) -> Iterator[Queue]:
+    for level in reversed(range(delay.LEVELS)):
+        args = _dead_letter_into(_next_exchange(names, level), **{"x-message-ttl": 1000 * 2**level})
+        yield Queue(names.level(level), _frozen(args))
+
+
+def _ladder_bindings(names: HubNames) -> Iterator[Binding]:
+    for level in reversed(range(delay.LEVELS)):
+        exchange = names.level(level)
+        yield Binding(exchange, exchange, delay.level_queue_pattern(level))
+        yield Binding(
+            exchange, _next_exchange(names, level), delay.level_pass_pattern(level), "exchange"
+        )

@@ -1,0 +1,172 @@
+"""Load a topology file into the validated model, reporting every problem at once.
+
+The file is YAML (``hub:`` plus a ``subscribers:`` mapping keyed by name).
+Problems come back together, each with the file and the key it is about,
+so a non-developer can fix them all in one pass.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from hubbub.errors import HandlerImportError, TopologyError
+from hubbub.topology.model import Topology
+
+_ADAPTER = TypeAdapter(Topology)
+
+
+def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
+    """Read and validate ``path``; with ``check_handlers`` also import every handler."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TopologyError([f"cannot read the file: {exc.strerror}"], source=str(path)) from exc
+    return loads(text, source=str(path), check_handlers=check_handlers)
+
+
+def loads(text: str, *, source: str = "topology", check_handlers: bool = False) -> Topology:
+    """Validate topology YAML held in a string (see :func:`load`)."""
+    problems: list[str] = []
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise TopologyError([_yaml_problem(exc)], source=source) from exc
+    if isinstance(data, _Mapping):
+        problems.extend(_collect_duplicates(data))
+    topology = from_mapping(data, source=source, earlier=problems)
+    if check_handlers:
+        problems = [
+            f"subscribers.{s.name}.handler: {p}"
+            for s in topology.subscribers
+            for p in _import_problems(s.handler)
+        ]
+        if problems:
+            raise TopologyError(problems, source=source)
+    return topology
+
+
+def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] = ()) -> Topology:
+    """Validate an already parsed mapping (``hub`` + ``subscribers`` by name)."""
+    problems = list(earlier)
+    if not isinstance(data, Mapping):
+        raise TopologyError(
+            [*problems, "the file must be a mapping with 'hub' and 'subscribers'"], source=source
+        )
+    data = dict(data)
+    subs = data.get("subscribers") or {}
+    order: list[str] = []
+    if isinstance(subs, Mapping):
+        order = [str(name) for name in subs]
+        data["subscribers"] = [_with_name(name, spec) for name, spec in subs.items()]
+    else:
+        problems.append("subscribers: must be a mapping of subscriber name to its settings")
+        data["subscribers"] = []
+    try:
+        topology = _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise TopologyError([*problems, *_pydantic_problems(exc, order)], source=source) from exc
+    if problems:
+        raise TopologyError(problems, source=source)
+    return topology
+
+
+def resolve_handler(ref: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` and return the callable."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except Exception as exc:
+        raise HandlerImportError(
+            f"cannot import handler {ref!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not callable(target):
+        raise HandlerImportError(f"handler {ref!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _import_problems(ref: str) -> list[str]:
+    try:
+        resolve_handler(ref)
+    except HandlerImportError as exc:
+        return [str(exc)]
+    return []
+
+
+def _with_name(name: Any, spec: Any) -> Any:
+    return {"name": name, **spec} if isinstance(spec, Mapping) else spec
+
+
+def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
+    errors = exc.errors(include_url=False)
+    locs = [_where(e["loc"], order) for e in errors]
+    problems = []
+    for err, where in zip(errors, locs, strict=True):
+        # A list whose items failed also reports being "too short": say it once.
+        if err["type"] == "too_short" and any(w.startswith(where + "[") for w in locs):
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "unexpected_keyword_argument":
+            msg = "unknown key (check the spelling)"
+        problems.append(f"{where}: {msg}" if where else msg)
+    return problems
+
+
+def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i == 1 and loc[0] == "subscribers" and isinstance(part, int) and part < len(order):
+            parts.append(f".{order[part]}")
+        elif isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else str(part))
+    return "".join(parts)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
+
+
+class _Mapping(dict[Any, Any]):
+    duplicates: list[str]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that reports duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        result = _Mapping(super().construct_mapping(node, deep=True))
+        result.duplicates = []
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                result.duplicates.append(
+                    f"line {key_node.start_mark.line + 1}: {key!r} is defined twice"
+                )
+            seen.add(key)
+        return result
+
+
+def _collect_duplicates(mapping: _Mapping) -> list[str]:
+    found = list(mapping.duplicates)
+    for value in mapping.values():
+        if isinstance(value, _Mapping):
+            found.extend(_collect_duplicates(value))
+    return found
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping
+)

@@ -1,0 +1,125 @@
+"""The topology: which events reach which subscribers, and how they retry.
+
+A pure, frozen, validated model with no I/O. It is built from a YAML file
+(:mod:`hubbub.topology.loader`) or in code (``@hub.subscriber``); both front
+doors end here so there is one set of rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
+
+from hubbub.topology import delay, patterns
+from hubbub.topology.durations import parse_duration
+from hubbub.topology.names import HUB_NAME, RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+#: Attempts (the first delivery included) before an event is dead-lettered.
+DEFAULT_ATTEMPTS = 5
+#: Wait before the second attempt; it doubles for each attempt after that.
+DEFAULT_BACKOFF = 2.0
+#: The longest wait between two attempts.
+DEFAULT_MAX_BACKOFF = 600.0
+#: Unacked events a consumer holds per subscriber.
+DEFAULT_PREFETCH = 50
+#: Redeliveries (e.g. after consumer crashes) before the broker dead-letters.
+DEFAULT_DELIVERY_LIMIT = 20
+
+
+def _pattern(value: str) -> str:
+    problems = patterns.pattern_problems(value)
+    if not problems and len(value.encode()) + delay.KEY_OVERHEAD > patterns.MAX_KEY_BYTES:
+        problems.append(
+            f"pattern {value!r} is too long to be bound for delayed events "
+            f"(at most {patterns.MAX_KEY_BYTES - delay.KEY_OVERHEAD} bytes)"
+        )
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+def _handler_ref(value: str) -> str:
+    module, sep, attr = value.partition(":")
+    if not (sep and module and attr):
+        raise ValueError(f"handler {value!r} must be written 'package.module:function'")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Pattern = Annotated[str, AfterValidator(_pattern)]
+HandlerRef = Annotated[str, AfterValidator(_handler_ref)]
+
+
+@dataclass(config=_STRICT)
+class RetryPolicy:
+    """How a subscriber retries a failing event before dead-lettering it.
+
+    Attempt ``n`` (n >= 2) waits ``min(backoff * 2**(n-2), max_backoff)``
+    seconds, with full jitter when ``jitter`` is on.
+    """
+
+    attempts: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_ATTEMPTS
+    backoff: Seconds = DEFAULT_BACKOFF
+    max_backoff: Seconds = DEFAULT_MAX_BACKOFF
+    jitter: bool = True
+    #: Exception types (``ValueError`` or ``pkg.mod.Error``) dead-lettered at once.
+    dont_retry: tuple[str, ...] = ()
+
+
+@dataclass(config=_STRICT)
+class Subscriber:
+    """One subscriber: its own queue, the patterns bound to it, its handler."""
+
+    name: Annotated[str, Field(pattern=SUBSCRIBER_NAME.pattern, max_length=100)]
+    handler: HandlerRef
+    topics: Annotated[tuple[Pattern, ...], Field(min_length=1)]
+    retry: RetryPolicy = RetryPolicy()
+    prefetch: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PREFETCH
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 1
+    delivery_limit: Annotated[int, Field(ge=1)] = DEFAULT_DELIVERY_LIMIT
+    description: str = ""
+
+
+@dataclass(config=_STRICT)
+class Topology:
+    """A hub and its subscribers."""
+
+    hub: Annotated[str, Field(pattern=HUB_NAME.pattern, max_length=120)]
+    subscribers: tuple[Subscriber, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_and_unreserved(self) -> Topology:
+        seen: set[str] = set()
+        problems = []
+        for sub in self.subscribers:
+            if sub.name in seen:
+                problems.append(f"subscriber {sub.name!r} is defined twice")
+            if sub.name in RESERVED_SUBSCRIBERS:
+                problems.append(f"subscriber name {sub.name!r} is reserved by hubbub")
+            seen.add(sub.name)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def names(self) -> HubNames:
+        return HubNames(self.hub)
+
+    def subscriber(self, name: str) -> Subscriber:
+        """The subscriber called ``name``; KeyError names the known ones."""
+        for sub in self.subscribers:
+            if sub.name == name:
+                return sub
+        known = ", ".join(s.name for s in self.subscribers) or "none"
+        raise KeyError(f"no subscriber {name!r} in hub {self.hub!r} (known: {known})")
+
+    def matching(self, topic: str) -> Iterator[Subscriber]:
+        """Subscribers that receive an event of ``topic`` (one copy each)."""
+        for sub in self.subscribers:
+            if any(patterns.matches(p, topic) for p in sub.topics):
+                yield sub

@@ -1,0 +1,87 @@
+"""Read what the broker holds of a hub, through the RabbitMQ management API.
+
+AMQP cannot list bindings or read a queue's arguments, so ``plan`` needs the
+``rabbitmq_management`` plugin. Its address is derived from the broker URL
+(same host and credentials, port 15672; ``https`` and 15671 for ``amqps``)
+unless ``HUBBUB_MANAGEMENT_URL`` names it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from hubbub.connection import mask, vhost_of
+from hubbub.errors import BrokerConnectionError
+from hubbub.topology.layout import Binding
+from hubbub.topology.names import HubNames
+from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue
+
+
+class ManagementAPI:
+    """A minimal client for the few management endpoints hubbub reads."""
+
+    def __init__(self, amqp_url: str, *, management_url: str | None = None) -> None:
+        parts = urlsplit(amqp_url)
+        self.vhost = vhost_of(amqp_url)
+        base = management_url or os.environ.get("HUBBUB_MANAGEMENT_URL")
+        if not base:
+            scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
+            base = f"{scheme}://{parts.hostname}:{port}"
+        self.base = base.rstrip("/")
+        user = unquote(parts.username or "guest")
+        password = unquote(parts.password or "guest")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._auth = f"Basic {token}"
+
+    def get(self, path: str) -> Any:
+        """GET ``/api/<path>`` and decode the JSON, translating failures."""
+        request = urllib.request.Request(  # noqa: S310 - base is http(s), built above
+            f"{self.base}/api/{path}", headers={"Authorization": self._auth}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                raise BrokerConnectionError(
+                    f"the management API at {mask(self.base)} refused the credentials"
+                ) from exc
+            raise BrokerConnectionError(
+                f"the management API at {mask(self.base)} answered {exc.code} for /api/{path}"
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise BrokerConnectionError(
+                f"cannot reach the RabbitMQ management API at {mask(self.base)}: enable it "
+                "(rabbitmq-plugins enable rabbitmq_management) or set HUBBUB_MANAGEMENT_URL"
+            ) from exc
+
+    def in_vhost(self, what: str) -> Any:
+        return self.get(f"{what}/{quote(self.vhost, safe='')}")
+
+
+def observe(api: ManagementAPI, names: HubNames) -> Observed:
+    """The exchanges, queues and bindings on the broker that belong to ``names``' hub."""
+    exchanges = {
+        e["name"]: ObservedExchange(e["type"], e.get("arguments") or {}, e.get("durable", True))
+        for e in api.in_vhost("exchanges")
+        if names.owns(e["name"])
+    }
+    queues = {
+        q["name"]: ObservedQueue(
+            q.get("arguments") or {}, int(q.get("messages") or 0), q.get("durable", True)
+        )
+        for q in api.in_vhost("queues")
+        if names.owns(q["name"])
+    }
+    bindings = frozenset(
+        Binding(b["source"], b["destination"], b["routing_key"], b["destination_type"])
+        for b in api.in_vhost("bindings")
+        if b["source"] and names.owns(b["source"]) and names.owns(b["destination"])
+    )
+    return Observed(exchanges, queues, bindings)

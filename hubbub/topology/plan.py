@@ -1,0 +1,162 @@
+"""Compare the layout a topology wants with what the broker has (pure).
+
+The plan is what ``hubbub topology plan`` prints and ``apply`` carries out:
+objects to create, bindings the file no longer names (removed by apply, so a
+subscriber stops receiving what it unsubscribed from), and conflicts that
+apply cannot fix because RabbitMQ never changes an existing queue's
+arguments. Queues the file no longer names are reported, never deleted:
+they may hold events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hubbub.topology.layout import Binding, Exchange, Layout, Queue
+
+Action = Literal["create", "remove", "conflict", "obsolete"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedQueue:
+    arguments: Mapping[str, Any]
+    messages: int = 0
+    durable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedExchange:
+    type: str
+    arguments: Mapping[str, Any]
+    durable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the broker holds of one hub's names (from the management API)."""
+
+    exchanges: Mapping[str, ObservedExchange] = field(default_factory=dict)
+    queues: Mapping[str, ObservedQueue] = field(default_factory=dict)
+    bindings: frozenset[Binding] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    action: Action
+    kind: Literal["exchange", "queue", "binding"]
+    name: str
+    detail: str = ""
+    binding: Binding | None = None
+
+    def __str__(self) -> str:
+        sign = {"create": "+", "remove": "-", "conflict": "!", "obsolete": "?"}[self.action]
+        text = f"{sign} {self.action} {self.kind} {self.name}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    changes: tuple[Change, ...]
+
+    @property
+    def conflicts(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action == "conflict")
+
+    @property
+    def empty(self) -> bool:
+        """True when apply would change nothing on the broker."""
+        return not any(c.action in ("create", "remove") for c in self.changes)
+
+    def __str__(self) -> str:
+        if not self.changes:
+            return "no changes: the broker matches the topology"
+        return "\n".join(str(c) for c in self.changes)
+
+
+def plan(layout: Layout, observed: Observed) -> Plan:
+    """The changes that bring the broker from ``observed`` to ``layout``."""
+    changes = [*_exchange_changes(layout.exchanges, observed)]
+    changes += _queue_changes(layout.queues, observed)
+    wanted = set(layout.bindings)
+    changes += [
+        Change("create", "binding", str(b), binding=b)
+        for b in layout.bindings
+        if b not in observed.bindings
+    ]
+    changes += [
+        Change("remove", "binding", str(b), "no longer in the topology", binding=b)
+        for b in sorted(observed.bindings - wanted, key=str)
+    ]
+    declared = {q.name for q in layout.queues}
+    changes += [
+        Change(
+            "obsolete",
+            "queue",
+            name,
+            f"no longer in the topology; kept ({q.messages} "
+            "messages): delete it by hand once drained",
+        )
+        for name, q in sorted(observed.queues.items())
+        if name not in declared
+    ]
+    return Plan(tuple(changes))
+
+
+def _exchange_changes(exchanges: tuple[Exchange, ...], observed: Observed) -> list[Change]:
+    changes = []
+    for ex in exchanges:
+        have = observed.exchanges.get(ex.name)
+        if have is None:
+            changes.append(Change("create", "exchange", ex.name, ex.type))
+        elif have.type != ex.type or dict(have.arguments) != ex.args or not have.durable:
+            changes.append(
+                Change(
+                    "conflict",
+                    "exchange",
+                    ex.name,
+                    f"exists as a {'' if have.durable else 'transient '}{have.type} exchange "
+                    f"with {dict(have.arguments)}, the topology needs a durable {ex.type} exchange "
+                    f"with {ex.args}: delete it (rabbitmqadmin delete exchange name={ex.name}) "
+                    "and apply again",
+                )
+            )
+    return changes
+
+
+def _queue_changes(queues: tuple[Queue, ...], observed: Observed) -> list[Change]:
+    changes = []
+    for q in queues:
+        have = observed.queues.get(q.name)
+        if have is None:
+            changes.append(Change("create", "queue", q.name, _describe(q.args)))
+            continue
+        diff = argument_differences(q.args, have.arguments)
+        if diff or not have.durable:
+            changes.append(
+                Change(
+                    "conflict",
+                    "queue",
+                    q.name,
+                    f"{'; '.join(diff) or 'not durable'}. RabbitMQ cannot change a queue's "
+                    f"arguments: drain it, delete it (rabbitmqctl delete_queue {q.name}) and "
+                    f"apply again ({have.messages} messages in it now)",
+                )
+            )
+    return changes
+
+
+def argument_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two queue argument tables."""
+    return [
+        f"argument {key} is {have.get(key)!r} on the broker, the topology needs {want.get(key)!r}"
+        for key in sorted(set(want) | set(have))
+        if want.get(key) != have.get(key)
+    ]
+
+
+def _describe(args: Mapping[str, Any]) -> str:
+    kind = args.get("x-queue-type", "classic")
+    extras = [f"{k.removeprefix('x-')}={v}" for k, v in sorted(args.items()) if k != "x-queue-type"]
+    return ", ".join([kind, *extras])

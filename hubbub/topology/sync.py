@@ -1,0 +1,44 @@
+"""Plan and apply a topology against a live broker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hubbub.connection import connect
+from hubbub.errors import BrokerConnectionError
+from hubbub.topology.declare import declare, remove_bindings
+from hubbub.topology.layout import layout
+from hubbub.topology.model import Topology
+from hubbub.topology.observe import ManagementAPI, observe
+from hubbub.topology.plan import Plan, plan
+
+log = logging.getLogger(__name__)
+
+
+def make_plan(topology: Topology, urls: Sequence[str]) -> Plan:
+    """What ``apply`` would change on the broker (needs the management API)."""
+    return plan(layout(topology), observe(ManagementAPI(urls[0]), topology.names))
+
+
+def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
+    """Declare ``topology`` and remove the bindings it no longer names.
+
+    Returns the plan that was carried out, or None when the management API
+    was unreachable: everything was still declared, but stale bindings could
+    not be looked for.
+    """
+    try:
+        current: Plan | None = make_plan(topology, urls)
+    except BrokerConnectionError as exc:
+        log.warning("declaring without a plan: %s", exc)
+        current = None
+    connection = connect(urls, name=f"hubbub topology apply {topology.hub}")
+    try:
+        declare(connection, layout(topology))
+        if current is not None:
+            remove_bindings(connection, current.changes)
+    finally:
+        if connection.is_open:
+            connection.close()
+    return current
