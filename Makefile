@@ -1,0 +1,42 @@
+# The README's commands. Every target creates .venv and installs on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install test unit integration fault demo lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)          ## the whole suite: unit, integration and fault tests
+	$(PY) -m pytest
+
+unit: $(STAMP)          ## fast tests, no broker
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)   ## tests against the real broker
+	$(PY) -m pytest tests/integration
+
+demo: $(STAMP)          ## the example app end to end
+	$(PY) -m example_app.demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hubbub tests example_app bench
+	$(VENV)/bin/ruff format --check hubbub tests example_app bench
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format hubbub tests example_app bench
+	$(VENV)/bin/ruff check --fix hubbub tests example_app bench
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) outbox .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""Find a real broker for integration tests, and clean up what a test declared.
+
+Order: ``HUBBUB_TEST_URL``; else the local broker on 127.0.0.1:5672; else a
+testcontainers RabbitMQ when a Docker engine answers; else an error that
+says how to provide one. Integration tests never skip silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pika
+import pika.exceptions as pe
+
+from hubbub.errors import HubbubError
+from hubbub.topology.layout import layout
+from hubbub.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+LOCAL_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+HOW_TO = (
+    "no RabbitMQ broker for the integration tests: set HUBBUB_TEST_URL=amqp://user:pw@host:5672/"
+    "%2F, start one locally (rabbitmq-server -detached), or run a Docker engine so "
+    "testcontainers can start one"
+)
+
+
+class NoBroker(HubbubError):  # noqa: N818 - reads as a sentence in test output
+    """No broker could be found or started for integration tests."""
+
+
+@contextmanager
+def test_broker_url() -> Iterator[str]:
+    """The URL of a broker to test against (started with testcontainers if need be)."""
+    explicit = os.environ.get("HUBBUB_TEST_URL")
+    if explicit:
+        yield explicit
+        return
+    if _answers("127.0.0.1", 5672):
+        yield LOCAL_URL
+        return
+    with _container() as url:
+        yield url
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A name no other test (or test run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def delete_hub(url: str, topology: Topology) -> None:
+    """Delete every exchange and queue the topology declares (test clean-up)."""
+    plan = layout(topology)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for queue in plan.queues:
+            channel.queue_delete(queue.name)
+        for exchange in plan.exchanges:
+            channel.exchange_delete(exchange.name)
+    finally:
+        with suppress(pe.AMQPError):
+            connection.close()
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _container() -> Iterator[str]:
+    try:
+        from testcontainers.rabbitmq import RabbitMqContainer
+    except ImportError as exc:  # pragma: no cover - dev extra missing
+        raise NoBroker(f"{HOW_TO} (testcontainers is not installed)") from exc
+    try:
+        container = RabbitMqContainer("rabbitmq:3.13-management")
+        container.start()
+    except Exception as exc:
+        raise NoBroker(f"{HOW_TO} (Docker: {exc})") from exc
+    try:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(5672)
+        yield f"amqp://guest:guest@{host}:{port}/%2F"
+    finally:
+        container.stop()

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real broker for integration tests, unique names, clean-up."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from hubbub.consumers.worker import Worker
+from hubbub.testing.broker import delete_hub, test_broker_url, unique_name
+from hubbub.topology import apply, loader
+from hubbub.topology.model import Topology
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A real broker; the test fails (never skips) when there is none."""
+    with test_broker_url() as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _broker_url_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integration tests talk to the test broker whatever HUBBUB_URL says."""
+    if "broker_url" in request.fixturenames:
+        monkeypatch.setenv("HUBBUB_URL", request.getfixturevalue("broker_url"))
+
+
+@pytest.fixture
+def hub_name(request: pytest.FixtureRequest) -> str:
+    """A hub name unique to this test (so tests never share queues)."""
+    base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:40]
+    return unique_name(f"t-{base}")
+
+
+@pytest.fixture
+def declare(broker_url: str) -> Iterator[Callable[..., Topology]]:
+    """Validate and apply a topology (a mapping, or YAML text); deleted after the test."""
+    declared: list[Topology] = []
+
+    def _declare(spec: Mapping[str, Any] | str, **_: Any) -> Topology:
+        topology = loader.loads(spec) if isinstance(spec, str) else loader.from_mapping(spec)
+        declared.append(topology)
+        apply(topology, [broker_url])
+        return topology
+
+    yield _declare
+    for topology in declared:
+        delete_hub(broker_url, topology)
+
+
+@pytest.fixture
+def run_worker(broker_url: str) -> Iterator[Callable[..., Worker]]:
+    """Start a Worker in a thread, ready to consume; stopped after the test."""
+    running: list[tuple[Worker, threading.Thread]] = []
+
+    def _run(topology: Topology, handlers: Mapping[str, Any], **options: Any) -> Worker:
+        worker = Worker(topology, handlers, url=broker_url, **options)
+        errors: list[BaseException] = []
+        thread = threading.Thread(target=lambda: _capture(worker, errors), daemon=True)
+        thread.start()
+        if not worker.consuming.wait(15):
+            raise AssertionError(f"worker did not start consuming: {errors}")
+        running.append((worker, thread))
+        return worker
+
+    yield _run
+    for worker, thread in running:
+        worker.stop()
+        thread.join(30)
+
+
+def _capture(worker: Worker, errors: list[BaseException]) -> None:
+    try:
+        worker.run()
+    except BaseException as exc:
+        errors.append(exc)
