@@ -64,6 +64,8 @@ class Event:
     timestamp: datetime | None = None
     #: The delay it was published with, in seconds (None: not delayed).
     delay: float | None = None
+    #: When a delayed event was due (publish time plus delay; None: not delayed).
+    due: datetime | None = None
     #: The subscriber handling it (set by the consumer).
     subscriber: str | None = None
     redelivered: bool = False
@@ -155,6 +157,7 @@ def decode(
         causation_id=_str(raw.get(CAUSATION)),
         timestamp=_time(props.timestamp),
         delay=delay_ms / 1000 if isinstance(delay_ms, int) else None,
+        due=_time_ms(raw.get(DUE_MS)),
         subscriber=subscriber,
         redelivered=redelivered,
     )
@@ -162,6 +165,12 @@ def decode(
 
 def _time(epoch: int | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, timezone.utc) if epoch else None
+
+
+def _time_ms(epoch_ms: Any) -> datetime | None:
+    if not isinstance(epoch_ms, int) or isinstance(epoch_ms, bool):
+        return None
+    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc)
 
 
 def _int(value: Any, default: int) -> int:

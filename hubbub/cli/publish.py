@@ -10,6 +10,7 @@ import click
 
 from hubbub.cli.options import file_option, friendly_errors, hub_from, hub_option, url_option
 from hubbub.producers.publisher import Publisher
+from hubbub.topology.delay import whole_seconds
 from hubbub.topology.durations import parse_duration
 
 
@@ -19,7 +20,11 @@ from hubbub.topology.durations import parse_duration
 @file_option
 @hub_option
 @url_option
-@click.option("--delay", default=None, help="Deliver later: 90s, 10m, 2h, 3d (whole seconds).")
+@click.option(
+    "--delay",
+    default=None,
+    help="Deliver later: 90s, 10m, 2h, 3d (rounded up to whole seconds; at most 2^28-1 s).",
+)
 @click.option("--id", "message_id", default=None, help="Event id (default: a new UUID).")
 @click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="Extra header.")
 @friendly_errors
@@ -42,7 +47,7 @@ def command(
     seconds = None
     if delay is not None:
         try:
-            seconds = parse_duration(delay)
+            seconds = whole_seconds(parse_duration(delay))  # too long: one line, no connection
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--delay") from exc
     extra = dict(_header(h) for h in headers)
@@ -50,7 +55,7 @@ def command(
         event_id = publisher.publish(
             topic, payload, headers=extra or None, message_id=message_id, delay=seconds
         )
-    when = f" (delivered in {delay})" if delay else ""
+    when = f" (delivered in {seconds} s)" if seconds is not None else ""
     click.echo(f"published {topic} {event_id} to {hub_name}{when}")
     if topology is not None and not any(True for _ in topology.matching(topic)):
         click.echo(f"note: no subscriber matches {topic!r}; parked in {topology.names.unrouted}")

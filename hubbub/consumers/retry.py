@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hubbub.errors import Retry
+from hubbub.topology.delay import MAX_DELAY_SECONDS
 from hubbub.topology.model import RetryPolicy
 
 #: Failure-record reasons, as they appear in ``hubbub-failure-reason``.
@@ -29,7 +30,8 @@ def backoff(policy: RetryPolicy, attempt: int, rng: random.Random | None = None)
     with jitter, "equal jitter": half fixed, half random, so retries of
     events that failed together spread out but never come back at once.
     """
-    base: float = min(policy.backoff * 2 ** max(0, attempt - 2), policy.max_backoff)
+    doublings = min(max(0, attempt - 2), 64)  # 2**64 s is past any cap; no float overflow
+    base: float = min(policy.backoff * 2**doublings, policy.max_backoff)
     if not policy.jitter:
         return base
     spread: float = (rng or random).uniform(0, base / 2)
@@ -45,7 +47,9 @@ def decide(
     if attempt >= policy.attempts:
         return Decision("dead-letter", reason=EXHAUSTED)
     if isinstance(error, Retry) and error.after is not None:
-        return Decision("retry", delay=max(0.0, error.after))
+        # Capped at the ladder's longest delay: a copy the ladder refused
+        # would leave the event neither retried nor acked.
+        return Decision("retry", delay=min(max(0.0, error.after), MAX_DELAY_SECONDS))
     return Decision("retry", delay=backoff(policy, attempt + 1, rng))
 
 

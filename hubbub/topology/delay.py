@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 
-from hubbub.errors import DelayTooLongError
+from hubbub.errors import ConfigurationError, DelayTooLongError
+from hubbub.topology.patterns import MAX_KEY_BYTES
 
 #: Number of ladder levels; the longest delay is ``2**LEVELS - 1`` seconds.
 LEVELS = 28
@@ -42,7 +43,8 @@ def whole_seconds(delay: float) -> int:
     if seconds > MAX_DELAY_SECONDS:
         raise DelayTooLongError(
             f"a delay of {seconds} s exceeds the longest the broker can hold "
-            f"({MAX_DELAY_SECONDS} s, about 8.5 years)"
+            f"({MAX_DELAY_SECONDS} s, about 8.5 years); keep the event elsewhere and "
+            "publish it closer to its time"
         )
     return seconds
 
@@ -53,7 +55,16 @@ def bits(seconds: int) -> str:
 
 
 def event_key(seconds: int, topic: str) -> str:
-    """Routing key that delivers ``topic`` to its subscribers after ``seconds``."""
+    """Routing key that delivers ``topic`` to its subscribers after ``seconds``.
+
+    Raises ConfigurationError when the ladder's prefix would push the key past
+    AMQP's 255-byte limit (subscriber patterns are held to the same bound).
+    """
+    if len(topic.encode()) + KEY_OVERHEAD > MAX_KEY_BYTES:
+        raise ConfigurationError(
+            f"topic {topic[:40]!r}... is too long to be delayed: at most "
+            f"{MAX_KEY_BYTES - KEY_OVERHEAD} bytes (the delay ladder adds {KEY_OVERHEAD})"
+        )
     return f"{bits(seconds)}.{EVENT_MARK}.{topic}"
 
 

@@ -60,12 +60,15 @@ class RetryPolicy:
     """How a subscriber retries a failing event before dead-lettering it.
 
     Attempt ``n`` (n >= 2) waits ``min(backoff * 2**(n-2), max_backoff)``
-    seconds, with full jitter when ``jitter`` is on.
+    seconds, rounded up to whole seconds (the delay ladder's unit); with
+    ``jitter`` a random half of that wait is dropped ("equal jitter", see
+    :func:`hubbub.consumers.retry.backoff`). Waits happen in the broker's
+    delay ladder, so both durations are capped at its longest delay.
     """
 
     attempts: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_ATTEMPTS
-    backoff: Seconds = DEFAULT_BACKOFF
-    max_backoff: Seconds = DEFAULT_MAX_BACKOFF
+    backoff: Annotated[Seconds, Field(le=delay.MAX_DELAY_SECONDS)] = DEFAULT_BACKOFF
+    max_backoff: Annotated[Seconds, Field(le=delay.MAX_DELAY_SECONDS)] = DEFAULT_MAX_BACKOFF
     jitter: bool = True
     #: Exception types (``ValueError`` or ``pkg.mod.Error``) dead-lettered at once.
     dont_retry: tuple[str, ...] = ()
