@@ -12,11 +12,12 @@ import os
 import re
 import socket
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pika
 import pika.exceptions as pe
 
+from hubbub import tls
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 
 #: Used when neither ``url=`` nor ``HUBBUB_URL`` says otherwise.
@@ -60,15 +61,28 @@ def vhost_of(url: str) -> str:
 def parameters(
     urls: Sequence[str], *, name: str, heartbeat: int | None = None
 ) -> list[pika.URLParameters]:
-    """pika parameters for each URL, labelled ``name`` in the broker's UI."""
+    """pika parameters for each URL, labelled ``name`` in the broker's UI.
+
+    Settings in a URL's query string (``?heartbeat=5``, ``?ssl_options=...``)
+    win over hubbub's defaults; ``amqps://`` URLs verify the broker with the
+    CA and client certificate that :mod:`hubbub.tls` finds.
+    """
     result = []
     for url in urls:
-        params = pika.URLParameters(url)
+        try:
+            params = pika.URLParameters(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid broker URL {mask(url)}: {mask(str(exc))}") from exc
+        given = set(parse_qs(urlsplit(url).query))
         params.client_properties = {"connection_name": name, "product": "hubbub"}
-        params.heartbeat = DEFAULT_HEARTBEAT if heartbeat is None else heartbeat
-        params.socket_timeout = DEFAULT_CONNECT_TIMEOUT
-        params.blocked_connection_timeout = 60
-        params.connection_attempts = 1
+        if heartbeat is not None or "heartbeat" not in given:
+            params.heartbeat = DEFAULT_HEARTBEAT if heartbeat is None else heartbeat
+        if "socket_timeout" not in given:
+            params.socket_timeout = DEFAULT_CONNECT_TIMEOUT
+        if "blocked_connection_timeout" not in given:
+            params.blocked_connection_timeout = 60
+        params.connection_attempts = 1  # callers run their own reconnect loops
+        tls.configure(params, url_has_ssl_options="ssl_options" in given)
         result.append(params)
     return result
 
