@@ -98,21 +98,50 @@ def connect(urls: Sequence[str], *, name: str) -> pika.BlockingConnection:
 def connect_error(exc: BaseException, urls: Sequence[str]) -> BrokerConnectionError:
     """Translate why pika could not connect into one actionable sentence."""
     where = describe(urls)
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc!r}"
+    root = root_cause(exc)
     if isinstance(exc, pe.ProbableAuthenticationError) or "ACCESS_REFUSED" in text:
         return BrokerConnectionError(
             f"broker at {where} refused the credentials: check the user and password in the URL"
         )
-    if isinstance(exc, pe.ProbableAccessDeniedError) or "NOT_ALLOWED" in text or "vhost" in text:
+    if isinstance(exc, pe.ProbableAccessDeniedError) or "NOT_ALLOWED" in text:
         return BrokerConnectionError(
             f"broker at {where} refused the virtual host: it does not exist "
             "or the user has no access to it (rabbitmqctl add_vhost / set_permissions)"
         )
-    if isinstance(exc, socket.gaierror) or "gaierror" in text or "Name or service" in text:
+    if isinstance(root, socket.gaierror):
         return BrokerConnectionError(f"cannot resolve the broker host in {where}: check the URL")
+    if isinstance(root, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(root, TimeoutError) or "Timeout" in type(root).__name__:
+        why = "timed out"
+    else:
+        why = f"{type(root).__name__}: {root}".rstrip(": ")
     return BrokerConnectionError(
-        f"cannot connect to the broker at {where}: is RabbitMQ running and reachable? ({text})"
+        f"cannot connect to the broker at {where} ({why}): is RabbitMQ running and reachable?"
     )
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost error pika wrapped (a refused socket, a failed DNS lookup, ...).
+
+    pika nests it in ``exception`` (connector phases), ``exceptions`` (the
+    connection workflow) or ``args[0]`` (AMQPConnectionError), and the outer
+    errors print as empty strings.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "exception", None)
+        nested = getattr(exc, "exceptions", None)
+        if inner is None and nested:
+            inner = nested[-1]
+        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def _url_problems(url: str) -> list[str]:

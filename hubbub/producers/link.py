@@ -51,9 +51,15 @@ class Link:
     """A confirm-mode channel on a SelectConnection run by a dedicated thread."""
 
     def __init__(
-        self, params: Sequence[pika.ConnectionParameters], *, window: int = DEFAULT_WINDOW
+        self,
+        params: Sequence[pika.ConnectionParameters],
+        *,
+        window: int = DEFAULT_WINDOW,
+        urls: Sequence[str] = (),
     ) -> None:
         self._params = list(params)
+        #: The URLs ``params`` came from, for error messages (masked when printed).
+        self._urls = list(urls) or _urls(self._params)
         self._window = window
         self._lock = threading.Lock()
         self._incoming: deque[Outgoing] = deque()
@@ -115,7 +121,7 @@ class Link:
         else:
             if not self.ready.done():
                 why = error or OSError("no broker URL")
-                self.ready.set_exception(connect_error(why, _urls(self._params)))
+                self.ready.set_exception(connect_error(why, self._urls))
         self._die(PublishError("the connection to the broker closed before it confirmed"))
 
     _open_error: BaseException | None = None

@@ -21,17 +21,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pika
 
 from hubbub import envelope
 from hubbub.connection import parameters, resolve_urls
-from hubbub.errors import ConfigurationError, HubbubError, PublishError
+from hubbub.errors import HubbubError, PublishError
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
-from hubbub.topology import delay, patterns
-from hubbub.topology.durations import parse_duration
+from hubbub.producers.message import delay_seconds, event_message
 from hubbub.topology.names import HubNames
 
 #: Seconds to wait for the broker's confirm of one publish.
@@ -83,7 +82,7 @@ class Publisher:
     ) -> str:
         """Publish one event and wait for the broker's confirm; returns its id."""
         message_id = message_id or envelope.new_id()
-        seconds = _delay_seconds(delay, deliver_at)
+        seconds = delay_seconds(delay, deliver_at)
         future = self._send_event(topic, data, headers, message_id, seconds)
         self.wait(future)
         return message_id
@@ -97,7 +96,7 @@ class Publisher:
         pending = []
         for event in events:
             message_id = event.message_id or envelope.new_id()
-            seconds = _delay_seconds(event.delay, None)
+            seconds = delay_seconds(event.delay, None)
             future = self._send_event(event.topic, event.data, event.headers, message_id, seconds)
             pending.append((message_id, future))
         failed = []
@@ -120,26 +119,10 @@ class Publisher:
         message_id: str,
         seconds: int | None,
     ) -> Future[None]:
-        problems = patterns.topic_problems(topic)
-        if problems:
-            raise ConfigurationError("; ".join(problems))
-        cause = envelope.current_event.get()
-        props = envelope.properties(
-            topic,
-            message_id=message_id,
-            headers=headers,
-            correlation_id=cause.correlation_id if cause else None,
-            causation_id=cause.id if cause else None,
+        message = event_message(
+            self.names, topic, data, message_id=message_id, headers=headers, seconds=seconds
         )
-        if seconds is None:
-            return self.send(self.names.exchange, topic, envelope.dumps(data), props)
-        envelope.delayed(props, topic, seconds)
-        return self.send(
-            self.names.level(delay.LEVELS - 1),
-            delay.event_key(seconds, topic),
-            envelope.dumps(data),
-            props,
-        )
+        return self.send(message.exchange, message.routing_key, message.body, message.properties)
 
     # -- raw messages -------------------------------------------------------
 
@@ -188,7 +171,7 @@ class Publisher:
             return link
         with self._lock:
             if self._link is None or self._link.dead.is_set():
-                link = Link(self._params, window=self._window)
+                link = Link(self._params, window=self._window, urls=self.urls)
                 try:
                     link.ready.result(timeout=60)
                 except HubbubError:
@@ -197,23 +180,6 @@ class Publisher:
                     raise PublishError("timed out connecting to the broker") from exc
                 self._link = link
             return self._link
-
-
-def _delay_seconds(
-    delay_: float | timedelta | str | None, deliver_at: datetime | None
-) -> int | None:
-    if delay_ is not None and deliver_at is not None:
-        raise ConfigurationError("give either delay= or deliver_at=, not both")
-    if deliver_at is not None:
-        if deliver_at.tzinfo is None:
-            raise ConfigurationError("deliver_at must be timezone-aware (e.g. tzinfo=timezone.utc)")
-        return delay.whole_seconds((deliver_at - datetime.now(timezone.utc)).total_seconds())
-    if delay_ is None:
-        return None
-    try:
-        return delay.whole_seconds(parse_duration(delay_))
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from exc
 
 
 __all__: Sequence[str] = ["OutgoingEvent", "Publisher"]
