@@ -89,10 +89,19 @@ def explain(what: str, code: int, text: str) -> str:
     match = _INEQUIVALENT.search(text)
     if code == 406 and match:
         return (
-            f"{what} already exists with {match['arg']} = {match['cur']}, the topology needs "
-            f"{match['got']}. RabbitMQ cannot change it in place: drain and delete the "
-            "existing one (or give the subscriber a new name) and apply again"
+            f"{what} already exists with {match['arg']} {_plain(match['cur'])}, the topology "
+            f"needs {_plain(match['got'])}. RabbitMQ cannot change it in place: drain and delete "
+            "the existing one (or give the subscriber a new name) and apply again"
         )
     if code == 403:
         return f"cannot declare {what}: the user lacks configure permission ({text})"
     return f"cannot declare {what}: broker said {code} {text}"
+
+
+_VALUE = re.compile(r"the value (?P<value>'[^']*'|\S+) of type '[^']*'")
+
+
+def _plain(text: str) -> str:
+    """A broker-quoted value as a person reads it (``the value '5' of type 'long'`` -> '5')."""
+    text = _VALUE.sub(lambda m: m["value"], text.strip())
+    return "not set" if text == "none" else text

@@ -62,7 +62,18 @@ class ManagementAPI:
             ) from exc
 
     def in_vhost(self, what: str) -> Any:
-        return self.get(f"{what}/{quote(self.vhost, safe='')}")
+        """GET ``/api/<what>/<vhost>``; a missing virtual host is named as such."""
+        try:
+            return self.get(f"{what}/{quote(self.vhost, safe='')}")
+        except BrokerConnectionError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, urllib.error.HTTPError) and cause.code == 404:
+                raise BrokerConnectionError(
+                    f"virtual host {self.vhost!r} does not exist on the broker at "
+                    f"{mask(self.base)}: create it (rabbitmqctl add_vhost {self.vhost}) "
+                    "or fix the URL"
+                ) from cause
+            raise
 
 
 def observe(api: ManagementAPI, names: HubNames) -> Observed:

@@ -150,10 +150,15 @@ def _queue_changes(queues: tuple[Queue, ...], observed: Observed) -> list[Change
 def argument_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
     """Human-readable differences between two queue argument tables."""
     return [
-        f"argument {key} is {have.get(key)!r} on the broker, the topology needs {want.get(key)!r}"
+        f"argument {key} is {_shown(have.get(key))} on the broker, "
+        f"the topology needs {_shown(want.get(key))}"
         for key in sorted(set(want) | set(have))
         if want.get(key) != have.get(key)
     ]
+
+
+def _shown(value: Any) -> str:
+    return "not set" if value is None else repr(value)
 
 
 def _describe(args: Mapping[str, Any]) -> str:

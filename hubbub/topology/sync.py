@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from hubbub.connection import connect
-from hubbub.errors import BrokerConnectionError
+from hubbub.errors import BrokerConnectionError, DeclarationError
 from hubbub.topology.declare import declare, remove_bindings
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
@@ -26,15 +26,24 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
 
     Returns the plan that was carried out, or None when the management API
     was unreachable: everything was still declared, but stale bindings could
-    not be looked for.
+    not be looked for. Raises DeclarationError, before declaring anything,
+    when the plan finds a conflict (e.g. a queue with other arguments), since
+    RabbitMQ cannot change it in place.
     """
-    try:
-        current: Plan | None = make_plan(topology, urls)
-    except BrokerConnectionError as exc:
-        log.warning("declaring without a plan: %s", exc)
-        current = None
+    # Connect first: a wrong URL, password or vhost is reported as such, not
+    # as an unreachable management API.
     connection = connect(urls, name=f"hubbub topology apply {topology.hub}")
     try:
+        try:
+            current: Plan | None = make_plan(topology, urls)
+        except BrokerConnectionError as exc:
+            log.warning("declaring without a plan: %s", exc)
+            current = None
+        if current is not None and current.conflicts:
+            raise DeclarationError(
+                f"cannot apply hub {topology.hub!r}: "
+                + "; ".join(f"{c.kind} {c.name!r}: {c.detail}" for c in current.conflicts)
+            )
         declare(connection, layout(topology))
         if current is not None:
             remove_bindings(connection, current.changes)
