@@ -22,8 +22,11 @@ class TopologyError(HubbubError):
     def __init__(self, problems: list[str], *, source: str = "topology") -> None:
         self.problems = list(problems)
         self.source = source
+        if len(self.problems) == 1:  # one problem: one line (the CLI's error format)
+            super().__init__(f"{source}: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+        super().__init__(f"{source}: {len(self.problems)} problems:\n{lines}")
 
 
 class BrokerConnectionError(HubbubError):

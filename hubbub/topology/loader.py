@@ -8,7 +8,7 @@ so a non-developer can fix them all in one pass.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,34 @@ def loads(text: str, *, source: str = "topology", check_handlers: bool = False) 
         raise TopologyError([_yaml_problem(exc)], source=source) from exc
     if isinstance(data, _Mapping):
         problems.extend(_collect_duplicates(data))
-    topology = from_mapping(data, source=source, earlier=problems)
+    try:
+        topology = from_mapping(data, source=source, earlier=problems)
+    except TopologyError as exc:
+        if not check_handlers:
+            raise
+        # Every problem at once: the handlers that do not import, too.
+        more = _handler_problems(_raw_handlers(data))
+        raise TopologyError([*exc.problems, *more], source=source) from exc
     if check_handlers:
-        problems = [
-            f"subscribers.{s.name}.handler: {p}"
-            for s in topology.subscribers
-            for p in _import_problems(s.handler)
-        ]
+        problems = _handler_problems((s.name, s.handler) for s in topology.subscribers)
         if problems:
             raise TopologyError(problems, source=source)
     return topology
+
+
+def _handler_problems(handlers: Iterable[tuple[str, str]]) -> list[str]:
+    return [
+        f"subscribers.{name}.handler: {p}" for name, ref in handlers for p in _import_problems(ref)
+    ]
+
+
+def _raw_handlers(data: Any) -> Iterator[tuple[str, str]]:
+    """``(subscriber, handler)`` of an unvalidated file, where both are well formed."""
+    subs = data.get("subscribers") if isinstance(data, Mapping) else None
+    for name, spec in subs.items() if isinstance(subs, Mapping) else ():
+        ref = spec.get("handler") if isinstance(spec, Mapping) else None
+        if isinstance(ref, str) and ":" in ref.strip(":"):
+            yield str(name), ref
 
 
 def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] = ()) -> Topology:
@@ -65,6 +83,11 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
     if isinstance(subs, Mapping):
         order = [str(name) for name in subs]
         data["subscribers"] = [_with_name(name, spec) for name, spec in subs.items()]
+        problems += [
+            f"subscribers.{name}.name: unknown key (a subscriber's name is its key)"
+            for name, spec in subs.items()
+            if isinstance(spec, Mapping) and "name" in spec
+        ]
     else:
         problems.append("subscribers: must be a mapping of subscriber name to its settings")
         data["subscribers"] = []
@@ -102,7 +125,7 @@ def _import_problems(ref: str) -> list[str]:
 
 
 def _with_name(name: Any, spec: Any) -> Any:
-    return {"name": name, **spec} if isinstance(spec, Mapping) else spec
+    return {**spec, "name": name} if isinstance(spec, Mapping) else spec
 
 
 def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
@@ -116,6 +139,8 @@ def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "unexpected_keyword_argument":
             msg = "unknown key (check the spelling)"
+        elif err["type"] == "too_short" and where.endswith(".topics"):
+            msg = "give at least one topic pattern"
         problems.append(f"{where}: {msg}" if where else msg)
     return problems
 
@@ -124,7 +149,8 @@ def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
     parts: list[str] = []
     for i, part in enumerate(loc):
         if i == 1 and loc[0] == "subscribers" and isinstance(part, int) and part < len(order):
-            parts.append(f".{order[part]}")
+            name = order[part]
+            parts.append(f".{name if len(name) <= 60 else name[:57] + '...'}")
         elif isinstance(part, int):
             parts.append(f"[{part}]")
         else:

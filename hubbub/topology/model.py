@@ -7,6 +7,7 @@ doors end here so there is one set of rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -43,6 +44,38 @@ def _pattern(value: str) -> str:
     return value
 
 
+#: Longest hub and subscriber names: every broker name derived from them
+#: (``hubbub.v1.<hub>.delay.L00``, ``<hub>.<subscriber>.dlq``, the ladder's
+#: retry keys) then stays within AMQP's 255-byte limit. Names are ASCII.
+MAX_HUB_NAME, MAX_SUBSCRIBER_NAME = 120, 100
+
+
+def _hub_name(value: str) -> str:
+    return _name(value, "hub name", HUB_NAME, MAX_HUB_NAME, "letters, digits, '.', '_', '-'")
+
+
+def _subscriber_name(value: str) -> str:
+    _name(
+        value, "subscriber name", SUBSCRIBER_NAME, MAX_SUBSCRIBER_NAME, "letters, digits, '_', '-'"
+    )
+    if value in RESERVED_SUBSCRIBERS:
+        raise ValueError(f"subscriber name {value!r} is reserved by hubbub")
+    return value
+
+
+def _name(value: str, what: str, allowed: re.Pattern[str], longest: int, chars: str) -> str:
+    if len(value.encode()) > longest:
+        raise ValueError(
+            f"{what} is {len(value.encode())} bytes, at most {longest} so that the broker "
+            "names derived from it stay within AMQP's 255-byte limit"
+        )
+    if not allowed.match(value):
+        raise ValueError(
+            f"{what} {value!r} may only contain {chars}, starting with a letter or digit"
+        )
+    return value
+
+
 def _handler_ref(value: str) -> str:
     module, sep, attr = value.partition(":")
     if not (sep and module and attr):
@@ -53,6 +86,8 @@ def _handler_ref(value: str) -> str:
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Pattern = Annotated[str, AfterValidator(_pattern)]
 HandlerRef = Annotated[str, AfterValidator(_handler_ref)]
+HubName = Annotated[str, AfterValidator(_hub_name)]
+SubscriberName = Annotated[str, AfterValidator(_subscriber_name)]
 
 
 @dataclass(config=_STRICT)
@@ -78,7 +113,7 @@ class RetryPolicy:
 class Subscriber:
     """One subscriber: its own queue, the patterns bound to it, its handler."""
 
-    name: Annotated[str, Field(pattern=SUBSCRIBER_NAME.pattern, max_length=100)]
+    name: SubscriberName
     handler: HandlerRef
     topics: Annotated[tuple[Pattern, ...], Field(min_length=1)]
     retry: RetryPolicy = RetryPolicy()
@@ -92,18 +127,16 @@ class Subscriber:
 class Topology:
     """A hub and its subscribers."""
 
-    hub: Annotated[str, Field(pattern=HUB_NAME.pattern, max_length=120)]
+    hub: HubName
     subscribers: tuple[Subscriber, ...] = ()
 
     @model_validator(mode="after")
-    def _unique_and_unreserved(self) -> Topology:
+    def _unique(self) -> Topology:
         seen: set[str] = set()
         problems = []
         for sub in self.subscribers:
             if sub.name in seen:
                 problems.append(f"subscriber {sub.name!r} is defined twice")
-            if sub.name in RESERVED_SUBSCRIBERS:
-                problems.append(f"subscriber name {sub.name!r} is reserved by hubbub")
             seen.add(sub.name)
         if problems:
             raise ValueError("; ".join(problems))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 #: Version of the internal layout, part of every ladder name.
 LAYOUT_VERSION = "v1"
 #: Subscriber names that would collide with a hub's own names.
-RESERVED_SUBSCRIBERS = frozenset({"unrouted", "dlx"})
+RESERVED_SUBSCRIBERS = frozenset({"unrouted", "dlx", "dlq"})
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SUBSCRIBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -58,7 +58,16 @@ class HubNames:
         return f"{self.hub}.{subscriber}.dlq"
 
     def owns(self, name: str) -> bool:
-        """True when ``name`` is one this hub derives (for finding stale bindings)."""
-        return name == self.hub or name.startswith(
-            (f"{self.hub}.", f"hubbub.{LAYOUT_VERSION}.{self.hub}.")
-        )
+        """True when ``name`` is one this hub derives (for finding stale bindings and queues).
+
+        Exact, not a prefix test: the names of another hub that starts with
+        this one's (``events.staging`` beside ``events``) are not this hub's,
+        so ``plan`` never reports, and ``apply`` never unbinds, another hub's
+        objects.
+        """
+        if name in (self.exchange, self.unrouted, self.dead_letter_exchange, self.delivery):
+            return True
+        hub = re.escape(self.hub)
+        ladder = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.delay\.L\d\d"
+        subscriber = rf"{hub}\.{SUBSCRIBER_NAME.pattern[1:-1]}(\.dlq)?"
+        return re.fullmatch(f"{ladder}|{subscriber}", name) is not None
