@@ -1,0 +1,85 @@
+"""An event as the AMQP message that carries it: exchange, key, body, properties.
+
+Every publisher (hubbub's own pika :class:`~hubbub.producers.Publisher`, the
+kombu one, and any other) builds its messages here, so the envelope, the
+hub's names and the delay ladder's routing keys have one definition and
+publishers cannot drift apart. Pure apart from reading the clock (timestamp,
+due time) and :data:`hubbub.envelope.current_event` (the causing event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pika
+
+from hubbub import envelope
+from hubbub.errors import ConfigurationError
+from hubbub.topology import delay, patterns
+from hubbub.topology.durations import parse_duration
+from hubbub.topology.names import HubNames
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """One event, ready to publish (persistent, not mandatory: the hub's
+    alternate exchange parks what no subscriber matches)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+
+
+def event_message(
+    names: HubNames,
+    topic: str,
+    data: Any,
+    *,
+    message_id: str,
+    headers: Mapping[str, Any] | None = None,
+    seconds: int | None = None,
+) -> EventMessage:
+    """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
+
+    Raises ConfigurationError for a topic that is not a valid routing key.
+    An event published while a handler runs carries that event's
+    correlation id, and its id as causation id.
+    """
+    problems = patterns.topic_problems(topic)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    cause = envelope.current_event.get()
+    props = envelope.properties(
+        topic,
+        message_id=message_id,
+        headers=headers,
+        correlation_id=cause.correlation_id if cause else None,
+        causation_id=cause.id if cause else None,
+    )
+    body = envelope.dumps(data)
+    if seconds is None:
+        return EventMessage(names.exchange, topic, body, props)
+    envelope.delayed(props, topic, seconds)
+    return EventMessage(names.level(delay.LEVELS - 1), delay.event_key(seconds, topic), body, props)
+
+
+def delay_seconds(
+    delay_: float | timedelta | str | None, deliver_at: datetime | None
+) -> int | None:
+    """Whole seconds to hold an event (None: deliver now), from ``delay=`` or ``deliver_at=``."""
+    if delay_ is not None and deliver_at is not None:
+        raise ConfigurationError("give either delay= or deliver_at=, not both")
+    if deliver_at is not None:
+        if deliver_at.tzinfo is None:
+            raise ConfigurationError("deliver_at must be timezone-aware (e.g. tzinfo=timezone.utc)")
+        return delay.whole_seconds((deliver_at - datetime.now(timezone.utc)).total_seconds())
+    if delay_ is None:
+        return None
+    try:
+        return delay.whole_seconds(parse_duration(delay_))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
