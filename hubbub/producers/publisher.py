@@ -171,7 +171,7 @@ class Publisher:
             return link
         with self._lock:
             if self._link is None or self._link.dead.is_set():
-                link = Link(self._params, window=self._window)
+                link = Link(self._params, window=self._window, urls=self.urls)
                 try:
                     link.ready.result(timeout=60)
                 except HubbubError:
