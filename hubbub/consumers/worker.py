@@ -151,7 +151,8 @@ class Worker:
             for consumer in self._consumers:
                 consumer.pool.shutdown(wait=True, cancel_futures=False)
             self._publisher.close()
-            log.info("consumer stopped")
+            if self._connected_once:  # else the caller reports why it never started
+                log.info("consumer stopped")
 
     def stop(self) -> None:
         """Finish the events in hand, release the rest, close (thread-safe, idempotent)."""
@@ -180,6 +181,9 @@ class Worker:
 
     def _on_open(self, connection: SelectConnection) -> None:
         self._connected_once = True
+        if self._stopping.is_set():  # stop() came while connecting: nothing to drain
+            connection.close()
+            return
         log.info("connected to %s", connection.params.host)
         for consumer in self._consumers:
             connection.channel(on_open_callback=lambda ch, c=consumer: self._on_channel(c, ch))
