@@ -12,7 +12,7 @@ import click
 
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, Worker
-from hubbub.errors import HubbubError
+from hubbub.errors import ConfigurationError, HubbubError
 from hubbub.topology.loader import resolve_handler
 
 log = logging.getLogger("hubbub.cli")
@@ -68,10 +68,9 @@ def command(
     names = list(subscribers) or [s.name for s in topology.subscribers]
     unknown = [n for n in names if n not in {s.name for s in topology.subscribers}]
     if unknown:
-        raise click.BadParameter(
-            f"unknown subscriber(s) {', '.join(unknown)}; the file defines "
-            f"{', '.join(s.name for s in topology.subscribers)}",
-            param_hint="--subscriber",
+        raise ConfigurationError(
+            f"unknown subscriber(s) {', '.join(unknown)} in --subscriber; {file} defines "
+            f"{', '.join(s.name for s in topology.subscribers) or 'none'}"
         )
     handlers = {n: resolve_handler(topology.subscriber(n).handler) for n in names}
     worker = Worker(
