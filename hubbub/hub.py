@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
+from hubbub.errors import TopologyError
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
@@ -50,6 +51,7 @@ class Hub:
             raise ValueError(f"hub name {self.name!r} differs from the topology's {topology.hub!r}")
         self.url = url
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
+        self._merged: Topology | None = None
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
@@ -88,27 +90,48 @@ class Hub:
                 },
                 source=f"@hub.subscriber({name!r})",
             ).subscribers[0]
+            if name in self._decorated:
+                first = self._decorated[name][0].handler
+                raise TopologyError(
+                    [f"subscriber {name!r} is decorated twice ({first} and {spec.handler})"],
+                    source=f"@hub.subscriber({name!r})",
+                )
             self._decorated[name] = (spec, func)
+            self._merged = None
             return func
 
         return register
 
     @property
     def topology(self) -> Topology:
-        """The merged topology (file first, then code-only subscribers)."""
-        from_file = list(self._file.subscribers) if self._file else []
-        in_file = {s.name for s in from_file}
+        """The merged topology (file first, then code-only subscribers).
+
+        Built once per change of the wiring (publishing consults it), so the
+        file-wins warning is logged once, not on every publish.
+        """
+        merged = self._merged
+        if merged is None:
+            merged = self._merged = self._merge()
+        return merged
+
+    def _merge(self) -> Topology:
+        from_file = {s.name: s for s in self._file.subscribers} if self._file else {}
         for name, (spec, _) in self._decorated.items():
-            if name in in_file:
-                file_spec = next(s for s in from_file if s.name == name)
-                if file_spec.topics != spec.topics or file_spec.retry != spec.retry:
-                    log.warning(
-                        "subscriber %r is defined in the topology file and in code; "
-                        "the file's settings win",
-                        name,
-                    )
-        extra = [spec for name, (spec, _) in self._decorated.items() if name not in in_file]
-        return Topology(hub=self.name, subscribers=(*from_file, *extra))
+            file_spec = from_file.get(name)
+            differs = file_spec and [
+                f
+                for f in ("handler", "topics", "retry")
+                if getattr(file_spec, f) != getattr(spec, f)
+            ]
+            if differs:
+                log.warning(
+                    "subscriber %r is defined in the topology file and in code with different %s; "
+                    "the file's settings win",
+                    name,
+                    ", ".join(differs),
+                )
+        extra = [spec for name, (spec, _) in self._decorated.items() if name not in from_file]
+        return Topology(hub=self.name, subscribers=(*from_file.values(), *extra))
 
     def handlers(self) -> dict[str, Callable[[Event], Any]]:
         """Each subscriber's handler: the decorated function, or the file's import path."""
