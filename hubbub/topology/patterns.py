@@ -47,8 +47,16 @@ def _common_problems(key: str, what: str) -> list[str]:
 
 
 def matches(pattern: str, key: str) -> bool:
-    """True when the broker would route ``key`` through a binding of ``pattern``."""
-    return _match(tuple(pattern.split(".")), tuple(key.split(".")))
+    """True when the broker would route ``key`` through a binding of ``pattern``.
+
+    As in RabbitMQ, the empty key (or pattern) has no words at all: ``#``
+    matches it and ``*`` does not; ``"."`` is two empty words.
+    """
+    return _match(_words(pattern), _words(key))
+
+
+def _words(key: str) -> tuple[str, ...]:
+    return tuple(key.split(".")) if key else ()
 
 
 @lru_cache(maxsize=4096)
