@@ -20,7 +20,9 @@ from hubbub import envelope
 from hubbub.consumers import failure
 from hubbub.consumers.retry import MALFORMED, decide
 from hubbub.errors import MalformedMessageError
+from hubbub.topology import delay
 from hubbub.topology.model import Subscriber
+from hubbub.topology.names import HubNames
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -156,6 +158,19 @@ def _record(
         exchange=delivery.exchange,
         routing_key=delivery.routing_key,
     )
+
+
+def copy_destination(names: HubNames, subscriber: str, outcome: Outcome) -> tuple[str, str]:
+    """Exchange and routing key of an outcome's copy.
+
+    A retry goes into the delay ladder aimed at ``subscriber``'s queue alone
+    (other subscribers never see it); a dead-letter goes to its own DLQ.
+    The in-memory hub calls this too, so both route copies alike.
+    """
+    if outcome.action == "retry":
+        seconds = delay.whole_seconds(outcome.delay)
+        return names.level(delay.LEVELS - 1), delay.queue_key(seconds, subscriber)
+    return names.dead_letter_exchange, subscriber
 
 
 def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:

@@ -42,11 +42,17 @@ from pika.spec import Basic
 
 from hubbub.connection import connect_error, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
-from hubbub.consumers.handling import Delivery, Handler, Outcome, copy_properties, handle
+from hubbub.consumers.handling import (
+    Delivery,
+    Handler,
+    Outcome,
+    copy_destination,
+    copy_properties,
+    handle,
+)
 from hubbub.consumers.observer import Observer
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.producers.publisher import Publisher
-from hubbub.topology import delay
 from hubbub.topology.model import Subscriber, Topology
 
 log = logging.getLogger("hubbub.consumers")
@@ -305,12 +311,7 @@ class Worker:
         self._post(self._settle)
 
     def _copy(self, consumer: _Consumer, delivery: Delivery, outcome: Outcome) -> Settle:
-        names = self.topology.names
-        if outcome.action == "retry":
-            exchange = names.level(delay.LEVELS - 1)
-            key = delay.queue_key(delay.whole_seconds(outcome.delay), consumer.spec.name)
-        else:
-            exchange, key = names.dead_letter_exchange, consumer.spec.name
+        exchange, key = copy_destination(self.topology.names, consumer.spec.name, outcome)
         props = copy_properties(delivery.properties, outcome.headers or {})
         try:
             self._publisher.wait(self._publisher.send(exchange, key, delivery.body, props))
