@@ -18,7 +18,19 @@ class Observer:
         """A delivery arrived for ``subscriber`` (it is now in flight)."""
 
     def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
-        """A handler run ended with ``outcome`` after ``seconds``."""
+        """A handler run ended with ``outcome`` after ``seconds``.
+
+        Called once the outcome is carried out as far as the handler thread
+        goes: a ``retry`` or ``dead-letter`` outcome means its copy was
+        confirmed; when the copy failed the outcome is ``release`` (the event
+        goes back to its queue).
+        """
 
     def settled(self, subscriber: str) -> None:
         """A delivery left flight (acked, requeued or void)."""
+
+    def connected(self) -> None:
+        """The consumer's connection opened (the first time, or again after a loss)."""
+
+    def disconnected(self) -> None:
+        """The connection closed; events in flight on it will be redelivered."""

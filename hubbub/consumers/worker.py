@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import pika
@@ -52,6 +52,7 @@ from hubbub.consumers.handling import (
 )
 from hubbub.consumers.observer import Observer
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
+from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.model import Subscriber, Topology
 
@@ -63,6 +64,12 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
 
 Settle = Literal["ack", "requeue"]
+_DONE = {
+    "ack": "handled",
+    "retry": "scheduled for retry",
+    "dead-letter": "dead-lettered",
+    "release": "released to its queue",
+}
 
 
 @dataclass
@@ -113,6 +120,7 @@ class Worker:
         self._fatal: HubbubError | None = None
         self._connected_once = False
         self._open_error: BaseException | None = None
+        self._opened = False  # the current connection opened
         #: Set while every subscriber is consuming (for health checks and tests).
         self.consuming = threading.Event()
 
@@ -140,14 +148,14 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 params = self._params[failures % len(self._params)]
-                self._run_connection(params)
+                opened = self._run_connection(params)
                 if self._fatal is not None:
                     raise self._fatal
                 if self._stopping.is_set():
                     break
                 if not self._connected_once:
                     raise connect_error(self._open_error or OSError("closed"), self.urls)
-                failures += 1
+                failures = 1 if opened else failures + 1
                 wait = min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(failures, 10))
                 wait = wait / 2 + random.uniform(0, wait / 2)
                 log.warning("connection to the broker lost; reconnecting in %.1fs", wait)
@@ -170,8 +178,10 @@ class Worker:
 
     # -- the I/O thread -----------------------------------------------------
 
-    def _run_connection(self, params: pika.ConnectionParameters) -> None:
+    def _run_connection(self, params: pika.ConnectionParameters) -> bool:
+        """Run one connection until it closes; True if it had opened."""
         self._open_error = None
+        self._opened = False
         self._connection = SelectConnection(
             params,
             on_open_callback=self._on_open,
@@ -180,17 +190,25 @@ class Worker:
         )
         self._connection.ioloop.start()
         self.consuming.clear()
+        with self._lock:
+            # A wake-up posted to the dead ioloop never ran: the next verdict
+            # must post again, or acks on the new connection would stall.
+            self._wake_pending = False
         for consumer in self._consumers:
             consumer.generation += 1  # outcomes of the old channel are void
             consumer.channel, consumer.consumer_tag = None, None
             consumer.tracker = AckTracker()
+        if self._opened:
+            self.observer.disconnected()
+        return self._opened
 
     def _on_open(self, connection: SelectConnection) -> None:
-        self._connected_once = True
+        self._connected_once = self._opened = True
+        self.observer.connected()
         if self._stopping.is_set():  # stop() came while connecting: nothing to drain
             connection.close()
             return
-        log.info("connected to %s", connection.params.host)
+        log.info("connected to %s:%s", connection.params.host, connection.params.port)
         for consumer in self._consumers:
             connection.channel(on_open_callback=lambda ch, c=consumer: self._on_channel(c, ch))
 
@@ -261,20 +279,31 @@ class Worker:
         if self._stopping.is_set() or self._connection is None or not self._connection.is_open:
             return
         if isinstance(reason, pe.ChannelClosedByBroker) and reason.reply_code == 404:
-            self._fail(
-                f"queue {consumer.queue!r} does not exist: run 'hubbub topology apply' "
-                f"for hub {self.topology.hub!r} first"
-            )
+            if consumer.generation > 0:
+                self._fail(
+                    f"queue {consumer.queue!r} was deleted while consuming from it (its "
+                    f"events are gone): re-apply the topology of hub {self.topology.hub!r} "
+                    "and restart the consumer"
+                )
+            else:
+                self._fail(
+                    f"queue {consumer.queue!r} does not exist: run 'hubbub topology apply' "
+                    f"for hub {self.topology.hub!r} first"
+                )
             return
         log.error("channel of %s closed by the broker (%s); reconnecting", consumer.queue, reason)
         self._connection.close()
 
     def _on_cancelled(self, consumer: _Consumer) -> None:
-        if not self._stopping.is_set():
-            self._fail(
-                f"the broker cancelled consuming from {consumer.queue!r}: the queue was "
-                "deleted. Re-apply the topology and restart the consumer"
-            )
+        # The broker cancels a consumer when its queue is deleted, but also
+        # when a node stops: reconnect, and let the passive declare on the new
+        # channel tell the two apart (404: the queue is gone, which is fatal).
+        if self._stopping.is_set() or self._connection is None:
+            return
+        log.warning("the broker cancelled consuming from %s; re-checking it", consumer.queue)
+        self.consuming.clear()
+        if self._connection.is_open:
+            self._connection.close()
 
     def _fail(self, message: str) -> None:
         log.error(message)
@@ -296,13 +325,26 @@ class Worker:
 
     def _work(self, consumer: _Consumer, generation: int, delivery: Delivery) -> None:
         """On a handler thread: handle, copy when needed, then hand the verdict to I/O."""
-        if self._stopping.is_set():
-            settle: Settle = "requeue"
+        if self._stopping.is_set() or generation != consumer.generation:
+            settle: Settle = "requeue"  # not started: stopping, or its channel is gone
         else:
             started = time.perf_counter()
             outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
             settle = "ack" if outcome.action == "ack" else self._copy(consumer, delivery, outcome)
+            if settle == "requeue":
+                outcome = replace(outcome, action="release")
             self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
+            log.debug(
+                "event %s (%s) %s by %s on attempt %d",
+                outcome.event_id,
+                outcome.topic,
+                _DONE[outcome.action],
+                consumer.spec.name,
+                outcome.attempt,
+                extra=event_fields(
+                    outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
+                ),
+            )
         with self._lock:
             self._settled.append((consumer, generation, delivery.tag, settle))
             if self._wake_pending:
