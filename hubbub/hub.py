@@ -9,6 +9,7 @@ always see what runs. Subscribers only in code are added to the file's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -175,13 +176,7 @@ class Hub:
         An event no subscriber of this hub's topology matches is still stored
         (parked in ``<hub>.unrouted``); a warning says so.
         """
-        if self.knows_subscribers and not self.has_subscriber_for(topic):
-            log.warning(
-                "no subscriber of hub %r matches %r: it will be parked in %s",
-                self.name,
-                topic,
-                self.topology.names.unrouted,
-            )
+        self._warn_if_unmatched(topic)
         return self.publisher.publish(
             topic,
             data,
@@ -194,6 +189,40 @@ class Hub:
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """Publish many events with pipelined confirms (see :meth:`Publisher.publish_many`)."""
         return self.publisher.publish_many(events)
+
+    async def apublish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        delay: float | timedelta | str | None = None,
+        deliver_at: datetime | None = None,
+    ) -> str:
+        """:meth:`publish` for asyncio apps: awaits the confirm without blocking the loop."""
+        self._warn_if_unmatched(topic)
+        return await self.publisher.apublish(
+            topic,
+            data,
+            headers=headers,
+            message_id=message_id,
+            delay=delay,
+            deliver_at=deliver_at,
+        )
+
+    async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
+        """:meth:`publish_many` for asyncio apps (see :meth:`Publisher.apublish_many`)."""
+        return await self.publisher.apublish_many(events)
+
+    def _warn_if_unmatched(self, topic: str) -> None:
+        if self.knows_subscribers and not self.has_subscriber_for(topic):
+            log.warning(
+                "no subscriber of hub %r matches %r: it will be parked in %s",
+                self.name,
+                topic,
+                self.topology.names.unrouted,
+            )
 
     @property
     def knows_subscribers(self) -> bool:
@@ -216,6 +245,10 @@ class Hub:
             publisher, self._publisher = self._publisher, None
         if publisher is not None:
             publisher.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio apps (waits for in-flight confirms off the loop)."""
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def __enter__(self) -> Hub:
         return self
