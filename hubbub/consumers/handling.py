@@ -20,6 +20,7 @@ from hubbub import envelope
 from hubbub.consumers import failure
 from hubbub.consumers.retry import MALFORMED, decide
 from hubbub.errors import MalformedMessageError
+from hubbub.logs import event_fields
 from hubbub.topology import delay
 from hubbub.topology.model import Subscriber
 from hubbub.topology.names import HubNames
@@ -75,7 +76,12 @@ def handle(
         )
     except MalformedMessageError as exc:
         topic = envelope.topic_of(delivery.routing_key, headers)
-        log.warning("dead-lettering malformed message on %s: %s", queue, exc)
+        log.warning(
+            "dead-lettering malformed message on %s: %s",
+            queue,
+            exc,
+            extra=event_fields(delivery.properties.message_id or "", topic, subscriber.name, 1),
+        )
         return _failed(subscriber, queue, delivery, exc, MALFORMED, topic, 1, "")
     token = envelope.current_event.set(event)
     try:
@@ -83,7 +89,7 @@ def handle(
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
         decision = decide(subscriber.retry, exc, event.attempt, rng)
         if decision.action == "retry":
-            log.info(
+            log.warning(
                 "event %s (%s) failed on attempt %d in %s, retrying in %.1fs: %r",
                 event.id,
                 event.topic,
@@ -91,6 +97,7 @@ def handle(
                 subscriber.name,
                 decision.delay,
                 exc,
+                extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
             )
             headers_ = _record(
                 subscriber, queue, delivery, exc, "retrying", event.topic, event.attempt
@@ -113,6 +120,7 @@ def handle(
             event.attempt,
             decision.reason,
             exc,
+            extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
         )
         return _failed(
             subscriber, queue, delivery, exc, decision.reason, event.topic, event.attempt, event.id
