@@ -38,6 +38,9 @@ FAILURE_PREFIX = "hubbub-failure-"
 #: Headers the broker adds while dead-lettering; stripped before republishing
 #: (NOTES.md: a republished message carrying them can be dropped as a cycle).
 BROKER_DEATH_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+#: Headers an Event hides: hubbub's own and those the broker (or a shovel or
+#: federation link) adds. A publisher's own ``x-`` headers (``x-request-id``) stay.
+_NOT_THE_PUBLISHERS = (*BROKER_DEATH_PREFIXES, "x-received-from", "x-shovelled", "hubbub-")
 
 JSON = "application/json"
 PERSISTENT = 2
@@ -152,7 +155,7 @@ def decode(
         data=data,
         id=props.message_id or f"amqp-{new_id()}",
         attempt=_int(raw.get(ATTEMPT), 1),
-        headers={k: v for k, v in raw.items() if not k.startswith(("x-", "hubbub-"))},
+        headers={k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)},
         correlation_id=props.correlation_id,
         causation_id=_str(raw.get(CAUSATION)),
         timestamp=_time(props.timestamp),
