@@ -60,8 +60,7 @@ def context_from_env() -> ssl.SSLContext:
             context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(
-            f"cannot load the TLS files ({CA_ENV}={ca}, {CERT_ENV}={cert}, {KEY_ENV}={key}): "
-            f"{exc}"
+            f"cannot load the TLS files ({CA_ENV}={ca}, {CERT_ENV}={cert}, {KEY_ENV}={key}): {exc}"
         ) from exc
     if key and not cert:
         raise ConfigurationError(f"{KEY_ENV} is set but {CERT_ENV} is not: give both or neither")

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import pika
 import pika.exceptions as pe
@@ -139,6 +139,25 @@ class Worker:
     @property
     def subscribers(self) -> list[str]:
         return [c.spec.name for c in self._consumers]
+
+    def health(self, timeout: float = 1.0) -> tuple[bool, dict[str, Any]]:
+        """Healthy: connected, consuming every subscriber, I/O thread answering (any thread).
+
+        The I/O thread must run a posted callback within ``timeout`` s: a
+        connection that looks open while its loop is stuck is not healthy.
+        """
+        consuming = self.consuming.is_set()
+        answered = threading.Event()
+        if consuming:
+            self._post(answered.set)
+        responsive = consuming and answered.wait(timeout)
+        details: dict[str, Any] = {
+            "consuming": consuming,
+            "responsive": responsive,
+            "stopping": self._stopping.is_set(),
+            "subscribers": self.subscribers,
+        }
+        return responsive, details
 
     # -- lifecycle (any thread) ---------------------------------------------
 
