@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hubbub.cli import consume, publish, topology
+from hubbub.cli import consume, health, publish, topology
 from hubbub.cli.options import setup_logging
 
 
@@ -16,15 +16,24 @@ from hubbub.cli.options import setup_logging
     default="INFO",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--log-format",
+    envvar="HUBBUB_LOG_FORMAT",
+    show_envvar=True,
+    default="text",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    help="json: one JSON object per line, with event_id, topic, subscriber, attempt.",
+)
 @click.version_option(package_name="hubbub")
-def cli(log_level: str) -> None:
+def cli(log_level: str, log_format: str) -> None:
     """hubbub: RabbitMQ as the event hub of an application."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
 
 
 cli.add_command(topology.group)
 cli.add_command(publish.command)
 cli.add_command(consume.command)
+cli.add_command(health.command)
 
 
 def main() -> None:

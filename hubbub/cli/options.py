@@ -7,7 +7,6 @@ Precedence: built-in defaults, then environment (``HUBBUB_URL``,
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hubbub import logs
 from hubbub.connection import mask, resolve_urls
 from hubbub.errors import HubbubError
 from hubbub.topology import loader
@@ -88,11 +88,8 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def setup_logging(level: str | None = None) -> None:
-    level = (level or os.environ.get("HUBBUB_LOG_LEVEL") or "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """Log to stderr (text or JSON lines, passwords masked): see :mod:`hubbub.logs`."""
+    logs.setup(
+        level or os.environ.get("HUBBUB_LOG_LEVEL"), fmt or os.environ.get("HUBBUB_LOG_FORMAT")
     )
-    logging.getLogger("pika").setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)
