@@ -27,7 +27,10 @@ DEFAULT_HEARTBEAT = 30
 #: Seconds to wait for the TCP connection and the AMQP handshake.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@,]*:)(?P<pw>[^@/,]*)@", re.I)
+#: ``scheme://user:`` then the password: everything up to the *last* ``@`` of
+#: the URL (a password may hold an unescaped ``/``, ``#`` or ``@``); a URL
+#: ends at white space or at the comma between the URLs of a cluster.
+_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@,\s]*:)(?P<pw>[^\s,]*)@", re.I)
 
 
 def resolve_urls(url: str | None = None) -> list[str]:
