@@ -1,0 +1,233 @@
+"""The few RabbitMQ features a hub uses, in memory, driven by a fake clock.
+
+It is built from the same :func:`~hubbub.topology.layout.layout` the real
+hub declares (exchanges, queues, bindings, alternate exchanges, per-queue
+TTLs and dead-letter exchanges), so the in-memory hub routes through the
+very bindings the broker would hold, delay ladder included. Topic bindings
+match with :func:`hubbub.topology.patterns.matches`, the one matcher, which
+the contract suite checks against the real broker.
+
+Modelled as RabbitMQ does it: a message reaches each queue at most once per
+publish however many bindings match; an exchange whose own bindings match
+nothing hands the message to its alternate exchange; exchange-to-exchange
+bindings are followed (once per exchange); a queue's ``x-message-ttl``
+expires messages in order and dead-letters them into
+``x-dead-letter-exchange`` with their routing key (or
+``x-dead-letter-routing-key``) and an ``x-death`` entry. Not modelled:
+delivery limits (an in-memory handler cannot crash its consumer), length
+limits, priorities, per-message ``expiration``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pika
+
+from hubbub.errors import PublishError
+from hubbub.topology import patterns
+from hubbub.topology.layout import Binding, Exchange, Layout
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message as a consumer receives it."""
+
+    exchange: str
+    routing_key: str
+    properties: pika.BasicProperties
+    body: bytes
+    redelivered: bool = False
+
+
+@dataclass(slots=True)
+class _Queue:
+    name: str
+    ttl: float | None = None
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    #: (enqueued at, message), oldest first.
+    messages: deque[tuple[float, Message]] = field(default_factory=deque)
+
+    def head_expiry(self) -> float | None:
+        if self.ttl is None or not self.messages:
+            return None
+        return self.messages[0][0] + self.ttl
+
+
+class FakeBroker:
+    """Exchanges and queues of one or more layouts (single-threaded: a test drives it)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._exchanges: dict[str, Exchange] = {}
+        self._bindings: dict[str, list[Binding]] = {}
+        self._queues: dict[str, _Queue] = {}
+
+    # -- declaring -----------------------------------------------------------
+
+    def declare(self, layout: Layout) -> None:
+        """Declare ``layout`` as ``hubbub topology apply`` would (queues keep their messages).
+
+        The bindings from the layout's exchanges are replaced by the layout's,
+        as apply removes the stale bindings of a hub.
+        """
+        for exchange in layout.exchanges:
+            self._exchanges[exchange.name] = exchange
+            self._bindings[exchange.name] = []
+        for queue in layout.queues:
+            args = queue.args
+            ttl_ms = args.get("x-message-ttl")
+            existing = self._queues.get(queue.name)
+            self._queues[queue.name] = _Queue(
+                queue.name,
+                ttl=ttl_ms / 1000 if isinstance(ttl_ms, int) else None,
+                dead_letter_exchange=args.get("x-dead-letter-exchange"),
+                dead_letter_routing_key=args.get("x-dead-letter-routing-key"),
+                messages=existing.messages if existing else deque(),
+            )
+        for binding in layout.bindings:
+            self._bindings[binding.source].append(binding)
+
+    # -- publishing ----------------------------------------------------------
+
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+    ) -> list[str]:
+        """Route a message and store a copy in every queue it reaches; returns their names.
+
+        Raises PublishError for an exchange that does not exist, as the
+        broker closes the channel (404) and the publisher reports it.
+        """
+        if exchange and exchange not in self._exchanges:
+            raise PublishError(
+                f"NOT_FOUND - no exchange {exchange!r}: the exchange does not exist; run "
+                "'hubbub topology apply' first. The message was not stored"
+            )
+        message = Message(exchange, routing_key, properties, body)
+        return self._store(message, self._clock())
+
+    def _store(self, message: Message, at: float) -> list[str]:
+        if message.exchange:
+            queues = list(self._route(message.exchange, message.routing_key, frozenset()))
+        else:  # the default exchange: straight to the queue of that name
+            queues = [message.routing_key] if message.routing_key in self._queues else []
+        for name in queues:
+            props = copy.deepcopy(message.properties)
+            self._queues[name].messages.append((at, replace(message, properties=props)))
+        return queues
+
+    def _route(self, exchange: str, key: str, seen: frozenset[str]) -> dict[str, None]:
+        """Queues ``key`` reaches from ``exchange``, in binding order, each once."""
+        declared = self._exchanges.get(exchange)
+        if declared is None:
+            return {}  # an alternate or bound exchange that is gone: the broker drops
+        seen = seen | {exchange}
+        matched = [
+            b for b in self._bindings.get(exchange, ()) if _binds(declared, b.routing_key, key)
+        ]
+        alternate = declared.args.get("alternate-exchange")
+        if not matched and alternate and alternate not in seen:
+            return self._route(alternate, key, seen)
+        result: dict[str, None] = {}
+        for binding in matched:
+            if binding.destination_type == "queue":
+                result[binding.destination] = None
+            elif binding.destination not in seen:
+                result.update(self._route(binding.destination, key, seen))
+        return result
+
+    # -- consuming -----------------------------------------------------------
+
+    def get(self, queue: str) -> Message | None:
+        """Take the oldest message of ``queue`` (``basic.get`` with auto-ack), or None."""
+        messages = self._queue(queue).messages
+        return messages.popleft()[1] if messages else None
+
+    def messages(self, queue: str) -> list[Message]:
+        """What ``queue`` holds, oldest first (left in place)."""
+        return [message for _, message in self._queue(queue).messages]
+
+    def take(self, queue: str, wanted: Callable[[Message], bool]) -> list[Message]:
+        """Remove and return the messages of ``queue`` that ``wanted`` accepts."""
+        q = self._queue(queue)
+        taken = [m for _, m in q.messages if wanted(m)]
+        q.messages = deque((t, m) for t, m in q.messages if not wanted(m))
+        return taken
+
+    def _queue(self, name: str) -> _Queue:
+        try:
+            return self._queues[name]
+        except KeyError:
+            raise KeyError(f"no queue {name!r} is declared") from None
+
+    # -- time ----------------------------------------------------------------
+
+    def next_expiry(self) -> float | None:
+        """Epoch seconds at which the next message expires out of a TTL queue."""
+        return min(
+            (t for q in self._queues.values() if (t := q.head_expiry()) is not None), default=None
+        )
+
+    def expire(self) -> int:
+        """Dead-letter every message whose TTL has passed, in the order they expired."""
+        now, count = self._clock(), 0
+        while True:
+            due = [(t, q) for q in self._queues.values() if (t := q.head_expiry()) is not None]
+            if not due:
+                return count
+            at, queue = min(due, key=lambda item: item[0])
+            if at > now:
+                return count
+            _, message = queue.messages.popleft()
+            self._dead_letter(queue, message, at)
+            count += 1
+
+    def _dead_letter(self, queue: _Queue, message: Message, at: float) -> None:
+        if not queue.dead_letter_exchange:
+            return
+        key = queue.dead_letter_routing_key or message.routing_key
+        props = copy.copy(message.properties)
+        props.expiration = None
+        props.headers = _with_death(props.headers, queue.name, message, at)
+        self._store(Message(queue.dead_letter_exchange, key, props, message.body), at)
+
+
+def _binds(exchange: Exchange, binding_key: str, routing_key: str) -> bool:
+    if exchange.type == "fanout":
+        return True
+    if exchange.type == "direct":
+        return binding_key == routing_key
+    return patterns.matches(binding_key, routing_key)
+
+
+def _with_death(
+    headers: dict[str, Any] | None, queue: str, message: Message, at: float
+) -> dict[str, Any]:
+    """Headers plus the ``x-death`` bookkeeping the broker adds when it dead-letters."""
+    result = dict(headers or {})
+    deaths = [dict(d) for d in result.get("x-death") or []]
+    mine = next(
+        (d for d in deaths if d.get("queue") == queue and d.get("reason") == "expired"), None
+    )
+    if mine is not None:
+        deaths.remove(mine)
+        mine["count"] = int(mine.get("count", 0)) + 1
+    else:
+        mine = {
+            "count": 1,
+            "queue": queue,
+            "reason": "expired",
+            "exchange": message.exchange,
+            "routing-keys": [message.routing_key],
+        }
+    mine["time"] = int(at)
+    result["x-death"] = [mine, *deaths]
+    result.setdefault("x-first-death-queue", queue)
+    result.setdefault("x-first-death-reason", "expired")
+    result.setdefault("x-first-death-exchange", message.exchange)
+    return result

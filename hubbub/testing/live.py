@@ -1,0 +1,311 @@
+"""A real hub under test: a :class:`~hubbub.Hub` on a real broker, with its consumer
+running in a thread and the same assertion helpers as the in-memory hub.
+
+:class:`LiveHub` applies its topology, runs a :class:`~hubbub.consumers.worker.Worker`
+for every subscriber in a background thread, records what its publisher sent
+and every handler attempt, and reads dead-lettered and unrouted events back
+from their queues without consuming them. It is what the ``hubbub_live_hub``
+fixture hands out, and the real side of the contract suite.
+
+"Idle" on a real broker: :meth:`LiveHub.run_until_idle` drops a sentinel at
+the back of every subscriber's queue and waits until each one came out and
+nothing else is in flight, again and again until a round saw no event at all
+(so events that handlers published are covered too). Delayed events and
+retries still in the delay ladder are not waited for, as in memory; wait for
+them with :meth:`LiveHub.run_until`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import suppress
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.blocking_connection import BlockingChannel
+
+from hubbub import envelope
+from hubbub.connection import connect
+from hubbub.consumers.handling import Handler, Outcome
+from hubbub.consumers.observer import Observer
+from hubbub.consumers.worker import Worker
+from hubbub.envelope import Event
+from hubbub.errors import HubbubError
+from hubbub.hub import Hub
+from hubbub.producers.publisher import Publisher
+from hubbub.testing.broker import delete_hub
+from hubbub.testing.records import Assertions, Recorder
+from hubbub.testing.replay import replay_message
+from hubbub.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+#: Topic of the sentinels :meth:`LiveHub.run_until_idle` sends (never reaches a handler).
+SENTINEL = "hubbub.testing.sentinel"
+#: Seconds :meth:`LiveHub.run_until` waits beyond ``within`` (broker and thread latency).
+GRACE = 2.0
+#: Seconds to wait for the consumer to start, and for a hub to fall idle.
+START_TIMEOUT, IDLE_TIMEOUT = 15.0, 30.0
+
+
+class LiveHub(Hub, Assertions):
+    """A hub on a real broker with its consumer in a thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        topology: Topology | str | Path | None = None,
+        url: str | None = None,
+        **worker_options: Any,
+    ) -> None:
+        """``worker_options`` go to the :class:`Worker` (``concurrency``, ``prefetch``...)."""
+        super().__init__(name, topology=topology, url=url)
+        self._recorder = Recorder()
+        self._observer = _Watch(self._recorder)
+        self._worker_options = worker_options
+        self._worker: Worker | None = None
+        self._thread: threading.Thread | None = None
+        self._errors: list[BaseException] = []
+        self._applied: Topology | None = None
+
+    # -- the Hub API ---------------------------------------------------------
+
+    @property
+    def publisher(self) -> Publisher:
+        self._apply_once()
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = _RecordingPublisher(self._recorder, self.name, url=self.url)
+            return self._publisher
+
+    def close(self) -> None:
+        """Stop the consumer and close the publisher (the broker objects stay)."""
+        self.stop()
+        super().close()
+
+    # -- running -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Apply the topology and start consuming every subscriber (idempotent)."""
+        if self._worker is not None:
+            return
+        self._apply_once()
+        handlers = {
+            name: _skip_sentinels(self._recorder.spy(h)) for name, h in self.handlers().items()
+        }
+        options = {"name": f"hubbub test {self.name}", **self._worker_options}
+        worker = Worker(self.topology, handlers, url=self.url, observer=self._observer, **options)
+        self._worker = worker
+        self._thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
+        self._thread.start()
+        if not worker.consuming.wait(START_TIMEOUT):
+            raise HubbubError(f"the consumer of hub {self.name!r} did not start: {self._errors}")
+
+    def stop(self) -> None:
+        """Stop the consumer gracefully (events in hand are finished and acked)."""
+        worker, thread = self._worker, self._thread
+        self._worker = self._thread = None
+        if worker is not None and thread is not None:
+            worker.stop()
+            thread.join(START_TIMEOUT * 2)
+
+    def delete(self) -> None:
+        """Stop, close, and delete every exchange and queue of this hub (test clean-up)."""
+        self.close()
+        if self._applied is not None:
+            delete_hub(self.publisher_url, self._applied)
+            self._applied = None
+
+    @property
+    def publisher_url(self) -> str:
+        return self._publisher_urls()[0]
+
+    def run_until_idle(self, timeout: float = IDLE_TIMEOUT) -> None:
+        """Wait until every subscriber's queue is drained and nothing is in flight."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            before = self._observer.started_count()
+            count = self._send_sentinels()
+            self._wait(partial(self._observer.quiet, count), deadline, "to fall idle")
+            if self._observer.started_count() - before == count:
+                return
+
+    def run_until(self, done: Callable[[], bool], *, within: float) -> None:
+        """Wait until ``done()``: up to ``within`` seconds plus :data:`GRACE`.
+
+        Raises AssertionError when it is still false (the in-memory hub has
+        the same method on its fake clock).
+        """
+        self.start()
+        self._wait(done, time.monotonic() + within + GRACE, f"within {within:g} s")
+
+    def replay(self, subscriber: str, ids: Iterable[str] | None = None) -> int:
+        """Send dead-lettered events back to ``subscriber`` alone, attempt count reset."""
+        wanted = set(ids) if ids is not None else None
+        queue = self.topology.names.dead_letter_queue(subscriber)
+        connection = connect(self._publisher_urls(), name=f"hubbub test replay {self.name}")
+        replayed = 0
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            for tag, _, props, body in _fetch(channel, queue):
+                if wanted is not None and props.message_id not in wanted:
+                    continue  # left unacked: back in the queue when the channel closes
+                exchange, key, new_props = replay_message(self.topology.names, subscriber, props)
+                channel.basic_publish(exchange, key, body, new_props)
+                channel.basic_ack(tag)
+                replayed += 1
+        finally:
+            with suppress(pe.AMQPError):
+                connection.close()
+        return replayed
+
+    # -- inside ----------------------------------------------------------------
+
+    def _apply_once(self) -> None:
+        topology = self.topology
+        if self._applied is not topology:
+            self.apply()
+            self._applied = topology
+
+    def _run(self, worker: Worker) -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # noqa: BLE001 - reported by start() and _wait()
+            log.error("consumer of hub %r failed: %s", self.name, exc)
+            self._errors.append(exc)
+
+    def _send_sentinels(self) -> int:
+        publisher = self.publisher
+        assert isinstance(publisher, _RecordingPublisher)
+        names = self.topology.names
+        futures = [
+            publisher.send_unrecorded(
+                "",
+                names.queue(sub.name),
+                envelope.dumps(None),
+                pika.BasicProperties(
+                    content_type=envelope.JSON,
+                    message_id=envelope.new_id(),
+                    headers={envelope.TOPIC: SENTINEL},
+                ),
+            )
+            for sub in self.topology.subscribers
+        ]
+        for future in futures:
+            publisher.wait(future)
+        return len(futures)
+
+    def _wait(self, done: Callable[[], bool], deadline: float, what: str) -> None:
+        while not done():
+            if self._errors:
+                raise HubbubError(f"the consumer of hub {self.name!r} failed: {self._errors[0]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done {what}; attempts so far: {self.attempts()}")
+            time.sleep(0.01)
+
+    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+        self._apply_once()
+        connection = connect(self._publisher_urls(), name=f"hubbub test peek {self.name}")
+        try:
+            channel = connection.channel()
+            return [(key, props, body) for _, key, props, body in _fetch(channel, queue)]
+        finally:
+            with suppress(pe.AMQPError):
+                connection.close()  # unacked messages go back to their queue
+
+
+def _fetch(
+    channel: BlockingChannel, queue: str
+) -> Iterator[tuple[int, str, pika.BasicProperties, bytes]]:
+    """Every message of ``queue``, unacked: (delivery tag, routing key, properties, body).
+
+    What is not acked goes back to the queue when the channel closes.
+    """
+    while True:
+        method, props, body = channel.basic_get(queue, auto_ack=False)
+        if method is None:
+            return
+        yield method.delivery_tag, method.routing_key, props, body
+
+
+def _skip_sentinels(handler: Handler) -> Handler:
+    def handle(event: Event) -> Any:
+        return None if event.topic == SENTINEL else handler(event)
+
+    return handle
+
+
+class _RecordingPublisher(Publisher):
+    """A Publisher that notes every event it sends (but not the harness's own messages)."""
+
+    def __init__(self, recorder: Recorder, hub: str, *, url: str | None) -> None:
+        super().__init__(hub, url=url, name=f"hubbub test {hub}")
+        self._recorder = recorder
+
+    def send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        *,
+        mandatory: bool = False,
+    ) -> Future[None]:
+        future = super().send(exchange, routing_key, body, properties, mandatory=mandatory)
+        self._recorder.sent(routing_key, properties, body)
+        return future
+
+    def send_unrecorded(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+    ) -> Future[None]:
+        return super().send(exchange, routing_key, body, properties)
+
+
+class _Watch(Observer):
+    """Counts deliveries in flight and sentinels seen; records attempts (thread-safe)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._started = 0
+        self._in_flight = 0
+        self._sentinels = 0
+
+    def started(self, subscriber: str) -> None:
+        with self._lock:
+            self._started += 1
+            self._in_flight += 1
+
+    def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
+        if outcome.topic == SENTINEL:
+            with self._lock:
+                self._sentinels += 1
+        else:
+            self._recorder.finished(subscriber, outcome)
+
+    def settled(self, subscriber: str) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def started_count(self) -> int:
+        with self._lock:
+            return self._started
+
+    def quiet(self, sentinels: int) -> bool:
+        """True once ``sentinels`` more came out (since the last call that said True)
+        and nothing is in flight."""
+        with self._lock:
+            if self._sentinels >= sentinels and self._in_flight == 0:
+                self._sentinels -= sentinels
+                return True
+            return False

@@ -1,0 +1,301 @@
+"""An in-memory hub that behaves as the real one does, for fast app tests.
+
+:class:`InMemoryHub` is a :class:`~hubbub.Hub`: the same constructor, the
+same ``@hub.subscriber`` decorators with the same "file wins" precedence,
+the same ``publish``/``publish_many``/``apublish``. Underneath it runs the
+real code wherever the real hub has code: messages are built by
+:mod:`hubbub.producers.message`, routed through the bindings
+:func:`~hubbub.topology.layout.layout` declares (delay ladder included) by a
+:class:`~hubbub.testing.fake_broker.FakeBroker`, handled by
+:func:`hubbub.consumers.handling.handle` (retry decisions, failure record,
+causation ids), and their retry or dead-letter copies go where
+:func:`~hubbub.consumers.handling.copy_destination` says. The contract suite
+(``tests/contract``) runs one set of behaviour tests against this hub and
+the real broker so they cannot drift.
+
+What differs, on purpose: nothing runs until the test says so.
+:meth:`InMemoryHub.run_until_idle` hands every ready event to its handlers,
+one at a time, subscribers in turn, until none is left; delayed events and
+retries wait for the :class:`~hubbub.testing.clock.FakeClock`
+(``hub.clock.advance(days=3)``), which stops at each moment something is due
+and runs what became ready. Timestamps inside messages come from the wall
+clock; only *when* things happen follows the fake clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pika
+
+from hubbub.consumers.handling import Delivery, Handler, copy_destination, copy_properties, handle
+from hubbub.consumers.worker import Worker
+from hubbub.errors import HubbubError, PublishError
+from hubbub.hub import Hub
+from hubbub.producers.publisher import Publisher
+from hubbub.testing.clock import FakeClock
+from hubbub.testing.fake_broker import FakeBroker, Message
+from hubbub.testing.records import Assertions, Recorder
+from hubbub.testing.replay import replay_message
+from hubbub.topology import loader
+from hubbub.topology.layout import layout
+from hubbub.topology.model import Topology
+from hubbub.topology.plan import Plan
+
+#: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
+MAX_DELIVERIES = 10_000
+
+
+class InMemoryHub(Hub, Assertions):
+    """A hub with its broker in memory; see the module docstring. Not thread-safe."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        topology: Topology | str | Path | None = None,
+        url: str | None = None,
+        clock: FakeClock | None = None,
+        seed: int = 0,
+    ) -> None:
+        """``url`` is accepted and ignored (so code that builds a Hub can build this);
+        ``seed`` makes retry jitter repeatable."""
+        super().__init__(name, topology=topology, url=url)
+        self.clock = clock or FakeClock()
+        self.broker = FakeBroker(self.clock.time)
+        self._recorder = Recorder()
+        self._rng = random.Random(seed)
+        self._memory_publisher = _MemoryPublisher(self)
+        self._declared: Topology | None = None
+        self._tags = 0
+        self.clock.attach(self)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, url: str | None = None) -> InMemoryHub:
+        return cls(topology=loader.load(path), url=url)
+
+    # -- the Hub API ---------------------------------------------------------
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._memory_publisher
+
+    def apply(self) -> Plan | None:
+        """Declare the topology in memory (publishing and running do it too)."""
+        self._declare()
+        return None
+
+    def plan(self) -> Plan:
+        raise HubbubError("an in-memory hub has no broker to plan against; use a real Hub")
+
+    def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
+        raise HubbubError(
+            "an in-memory hub runs handlers itself: call hub.run_until_idle() "
+            "or hub.clock.advance(...) instead of starting a worker"
+        )
+
+    def close(self) -> None:
+        """Nothing to close; the hub stays usable."""
+
+    # -- running ---------------------------------------------------------------
+
+    def run_until_idle(self) -> int:
+        """Handle every ready event (and those handlers publish) until none is left.
+
+        Subscribers take turns, one event each, in topology order, so a run
+        is repeatable. Delayed events and retries stay held until the clock
+        reaches them. Returns the number of deliveries made.
+        """
+        self._declare()
+        handlers = {name: self._recorder.spy(h) for name, h in self.handlers().items()}
+        names = self.topology.names
+        delivered = 0
+        while True:
+            progressed = False
+            for sub in self.topology.subscribers:
+                message = self.broker.get(names.queue(sub.name))
+                if message is None:
+                    continue
+                self._deliver(sub.name, handlers[sub.name], message)
+                delivered += 1
+                progressed = True
+            if not progressed:
+                return delivered
+            if delivered >= MAX_DELIVERIES:
+                raise HubbubError(
+                    f"{delivered} deliveries and the hub is still busy: handlers keep "
+                    "publishing events that trigger each other"
+                )
+
+    def advance(
+        self,
+        by: float | timedelta | str = 0,
+        *,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+    ) -> None:
+        """``self.clock.advance(...)``: let time pass, running what falls due on the way."""
+        self.clock.advance(by, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+    def run_until(self, done: Callable[[], bool], *, within: float) -> None:
+        """Run, moving the clock from one due moment to the next, until ``done()``.
+
+        Raises AssertionError when ``done()`` is still false after ``within``
+        seconds of (fake) time. The live hub has the same method on the wall clock.
+        """
+        deadline = self.clock.time() + within
+        self.run_until_idle()
+        while not done():
+            due = self.next_due()
+            if due is None or due > deadline:
+                raise AssertionError(
+                    f"not done within {within:g} s of hub time; attempts so far: {self.attempts()}"
+                )
+            self.clock.advance(max(0.0, due - self.clock.time()))
+
+    def replay(self, subscriber: str, ids: Iterable[str] | None = None) -> int:
+        """Send dead-lettered events back to ``subscriber`` alone, attempt count reset.
+
+        ``ids`` picks events by id (default: all of its dead letters).
+        Returns how many were replayed; run the hub to handle them.
+        """
+        self._declare()
+        wanted = set(ids) if ids is not None else None
+        taken = self.broker.take(
+            self.topology.names.dead_letter_queue(subscriber),
+            lambda m: wanted is None or m.properties.message_id in wanted,
+        )
+        for message in taken:
+            exchange, key, props = replay_message(
+                self.topology.names, subscriber, message.properties
+            )
+            self.broker.publish(exchange, key, message.body, props)
+        return len(taken)
+
+    # -- the clock calls these -------------------------------------------------
+
+    def next_due(self) -> float | None:
+        return self.broker.next_expiry()
+
+    def on_time(self) -> None:
+        self._declare()
+        self.broker.expire()
+        self.run_until_idle()
+
+    # -- inside ------------------------------------------------------------------
+
+    def _declare(self) -> None:
+        topology = self.topology
+        if topology is not self._declared:
+            self.broker.declare(layout(topology))
+            self._declared = topology
+
+    def _deliver(self, subscriber: str, handler: Handler, message: Message) -> None:
+        self._tags += 1
+        delivery = Delivery(
+            self._tags,
+            message.exchange,
+            message.routing_key,
+            message.redelivered,
+            message.properties,
+            message.body,
+        )
+        spec = self.topology.subscriber(subscriber)
+        queue = self.topology.names.queue(subscriber)
+        outcome = handle(spec, queue, handler, delivery, self._rng)
+        if outcome.action in ("retry", "dead-letter"):
+            exchange, key = copy_destination(self.topology.names, subscriber, outcome)
+            props = copy_properties(message.properties, outcome.headers or {})
+            self.broker.publish(exchange, key, message.body, props)
+        self._recorder.finished(subscriber, outcome)
+
+    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+        self._declare()
+        return [(m.routing_key, m.properties, m.body) for m in self.broker.messages(queue)]
+
+
+class _MemoryPublisher(Publisher):
+    """The real Publisher's message building, with the fake broker in place of a link."""
+
+    def __init__(self, hub: InMemoryHub) -> None:
+        super().__init__(hub.name, url="amqp://in-memory/", name="hubbub in-memory")
+        self._hub = hub
+
+    def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        delay: float | timedelta | str | None = None,
+        deliver_at: datetime | None = None,
+    ) -> str:
+        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
+        return super().publish(
+            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+        )
+
+    async def apublish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        headers: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
+        delay: float | timedelta | str | None = None,
+        deliver_at: datetime | None = None,
+    ) -> str:
+        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
+        return await super().apublish(
+            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+        )
+
+    def send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        *,
+        mandatory: bool = False,
+    ) -> Future[None]:
+        future: Future[None] = Future()
+        self._hub._declare()
+        try:
+            self._hub.broker.publish(exchange, routing_key, body, properties)
+        except PublishError as exc:
+            future.set_exception(exc)
+            return future
+        self._hub._recorder.sent(routing_key, properties, body)
+        future.set_result(None)
+        return future
+
+    async def asend(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        *,
+        mandatory: bool = False,
+    ) -> None:
+        self.wait(self.send(exchange, routing_key, body, properties, mandatory=mandatory))
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def _on_fake_clock(
+        self, delay: float | timedelta | str | None, deliver_at: datetime | None
+    ) -> tuple[float | timedelta | str | None, datetime | None]:
+        """``deliver_at`` as a delay from the fake clock's now (the real one uses the wall's)."""
+        if deliver_at is None or delay is not None or deliver_at.tzinfo is None:
+            return delay, deliver_at  # the real checks report these
+        return max(0.0, (deliver_at - self._hub.clock.now()).total_seconds()), None

@@ -1,0 +1,187 @@
+"""What a test hub saw, and the assertion helpers both test hubs share.
+
+:class:`~hubbub.testing.memory.InMemoryHub` and
+:class:`~hubbub.testing.live.LiveHub` record the same things the same way
+(the events their publisher sent, every handler attempt and its outcome)
+and read dead-lettered and unrouted events back from their queues, so a
+test reads alike whichever hub it runs on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pika
+
+from hubbub import envelope
+from hubbub.consumers.handling import Handler, Outcome
+from hubbub.envelope import Event
+from hubbub.errors import MalformedMessageError
+from hubbub.topology import patterns
+from hubbub.topology.model import Topology
+
+Action = Literal["ack", "retry", "dead-letter", "release"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a subscriber's handler on one event."""
+
+    subscriber: str
+    #: The event as the handler got it (None: the message was malformed).
+    event: Event | None
+    #: ``ack`` (the handler returned), ``retry`` or ``dead-letter``.
+    outcome: Action
+    #: The exception's type name when the handler raised.
+    error: str = ""
+    #: Seconds until the retry (for ``retry``).
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event in a subscriber's dead-letter queue, with its failure record."""
+
+    subscriber: str
+    event: Event
+    #: The failure record: ``reason``, ``exception``, ``message``, ``traceback``,
+    #: ``queue``, ``exchange``, ``routing-key``, ``host``, ``first-time-ms``, ...
+    record: Mapping[str, Any]
+    #: Every header of the dead-lettered message (hubbub's included).
+    headers: Mapping[str, Any]
+
+    @property
+    def reason(self) -> str:
+        return str(self.record.get("reason", ""))
+
+    @property
+    def exception(self) -> str:
+        return str(self.record.get("exception", ""))
+
+    @property
+    def attempts(self) -> int:
+        """Attempts made before it was dead-lettered."""
+        return int(self.headers.get(envelope.ATTEMPT, 1))
+
+
+def decode(routing_key: str, props: pika.BasicProperties, body: bytes) -> Event:
+    """The event a message carries; a malformed one as an event whose data is the raw body."""
+    try:
+        return envelope.decode(routing_key, props, body)
+    except MalformedMessageError:
+        return Event(
+            topic=envelope.topic_of(routing_key, props.headers),
+            data=body,
+            id=props.message_id or "",
+            headers=dict(props.headers or {}),
+        )
+
+
+def dead_letter(
+    subscriber: str, routing_key: str, props: pika.BasicProperties, body: bytes
+) -> DeadLetter:
+    headers = {k: _text(v) for k, v in (props.headers or {}).items()}
+    record = {
+        k.removeprefix(envelope.FAILURE_PREFIX): v
+        for k, v in headers.items()
+        if k.startswith(envelope.FAILURE_PREFIX)
+    }
+    return DeadLetter(subscriber, decode(routing_key, props, body), record, headers)
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Recorder:
+    """Thread-safe log of published events and handler attempts (the live hub's
+    consumer records from its handler threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._published: list[Event] = []
+        self._attempts: list[Attempt] = []
+        self._local = threading.local()
+
+    def sent(self, routing_key: str, props: pika.BasicProperties, body: bytes) -> None:
+        """Note a message the hub's publisher sent (an event, delayed or not)."""
+        event = decode(routing_key, props, body)
+        with self._lock:
+            self._published.append(event)
+
+    def spy(self, handler: Handler) -> Handler:
+        """``handler``, noting on this thread which event it was given."""
+
+        def spied(event: Event) -> Any:
+            self._local.event = event
+            return handler(event)
+
+        return spied
+
+    def finished(self, subscriber: str, outcome: Outcome) -> None:
+        """Note the outcome of the attempt whose handler last ran on this thread."""
+        event: Event | None = getattr(self._local, "event", None)
+        self._local.event = None
+        if event is not None and event.id != outcome.event_id:
+            event = None  # the handler never ran: the message was malformed
+        attempt = Attempt(subscriber, event, outcome.action, outcome.error, outcome.delay)
+        with self._lock:
+            self._attempts.append(attempt)
+
+    def published(self, topic: str | None = None) -> list[Event]:
+        with self._lock:
+            events = list(self._published)
+        return [e for e in events if topic is None or patterns.matches(topic, e.topic)]
+
+    def attempts(self, subscriber: str | None = None) -> list[Attempt]:
+        with self._lock:
+            attempts = list(self._attempts)
+        return [a for a in attempts if subscriber is None or a.subscriber == subscriber]
+
+
+class Assertions:
+    """The assertion helpers of a test hub; it provides ``topology``, ``_recorder`` and
+    ``_messages(queue)`` (what a queue holds, oldest first, left in place)."""
+
+    _recorder: Recorder
+
+    @property
+    def topology(self) -> Topology:
+        raise NotImplementedError
+
+    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+        raise NotImplementedError
+
+    def published(self, topic: str | None = None) -> list[Event]:
+        """Events published through this hub, oldest first; ``topic`` may be a pattern."""
+        return self._recorder.published(topic)
+
+    def attempts(self, subscriber: str | None = None) -> list[Attempt]:
+        """Every handler run (retries included), in the order they ended."""
+        return self._recorder.attempts(subscriber)
+
+    def handled(self, subscriber: str | None = None) -> list[Event]:
+        """Events a subscriber's handler handled successfully (returned), in order."""
+        return [
+            a.event for a in self.attempts(subscriber) if a.outcome == "ack" and a.event is not None
+        ]
+
+    def dead_lettered(self, subscriber: str | None = None) -> list[DeadLetter]:
+        """What the dead-letter queues hold now (all subscribers', or one's), oldest first."""
+        names = self.topology.names
+        subs = [subscriber] if subscriber else [s.name for s in self.topology.subscribers]
+        return [
+            dead_letter(sub, key, props, body)
+            for sub in subs
+            for key, props, body in self._messages(names.dead_letter_queue(sub))
+        ]
+
+    def unrouted(self) -> list[Event]:
+        """Events no subscriber matched, parked in ``<hub>.unrouted``, oldest first."""
+        return [
+            decode(key, props, body)
+            for key, props, body in self._messages(self.topology.names.unrouted)
+        ]
