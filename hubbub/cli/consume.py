@@ -11,6 +11,9 @@ from types import FrameType
 import click
 
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option
+from hubbub.consumers.depth import DEFAULT_INTERVAL
+from hubbub.consumers.metrics import Metrics
+from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, Worker
 from hubbub.errors import ConfigurationError, HubbubError
 from hubbub.topology.loader import resolve_handler
@@ -54,6 +57,30 @@ log = logging.getLogger("hubbub.cli")
     show_default=True,
     help="Seconds to let handlers finish after SIGTERM.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    envvar="HUBBUB_METRICS_PORT",
+    show_envvar=True,
+    default=None,
+    help="Serve Prometheus /metrics and /healthz (for 'hubbub health') on this port.",
+)
+@click.option(
+    "--metrics-host",
+    envvar="HUBBUB_METRICS_HOST",
+    show_envvar=True,
+    default="",
+    help="Address to serve metrics on (default: all interfaces).",
+)
+@click.option(
+    "--depth-interval",
+    type=click.FloatRange(1, 3600),
+    envvar="HUBBUB_DEPTH_INTERVAL",
+    show_envvar=True,
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between polls of queue and dead-letter queue depth (metrics).",
+)
 @friendly_errors
 def command(
     file: Path | None,
@@ -62,6 +89,9 @@ def command(
     prefetch: int | None,
     concurrency: int | None,
     shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str,
+    depth_interval: float,
 ) -> None:
     """Consume events for the topology's subscribers, each on its own queue."""
     topology = topology_from(file, check_handlers=True)
@@ -73,6 +103,7 @@ def command(
             f"{', '.join(s.name for s in topology.subscribers) or 'none'}"
         )
     handlers = {n: resolve_handler(topology.subscriber(n).handler) for n in names}
+    metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
         topology,
         handlers,
@@ -81,9 +112,16 @@ def command(
         prefetch=prefetch,
         concurrency=concurrency,
         shutdown_timeout=shutdown_timeout,
+        observer=metrics,
         name=f"hubbub consume {','.join(names)}",
     )
-    run_until_signalled(worker)
+    if metrics is None or metrics_port is None:
+        run_until_signalled(worker)
+        return
+    with monitored(
+        worker, metrics, port=metrics_port, host=metrics_host, depth_interval=depth_interval
+    ):
+        run_until_signalled(worker)
 
 
 def run_until_signalled(worker: Worker) -> None:
