@@ -80,17 +80,23 @@ def _answers(host: str, port: int) -> bool:
 @contextmanager
 def _container() -> Iterator[str]:
     try:
-        from testcontainers.rabbitmq import RabbitMqContainer
+        from testcontainers.community.rabbitmq import RabbitMqContainer
     except ImportError as exc:  # pragma: no cover - dev extra missing
         raise NoBroker(f"{HOW_TO} (testcontainers is not installed)") from exc
     try:
         container = RabbitMqContainer("rabbitmq:3.13-management")
+        container.with_exposed_ports(15672)  # per-test vhosts and plan use the management API
         container.start()
     except Exception as exc:
         raise NoBroker(f"{HOW_TO} (Docker: {exc})") from exc
+    before = os.environ.get("HUBBUB_MANAGEMENT_URL")
     try:
         host = container.get_container_host_ip()
         port = container.get_exposed_port(5672)
+        management = f"http://{host}:{container.get_exposed_port(15672)}"
+        os.environ.setdefault("HUBBUB_MANAGEMENT_URL", management)
         yield f"amqp://guest:guest@{host}:{port}/%2F"
     finally:
+        if before is None:
+            os.environ.pop("HUBBUB_MANAGEMENT_URL", None)
         container.stop()
