@@ -9,16 +9,18 @@ from typing import Any
 import pytest
 
 from hubbub.consumers.worker import Worker
-from hubbub.testing.broker import delete_hub, test_broker_url, unique_name
+from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.topology import apply, loader
 from hubbub.topology.model import Topology
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> Iterator[str]:
-    """A real broker; the test fails (never skips) when there is none."""
-    with test_broker_url() as url:
-        yield url
+def broker_url(hubbub_broker_url: str) -> str:
+    """A real broker; the test fails (never skips) when there is none.
+
+    The plugin's ``hubbub_broker_url``, so one session never starts two containers.
+    """
+    return hubbub_broker_url
 
 
 @pytest.fixture(autouse=True)
