@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from example_app import outbox
+from example_app import inactivity, outbox
 from hubbub import Hub
 from hubbub.connection import mask, resolve_urls
 
@@ -27,13 +27,16 @@ EVENTS = [
     ("billing.invoice.paid", {"user_id": 1, "amount": 42}),
     ("user.deleted", {"user_id": 2, "reason": "moved to a competitor"}),
 ]
-#: welcome-email, its audit line, notify-sales twice, notify-support.
-EXPECTED_ACTIONS = 5
+#: welcome-email, its audit line, notify-sales twice, notify-support, and the
+#: inactivity reminder for user 1 once INACTIVITY_AFTER passed since its latest activity.
+EXPECTED_ACTIONS = 6
 
 
 def main() -> int:
     os.environ.setdefault("HUBBUB_OUTBOX", str(Path("outbox") / "demo.jsonl"))
+    os.environ.setdefault("INACTIVITY_AFTER", "2s")  # seconds in the demo, days in real life
     outbox.path().unlink(missing_ok=True)
+    inactivity.db_path().unlink(missing_ok=True)
     print(f"broker: {mask(', '.join(resolve_urls()))}")
     hub = Hub.from_file(TOPOLOGY)
     hub.apply()
@@ -47,6 +50,8 @@ def main() -> int:
         for topic, data in EVENTS:
             event_id = hub.publish(topic, data)
             print(f"published {topic:<34} {event_id}")
+        print(f"inactivity checks scheduled {os.environ['INACTIVITY_AFTER']} after each activity "
+              "(they wait in the broker's delay ladder)")
         actions = wait_for_actions(EXPECTED_ACTIONS, timeout=30)
     finally:
         consumer.send_signal(signal.SIGTERM)
@@ -56,7 +61,7 @@ def main() -> int:
     for record in actions:
         action = record.pop("action")
         record.pop("event_id", None)
-        print(f"  {action:<15} {record}")
+        print(f"  {action:<19} {record}")
     print(f"\nconsumers stopped with exit code {code}")
     return 0 if code == 0 and len(actions) >= EXPECTED_ACTIONS else 1
 
