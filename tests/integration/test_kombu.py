@@ -71,9 +71,19 @@ def test_kombu_and_pika_publishers_send_the_same_event(declare, run_worker, hub_
     by_id = {e.id: e for e in inbox.wait(2)}
     k, p = by_id[kombu_id], by_id[pika_id]
     assert (k.topic, k.data, k.headers, k.attempt, k.delay) == (
-        "user.signed_up", data, {"source": "kombu"}, 1, None)
+        "user.signed_up",
+        data,
+        {"source": "kombu"},
+        1,
+        None,
+    )
     assert (k.topic, k.data, k.headers, k.attempt, k.delay) == (
-        p.topic, p.data, p.headers, p.attempt, p.delay)
+        p.topic,
+        p.data,
+        p.headers,
+        p.attempt,
+        p.delay,
+    )
     assert k.correlation_id == kombu_id and p.correlation_id == pika_id
 
 
@@ -121,12 +131,17 @@ def test_an_event_no_subscriber_matches_is_parked(declare, hub_name, broker_url)
         event_id = publisher.publish("nobody.listens", {"x": 1})
     props, body = _get_one(broker_url, topology.names.unrouted)
     assert (props.message_id, props.type, props.delivery_mode, body) == (
-        event_id, "nobody.listens", 2, b'{"x":1}')
+        event_id,
+        "nobody.listens",
+        2,
+        b'{"x":1}',
+    )
 
 
 def test_errors_are_hubbubs(hub_name, broker_url):
-    with KombuPublisher.from_url(hub_name, broker_url) as publisher, pytest.raises(
-        PublishError, match="does not exist on the broker: apply"
+    with (
+        KombuPublisher.from_url(hub_name, broker_url) as publisher,
+        pytest.raises(PublishError, match="does not exist on the broker: apply"),
     ):
         publisher.publish("user.signed_up", {})  # the hub was never declared
     wrong = broker_url.replace("guest:guest@", "guest:s3cret@")
@@ -157,7 +172,8 @@ def test_a_lost_connection_is_reopened_by_the_next_publish(
 
 def test_kombu_declares_what_apply_declares(hub_name, broker_url):
     topology = loader.from_mapping(
-        _spec(hub_name, topics=["user.signed_up", "billing.#"], delivery_limit=7))
+        _spec(hub_name, topics=["user.signed_up", "billing.#"], delivery_limit=7)
+    )
     try:
         assert not make_plan(topology, [broker_url]).empty  # nothing there yet
         with kombu.Connection(broker_url) as connection:
@@ -173,8 +189,11 @@ def test_kombu_redeclares_an_applied_topology(declare, hub_name, broker_url):
         kombu_declare(connection, topology)  # no PRECONDITION_FAILED
     assert make_plan(topology, [broker_url]).changes == ()
     changed = loader.from_mapping(_spec(hub_name, delivery_limit=3))
-    with kombu.Connection(broker_url) as connection, pytest.raises(
-        DeclarationError, match=re.escape(f"queue '{hub_name}.welcome' already exists with x-")
+    with (
+        kombu.Connection(broker_url) as connection,
+        pytest.raises(
+            DeclarationError, match=re.escape(f"queue '{hub_name}.welcome' already exists with x-")
+        ),
     ):
         kombu_declare(connection, changed)
 
@@ -187,13 +206,31 @@ def test_a_celery_task_publishes_to_a_hubbub_subscriber(declare, run_worker, hub
     inbox = Inbox()
     run_worker(topology, {"welcome": inbox})
     queue = unique_name("t-celery")
-    env = {**os.environ, "HUBBUB_URL": broker_url, "HUBBUB_HUB": hub_name,
-           "EXAMPLE_CELERY_QUEUE": queue}
+    env = {
+        **os.environ,
+        "HUBBUB_URL": broker_url,
+        "HUBBUB_HUB": hub_name,
+        "EXAMPLE_CELERY_QUEUE": queue,
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "example_app.celery_app", "worker",
-         "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
-         "--loglevel=WARNING", "-Q", queue],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "example_app.celery_app",
+            "worker",
+            "--pool=solo",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            "--loglevel=WARNING",
+            "-Q",
+            queue,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         from example_app.celery_app import sign_up
@@ -208,7 +245,9 @@ def test_a_celery_task_publishes_to_a_hubbub_subscriber(declare, run_worker, hub
         output = worker.communicate(timeout=30)[0].decode()
         _delete_celery_queue(broker_url, queue)
     assert (events[0].id, events[0].topic, events[0].data) == (
-        result.id, "user.signed_up", {"user_id": 7, "name": "Ann", "email": "ann@example.com"}
+        result.id,
+        "user.signed_up",
+        {"user_id": 7, "name": "Ann", "email": "ann@example.com"},
     ), output
 
 
@@ -233,10 +272,13 @@ def _get_one(url: str, queue: str, timeout: float = 10) -> tuple[pika.BasicPrope
 def _management(url: str, path: str, method: str = "GET") -> object:
     parts = pika.URLParameters(url)
     token = base64.b64encode(
-        f"{parts.credentials.username}:{parts.credentials.password}".encode()).decode()
+        f"{parts.credentials.username}:{parts.credentials.password}".encode()
+    ).decode()
     request = urllib.request.Request(
-        f"http://{parts.host}:15672/api/{path}", method=method,
-        headers={"Authorization": f"Basic {token}"})
+        f"http://{parts.host}:15672/api/{path}",
+        method=method,
+        headers={"Authorization": f"Basic {token}"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         body = response.read()
     return json.loads(body) if body else None
@@ -247,8 +289,7 @@ def _close_from_broker(url: str, connection: kombu.Connection) -> None:
     port = connection.connection.sock.getsockname()[1]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        names = [c["name"] for c in _management(url, "connections")
-                 if c.get("peer_port") == port]
+        names = [c["name"] for c in _management(url, "connections") if c.get("peer_port") == port]
         if names:
             _management(url, f"connections/{quote(names[0], safe='')}", method="DELETE")
             return
