@@ -79,8 +79,11 @@ def _guard(step: object, what: str) -> None:
         raise DeclarationError(f"cannot declare {what}: {type(exc).__name__}: {exc}") from exc
 
 
+#: The broker cuts reply texts at 255 bytes, so with long names the current
+#: value (or even the received one) may be missing.
 _INEQUIVALENT = re.compile(
-    r"inequivalent arg '(?P<arg>[^']+)'.*?received (?P<got>.*?) but current is (?P<cur>.*)$"
+    r"inequivalent arg '(?P<arg>[^']+)'"
+    r"(?:.*?received (?P<got>.*?) but current is (?P<cur>.*)$)?"
 )
 
 
@@ -88,10 +91,15 @@ def explain(what: str, code: int, text: str) -> str:
     """One actionable sentence for a broker refusal while declaring ``what``."""
     match = _INEQUIVALENT.search(text)
     if code == 406 and match:
+        have = (
+            f"{match['arg']} {_plain(match['cur'])}"
+            if match["cur"]
+            else f"a different {match['arg']}"
+        )
+        need = f", the topology needs {_plain(match['got'])}" if match["cur"] else ""
         return (
-            f"{what} already exists with {match['arg']} {_plain(match['cur'])}, the topology "
-            f"needs {_plain(match['got'])}. RabbitMQ cannot change it in place: drain and delete "
-            "the existing one (or give the subscriber a new name) and apply again"
+            f"{what} already exists with {have}{need}. RabbitMQ cannot change it in place: "
+            "drain and delete the existing one (or give the subscriber a new name) and apply again"
         )
     if code == 403:
         return f"cannot declare {what}: the user lacks configure permission ({text})"

@@ -143,3 +143,15 @@ def test_broker_refusals_are_explained():
         explain("queue 'q'", 404, "NOT_FOUND")
         == "cannot declare queue 'q': broker said 404 NOT_FOUND"
     )
+
+
+def test_a_refusal_cut_short_by_the_brokers_255_byte_limit_is_still_explained():
+    text = (
+        "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue "
+        f"'{'q' * 60}' in vhost '/': received the value '{'d' * 60}' of type 'longstr' but curre..."
+    )
+    assert explain("queue 'q'", 406, text) == (
+        "queue 'q' already exists with a different x-dead-letter-exchange. RabbitMQ cannot change "
+        "it in place: drain and delete the existing one (or give the subscriber a new name) and "
+        "apply again"
+    )
