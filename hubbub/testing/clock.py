@@ -10,6 +10,7 @@ still fires within the same ``advance``.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -95,3 +96,13 @@ class FakeClock:
     def _fire(self) -> None:
         for listener in list(self._listeners):
             listener.on_time()
+
+
+class WallClock:
+    """The real clock with :class:`FakeClock`'s reading methods (the live hub's ``clock``)."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)

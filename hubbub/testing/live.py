@@ -41,6 +41,7 @@ from hubbub.errors import HubbubError
 from hubbub.hub import Hub
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.broker import delete_hub
+from hubbub.testing.clock import WallClock
 from hubbub.testing.records import Assertions, Recorder
 from hubbub.testing.replay import replay_message
 from hubbub.topology.model import Topology
@@ -75,6 +76,8 @@ class LiveHub(Hub, Assertions):
         self._thread: threading.Thread | None = None
         self._errors: list[BaseException] = []
         self._applied: Topology | None = None
+        #: Wall time, read like the in-memory hub's fake clock (``clock.time()``).
+        self.clock = WallClock()
 
     # -- the Hub API ---------------------------------------------------------
 
