@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hubbub.cli import consume, health, publish, topology
+from hubbub.cli import consume, dlq, health, publish, status, topology
 from hubbub.cli.options import setup_logging
 
 
@@ -34,6 +34,8 @@ cli.add_command(topology.group)
 cli.add_command(publish.command)
 cli.add_command(consume.command)
 cli.add_command(health.command)
+cli.add_command(dlq.group)
+cli.add_command(status.command)
 
 
 def main() -> None:

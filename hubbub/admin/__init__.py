@@ -1,0 +1,29 @@
+"""Operate on failed and unrouted events: inspect, replay, purge; and the hub's status.
+
+Start with :class:`Admin`; the modules hold the parts (pure records and
+filters, the browser that reads a queue without disturbing it, replay,
+purge, status) for code that needs them alone.
+"""
+
+from hubbub.admin.admin import Admin
+from hubbub.admin.filters import Selection, select
+from hubbub.admin.listing import Summary
+from hubbub.admin.purge import PurgeResult
+from hubbub.admin.records import FailedEvent
+from hubbub.admin.replay import ReplayError, ReplayResult, parse_rate
+from hubbub.admin.status import HubStatus, QueueCounts, SubscriberStatus
+
+__all__ = [
+    "Admin",
+    "FailedEvent",
+    "HubStatus",
+    "PurgeResult",
+    "QueueCounts",
+    "ReplayError",
+    "ReplayResult",
+    "Selection",
+    "SubscriberStatus",
+    "Summary",
+    "parse_rate",
+    "select",
+]

@@ -1,0 +1,265 @@
+"""The admin API: inspect, replay and purge a hub's parked events, and its status.
+
+One :class:`Admin` per hub. Each call opens its own connections and closes
+them before returning, so calls are independent (a web page may make them
+from different threads) and nothing is held between them. What each
+operation guarantees is documented in its module: :mod:`~hubbub.admin.browse`
+(reading leaves a queue as it was), :mod:`~hubbub.admin.replay` (nothing is
+removed before its copy is confirmed), :mod:`~hubbub.admin.purge`.
+
+A parking queue is named like a subscriber: ``"welcome-email"`` is that
+subscriber's dead-letter queue, ``"unrouted"`` the hub's unrouted queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from urllib.parse import quote
+
+import pika.exceptions as pe
+
+from hubbub.admin import listing, status
+from hubbub.admin.browse import CHUNKS, Browser, QueueNotFoundError
+from hubbub.admin.filters import EVERYTHING, Selection
+from hubbub.admin.purge import PurgeResult, purge
+from hubbub.admin.records import FailedEvent
+from hubbub.admin.replay import ReplayResult, Target, replay
+from hubbub.admin.sources import UNROUTED, Source, ToHub, ToSubscriber, source, subscribers_in
+from hubbub.connection import connect, resolve_urls
+from hubbub.errors import BrokerConnectionError, ConfigurationError
+from hubbub.producers.publisher import Publisher
+from hubbub.topology.model import Topology
+from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
+from hubbub.topology.observe import ManagementAPI
+
+log = logging.getLogger(__name__)
+
+OnEvent = Callable[[FailedEvent], None]
+
+
+class Admin:
+    """Operations on one hub's dead-letter and unrouted queues."""
+
+    def __init__(
+        self,
+        hub: str | Topology,
+        *,
+        url: str | None = None,
+        management_url: str | None = None,
+        chunks: Sequence[int] = CHUNKS,
+    ) -> None:
+        self.topology = hub if isinstance(hub, Topology) else None
+        self.names = HubNames(hub.hub if isinstance(hub, Topology) else hub)
+        self.urls = resolve_urls(url)
+        self.api = ManagementAPI(self.urls[0], management_url=management_url)
+        self._chunks = tuple(chunks)
+
+    # -- reading ------------------------------------------------------------
+
+    def subscribers(self) -> list[str]:
+        """The hub's subscribers: the topology's, else those found on the broker."""
+        if self.topology is not None:
+            return [s.name for s in self.topology.subscribers]
+        try:
+            rows = self.api.get(f"queues/{quote(self.api.vhost, safe='')}?columns=name")
+        except BrokerConnectionError as exc:
+            raise ConfigurationError(
+                f"cannot list the subscribers of hub {self.names.hub!r} without a topology "
+                f"file: {exc}. Give --file topology.yaml"
+            ) from exc
+        return subscribers_in(self.names, (row["name"] for row in rows))
+
+    @contextmanager
+    def events(
+        self, name: str, selection: Selection = EVERYTHING, *, limit: int | None = None
+    ) -> Iterator[Iterator[FailedEvent]]:
+        """Stream the parked events of ``name`` that ``selection`` picks (head first).
+
+        The queue is left exactly as it was when the block exits.
+        """
+        where = self._source(name)
+        with self._browse(where, "show") as browser:
+            yield listing.show(browser, selection, subscriber=where.subscriber, limit=limit)
+
+    def show(
+        self, name: str, selection: Selection = EVERYTHING, *, limit: int | None = 100
+    ) -> list[FailedEvent]:
+        """The parked events of ``name`` that ``selection`` picks, at most ``limit``."""
+        with self.events(name, selection, limit=limit) as found:
+            return list(found)
+
+    def summaries(self) -> list[listing.Summary]:
+        """One summary per subscriber's dead-letter queue, then the unrouted queue."""
+        result = []
+        for name in [*self.subscribers(), UNROUTED]:
+            where = self._source(name, check=False)
+            try:
+                with self._browse(where, "list") as browser:
+                    result.append(listing.summarize(browser, name, subscriber=where.subscriber))
+            except ConfigurationError as exc:
+                log.warning("%s", exc)
+                result.append(listing.Summary(name, where.queue, -1, None, ()))
+        return result
+
+    def status(self) -> status.HubStatus:
+        """Counts of every queue of the hub (see :mod:`hubbub.admin.status`)."""
+        subscribers = [s.name for s in self.topology.subscribers] if self.topology else None
+        try:
+            return status.from_management(self.api, self.names, subscribers)
+        except BrokerConnectionError as exc:
+            if subscribers is None:
+                raise ConfigurationError(
+                    f"{exc}. Without it the subscribers are unknown: give --file topology.yaml"
+                ) from exc
+            return status.from_amqp(self.urls, self.names, subscribers, why=str(exc))
+
+    # -- changing -------------------------------------------------------------
+
+    def replay(
+        self,
+        name: str,
+        selection: Selection,
+        *,
+        dry_run: bool = False,
+        rate: float | None = None,
+        on_event: OnEvent | None = None,
+    ) -> ReplayResult:
+        """Send the picked events of ``name`` back to its subscriber's queue (or the hub)."""
+        where = self._source(name)
+        target = self._target(where)
+        with self._browse(where, "replay") as browser:
+            if dry_run:
+                return replay(
+                    browser,
+                    None,
+                    target,
+                    selection,
+                    subscriber=where.subscriber,
+                    dry_run=True,
+                    on_event=on_event,
+                )
+            with Publisher(self.names.hub, url=",".join(self.urls), name="hubbub dlq replay") as p:
+                return replay(
+                    browser,
+                    p,
+                    target,
+                    selection,
+                    subscriber=where.subscriber,
+                    rate=rate,
+                    on_event=on_event,
+                )
+
+    def purge(
+        self, name: str, selection: Selection, *, on_event: OnEvent | None = None
+    ) -> PurgeResult:
+        """Delete the picked events of ``name`` for good."""
+        where = self._source(name)
+        with self._browse(where, "purge") as browser:
+            return purge(browser, selection, subscriber=where.subscriber, on_event=on_event)
+
+    def count(self, name: str, selection: Selection) -> int:
+        """How many parked events of ``name`` the selection picks (e.g. before a purge)."""
+        with self.events(name, selection) as found:
+            return sum(1 for _ in found)
+
+    # -- internals -------------------------------------------------------------
+
+    def _source(self, name: str, *, check: bool = True) -> Source:
+        if name != UNROUTED and (not SUBSCRIBER_NAME.match(name) or name in RESERVED_SUBSCRIBERS):
+            raise ConfigurationError(
+                f"{name!r} is not a subscriber name (or 'unrouted' for the unrouted queue)"
+            )
+        where = source(self.names, name)
+        if check:
+            self._refuse_delivery_limit(where)
+        return where
+
+    @contextmanager
+    def _browse(self, where: Source, verb: str) -> Iterator[Browser]:
+        browser = Browser(
+            self.urls, where.queue, name=f"hubbub dlq {verb} {where.queue}", chunks=self._chunks
+        )
+        try:
+            browser.open()
+        except QueueNotFoundError as exc:
+            raise ConfigurationError(self._unknown(where)) from exc
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+    def _unknown(self, where: Source) -> str:
+        if where.subscriber is None:
+            return (
+                f"hub {self.names.hub!r} has no unrouted queue {where.queue!r}: "
+                "run 'hubbub topology apply'"
+            )
+        try:
+            known = ", ".join(self.subscribers()) or "none"
+        except ConfigurationError:
+            known = "unknown"
+        return (
+            f"unknown subscriber {where.name!r}: hub {self.names.hub!r} has no dead-letter "
+            f"queue {where.queue!r} (subscribers: {known}; or 'unrouted')"
+        )
+
+    def _target(self, where: Source) -> Target:
+        if where.subscriber is not None:
+            queue = self.names.queue(where.subscriber)
+            self._require_queue(queue)
+            return ToSubscriber(queue)
+        return ToHub(self.names.exchange, self._bound_patterns())
+
+    def _require_queue(self, queue: str) -> None:
+        connection = connect(self.urls, name="hubbub dlq replay (check)")
+        try:
+            connection.channel().queue_declare(queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            raise ConfigurationError(
+                f"the subscriber's queue {queue!r} does not exist, so its events cannot be "
+                "replayed: run 'hubbub topology apply' first"
+            ) from exc
+        finally:
+            with suppress(pe.AMQPError, OSError):
+                connection.close()
+
+    def _bound_patterns(self) -> tuple[str, ...]:
+        """Patterns bound to the hub now (broker first; the topology file as a fallback)."""
+        vhost = quote(self.api.vhost, safe="")
+        try:
+            rows = self.api.get(
+                f"exchanges/{vhost}/{quote(self.names.exchange, safe='')}/bindings/source"
+            )
+            return tuple(r["routing_key"] for r in rows if r.get("destination_type") == "queue")
+        except BrokerConnectionError as exc:
+            if self.topology is None:
+                raise ConfigurationError(
+                    f"cannot tell which topics have a subscriber: {exc}. Give --file "
+                    "topology.yaml to use its patterns instead"
+                ) from exc
+            log.warning("using the topology file's patterns: %s", exc)
+            return tuple(p for s in self.topology.subscribers for p in s.topics)
+
+    def _refuse_delivery_limit(self, where: Source) -> None:
+        """Browsing counts a delivery on RabbitMQ 3.x: refuse a DLQ that has a limit."""
+        vhost = quote(self.api.vhost, safe="")
+        try:
+            info = self.api.get(f"queues/{vhost}/{quote(where.queue, safe='')}")
+        except BrokerConnectionError as exc:
+            log.debug("cannot check %s for a delivery limit: %s", where.queue, exc)
+            return
+        arguments = info.get("arguments") or {}
+        policy = info.get("effective_policy_definition") or {}
+        if "x-delivery-limit" in arguments:
+            limit, origin = arguments["x-delivery-limit"], "its arguments"
+        elif "delivery-limit" in policy:
+            limit, origin = policy["delivery-limit"], f"policy {info.get('policy')!r}"
+        else:
+            return
+        raise ConfigurationError(
+            f"queue {where.queue!r} has a delivery limit ({limit}, from {origin}): reading it "
+            "returns its messages, which RabbitMQ 3.x counts as deliveries, so it would drop "
+            "them after a few reads. Exclude the queue from that policy first"
+        )

@@ -1,0 +1,290 @@
+"""Read a queue from head to tail without removing, losing or reordering its messages.
+
+AMQP has no "peek". A browser therefore consumes with manual acks and keeps
+every message it does not remove *unacked*, then closes its channel: the
+broker puts every unacked message back. It never rejects or nacks with
+``requeue``, for two reasons checked on RabbitMQ 3.10.8 (quorum queues):
+
+- a requeued message goes back to the *head* of a quorum queue and is
+  delivered again at once, so a browser that requeued as it went would read
+  the same message forever;
+- on RabbitMQ 4.x an explicit requeue counts as a failed delivery against
+  the queue's delivery limit (20 by default), a closed channel does not.
+
+Holding messages has limits the code works around (all checked on the
+broker, not assumed):
+
+- a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
+  at most 65535 (``prefetch`` is 16 bits), so a scan opens consumers one
+  after the other (:data:`CHUNKS`), cancelling each once it holds its
+  credit in full, so each holds one contiguous stretch of the queue;
+- when the channel closes the broker returns each consumer's messages in
+  queue order, and the consumers in tag order, but only while the queue has
+  at most 32 consumers (:data:`MAX_CONSUMERS`; past that its consumer map is
+  hashed and the order is lost). A scan stops there (about 1.9 million
+  messages) and says so (:attr:`Browser.truncated`);
+- returns happen shortly *after* the channel closed; :meth:`Browser.close`
+  waits until the queue's depth shows them back, so the next command reads
+  the queue in its original order.
+
+Returned messages get ``redelivered`` and, on RabbitMQ 3.x, an
+``x-delivery-count`` increment. A dead-letter queue has no delivery limit, so
+that is harmless; a policy that gives one to it would make repeated browsing
+drop messages (the admin API refuses to browse such a queue).
+
+A browse scans the messages that were ready when it started (a snapshot of
+the depth); events dead-lettered meanwhile are left for the next command.
+If the process dies, the connection drops and the broker returns every
+unacked message just the same: nothing is lost.
+
+Not thread-safe: one thread owns a browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
+
+from hubbub.connection import connect
+from hubbub.errors import BrokerConnectionError, HubbubError
+
+log = logging.getLogger(__name__)
+
+#: Credit of each successive consumer of a scan; the last size repeats. Small
+#: first, so a ``--limit 10`` look at a huge queue holds few messages.
+CHUNKS = (200, 5000, 65535)
+#: Consumers one scan may open (RabbitMQ returns messages in order up to 32).
+MAX_CONSUMERS = 32
+#: Seconds without a delivery after which a scan ends early (someone else took them).
+IDLE_TIMEOUT = 2.0
+#: Seconds :meth:`Browser.close` waits for the broker to put messages back.
+SETTLE_TIMEOUT = 5.0
+
+
+class QueueNotFoundError(HubbubError):
+    """The queue to browse does not exist."""
+
+
+class QueueBusyError(HubbubError):
+    """Someone else consumes from the queue, so a browse would miss part of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as read, still in the queue until :meth:`Browser.ack`."""
+
+    tag: int
+    consumer: str
+    position: int
+    exchange: str
+    routing_key: str
+    redelivered: bool
+    properties: pika.BasicProperties
+    body: bytes
+
+
+class Browser:
+    """One scan of one queue; use as a context manager (closing returns what is not acked)."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        queue: str,
+        *,
+        name: str = "hubbub browse",
+        chunks: Sequence[int] = CHUNKS,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        if not chunks or any(not 0 < c <= 65535 for c in chunks):
+            raise ValueError("chunks must be 1..65535")
+        self.queue = queue
+        self._urls = list(urls)
+        self._name = name
+        self._chunks = list(chunks)
+        self._idle = idle_timeout
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._buffer: deque[tuple[Basic.Deliver, pika.BasicProperties, bytes]] = deque()
+        self._holding: dict[str, int] = {}
+        self._credit: dict[str, int] = {}
+        self._active: str | None = None
+        #: Messages ready when the scan began: it reads at most these.
+        self.depth = 0
+        #: Messages read so far, and removed (acked) so far.
+        self.seen = 0
+        self.acked = 0
+        #: True when the scan stopped at :data:`MAX_CONSUMERS` before the end of the queue.
+        self.truncated = False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def __enter__(self) -> Browser:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Connect and take the snapshot; raises if the queue is missing or consumed."""
+        self._connection = connect(self._urls, name=self._name)
+        try:
+            self.depth, consumers = self._declare_passive()
+            if consumers:
+                raise QueueBusyError(
+                    f"queue {self.queue!r} has {consumers} consumer(s) (another hubbub dlq "
+                    "command, or an application reading it): a browse would miss the "
+                    "messages they hold. Try again when they are gone"
+                )
+            self._channel = self._connection.channel()
+        except BaseException:
+            self._disconnect()
+            raise
+
+    def close(self) -> None:
+        """Return every message not acked to the queue, wait until it shows, disconnect."""
+        if self._connection is None:
+            return
+        try:
+            if self._channel is not None and self._channel.is_open:
+                self._channel.close()
+            self._wait_returned(self.depth - self.acked)
+        except (pe.AMQPError, OSError) as exc:
+            log.warning("closing the browse of %s: %s (the broker returns them)", self.queue, exc)
+        finally:
+            self._channel = None
+            self._disconnect()
+
+    # -- reading -------------------------------------------------------------
+
+    def messages(self) -> Iterator[Message]:
+        """The queue's messages from the head, each held until acked or the browser closes."""
+        channel = self._require_channel()
+        if self.depth and self._active is None:
+            self._start_consumer(channel)
+        idle_since = time.monotonic()
+        while self.seen < self.depth and self._active is not None:
+            if not self._buffer:
+                self._pump(0.1)
+                if not self._buffer and time.monotonic() - idle_since > self._idle:
+                    log.info("%s: nothing more to read after %d messages", self.queue, self.seen)
+                    return
+                continue
+            idle_since = time.monotonic()
+            method, props, body = self._buffer.popleft()
+            message = Message(
+                method.delivery_tag,
+                method.consumer_tag,
+                self.seen,
+                method.exchange,
+                method.routing_key,
+                bool(method.redelivered),
+                props,
+                body,
+            )
+            self.seen += 1
+            self._holding[message.consumer] += 1
+            if self._holding[message.consumer] >= self._credit[message.consumer]:
+                self._next_consumer(channel)
+            yield message
+
+    def ack(self, message: Message) -> None:
+        """Remove ``message`` from the queue for good."""
+        channel = self._require_channel()
+        try:
+            channel.basic_ack(message.tag)
+        except (pe.AMQPError, OSError) as exc:
+            raise BrokerConnectionError(
+                f"lost the broker while removing event from {self.queue!r}: {exc} "
+                "(it was not removed; run the command again)"
+            ) from exc
+        self.acked += 1
+        self._holding[message.consumer] -= 1
+
+    def pause(self, seconds: float) -> None:
+        """Sleep while keeping the connection alive (heartbeats, buffered deliveries)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._pump(min(left, 1.0))
+
+    # -- internals -----------------------------------------------------------
+
+    def _pump(self, seconds: float) -> None:
+        assert self._connection is not None
+        try:
+            self._connection.process_data_events(time_limit=seconds)
+        except (pe.AMQPError, OSError) as exc:
+            raise BrokerConnectionError(
+                f"lost the broker while reading {self.queue!r}: {exc} (nothing was removed "
+                "that had not been handled; run the command again)"
+            ) from exc
+
+    def _on_delivery(
+        self, _ch: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._buffer.append((method, props, body))
+
+    def _start_consumer(self, channel: BlockingChannel) -> None:
+        index = len(self._credit)
+        credit = self._chunks[min(index, len(self._chunks) - 1)]
+        tag = f"hubbub-browse-{index:02d}"
+        channel.basic_qos(prefetch_count=credit)
+        channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag)
+        self._credit[tag], self._holding[tag], self._active = credit, 0, tag
+
+    def _next_consumer(self, channel: BlockingChannel) -> None:
+        """The active consumer holds its full credit: freeze it and open the next one."""
+        assert self._active is not None
+        channel.basic_cancel(self._active)
+        self._active = None
+        if self.seen >= self.depth:
+            return
+        if len(self._credit) >= MAX_CONSUMERS:
+            self.truncated = True
+            log.warning("%s: stopped after %d messages (scan limit)", self.queue, self.seen)
+            return
+        self._start_consumer(channel)
+
+    def _declare_passive(self) -> tuple[int, int]:
+        assert self._connection is not None
+        channel = self._connection.channel()
+        try:
+            ok = channel.queue_declare(self.queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                raise QueueNotFoundError(f"queue {self.queue!r} does not exist") from exc
+            raise BrokerConnectionError(
+                f"cannot read queue {self.queue!r}: {exc.reply_code} {exc.reply_text}"
+            ) from exc
+        with suppress(pe.AMQPError):
+            channel.close()
+        return int(ok.method.message_count), int(ok.method.consumer_count)
+
+    def _wait_returned(self, expected: int) -> None:
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _ = self._declare_passive()
+            if ready >= expected:
+                return
+            time.sleep(0.05)
+        log.info("%s: the broker is still returning messages", self.queue)
+
+    def _require_channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            raise BrokerConnectionError(f"the browse of {self.queue!r} is not open")
+        return self._channel
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            with suppress(pe.AMQPError, OSError):
+                connection.close()

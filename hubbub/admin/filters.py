@@ -1,0 +1,123 @@
+"""Which parked events an operator means: ``--id``, ``--exception``, ``--topic``, ``--since``.
+
+Pure.
+
+Criteria combine with AND; several ``--id`` values combine with OR. A
+selection with no criterion matches everything (``--all``). Every problem in
+the options is reported at once, as one line each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from hubbub.admin.records import FailedEvent
+from hubbub.errors import ConfigurationError
+from hubbub.topology import patterns
+from hubbub.topology.durations import parse_duration
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Criteria an event must meet; build it with :func:`select` to validate them."""
+
+    ids: frozenset[str] = frozenset()
+    #: An exception type: ``ValueError``, ``PaymentDeclined`` or ``app.errors.PaymentDeclined``.
+    exception: str | None = None
+    #: A topic pattern with the broker's semantics (``user.*``, ``billing.#``).
+    topic: str | None = None
+    #: Only events whose last failure (or publication, when unrouted) is at or after this.
+    since: datetime | None = None
+
+    @property
+    def everything(self) -> bool:
+        """True when no criterion is set."""
+        return not (self.ids or self.exception or self.topic or self.since)
+
+    def matches(self, event: FailedEvent) -> bool:
+        """True when ``event`` meets every criterion."""
+        if self.ids and event.id not in self.ids:
+            return False
+        if self.exception and not exception_matches(event.exception, self.exception):
+            return False
+        if self.topic and not patterns.matches(self.topic, event.topic):
+            return False
+        when = event.when
+        return self.since is None or (when is not None and when >= self.since)
+
+    def describe(self) -> str:
+        """The criteria as a human reads them (``all events`` when there are none)."""
+        parts = []
+        if self.ids:
+            parts.append("id " + ", ".join(sorted(self.ids)))
+        if self.exception:
+            parts.append(f"exception {self.exception}")
+        if self.topic:
+            parts.append(f"topic {self.topic}")
+        if self.since:
+            parts.append(f"failed since {self.since.isoformat(timespec='seconds')}")
+        return " and ".join(parts) or "all events"
+
+
+#: The selection with no criterion: every event.
+EVERYTHING = Selection()
+
+
+def select(
+    *,
+    ids: Iterable[str] = (),
+    exception: str | None = None,
+    topic: str | None = None,
+    since: str | datetime | timedelta | None = None,
+    now: datetime | None = None,
+) -> Selection:
+    """A validated :class:`Selection`; ConfigurationError lists every bad criterion."""
+    problems: list[str] = []
+    wanted = frozenset(i.strip() for i in ids if i.strip())
+    if exception is not None and not _EXCEPTION.match(exception):
+        problems.append(
+            f"--exception {exception!r} is not an exception type name "
+            "(write e.g. ValueError or app.errors.PaymentDeclined)"
+        )
+    if topic is not None:
+        problems.extend(f"--topic: {p}" for p in patterns.pattern_problems(topic))
+    cutoff = None
+    if since is not None:
+        try:
+            cutoff = parse_since(since, now or datetime.now(timezone.utc))
+        except ValueError as exc:
+            problems.append(f"--since: {exc}")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return Selection(wanted, exception, topic, cutoff)
+
+
+def parse_since(value: str | datetime | timedelta, now: datetime) -> datetime:
+    """A cutoff from a duration back from ``now`` (``90m``, ``1h``, ``2d``) or an ISO date."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, timedelta):
+        return now - value
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither a duration (30m, 1h, 2d) nor an ISO date (2024-05-01T10:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def exception_matches(actual: str | None, wanted: str) -> bool:
+    """True when ``actual`` (a qualified name) is ``wanted``, by full or short name."""
+    if not actual:
+        return False
+    return actual == wanted or actual.endswith("." + wanted)

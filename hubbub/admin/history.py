@@ -1,0 +1,108 @@
+"""The headers of a replayed copy: attempt counter reset, failure history kept (pure).
+
+A replayed event starts over: its attempt counter and current failure
+record are removed, so the subscriber gives it its full retry policy again.
+What it went through is not lost: each replay appends the failure it is
+replayed from to ``hubbub-failure-history``, a JSON list (oldest first) kept
+as a string so any AMQP client can read it. The list is capped (newest
+entries, shortened tracebacks) because headers cannot span frames.
+
+The broker's own death headers are stripped too: NOTES.md, a republished
+message carrying old ``x-death`` entries can be dropped as a dead-letter
+cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pika
+
+from hubbub import envelope
+from hubbub.consumers import failure
+from hubbub.consumers.handling import copy_properties
+
+if TYPE_CHECKING:
+    from hubbub.admin.records import FailedEvent
+
+#: Header holding the failures of earlier rounds (a JSON list, oldest first).
+HISTORY = envelope.FAILURE_PREFIX + "history"
+#: Entries kept in the history (the newest).
+MAX_ENTRIES = 10
+#: Characters of each entry's traceback kept (its end: where it was raised).
+MAX_TRACEBACK = 800
+#: The encoded history never exceeds this many bytes (frame_max is 128 KiB).
+MAX_BYTES = 24_000
+#: Failure headers a replayed copy keeps: where the event first came from.
+KEPT = frozenset({failure.EXCHANGE, failure.ROUTING_KEY, HISTORY})
+
+
+def decode(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """The history in a header value; a missing or damaged one reads as empty."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return ()
+    try:
+        entries = json.loads(value)
+    except ValueError:
+        return ()
+    if not isinstance(entries, list):
+        return ()
+    return tuple(e for e in entries if isinstance(e, dict))
+
+
+def entry(event: FailedEvent, *, replayed_ms: int) -> dict[str, Any]:
+    """What one failure round leaves in the history when its event is replayed."""
+    return {
+        "reason": event.reason,
+        "dead_lettered_by": event.dead_lettered_by,
+        "exception": event.exception,
+        "message": event.message[: failure.MAX_MESSAGE],
+        "traceback": event.traceback[-MAX_TRACEBACK:],
+        "subscriber": event.subscriber,
+        "attempts": event.attempts,
+        "first_failed_ms": _ms(event.first_failed),
+        "last_failed_ms": _ms(event.last_failed),
+        "replayed_ms": replayed_ms,
+    }
+
+
+def encode(entries: list[Mapping[str, Any]]) -> str:
+    """``entries`` as the header's JSON, trimmed to the newest that fit the limits."""
+    kept = list(entries[-MAX_ENTRIES:])
+    while True:
+        text = json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+        if len(text.encode()) <= MAX_BYTES or len(kept) <= 1:
+            return text
+        kept = kept[1:]
+
+
+def replay_headers(event: FailedEvent, *, now_ms: int) -> dict[str, Any]:
+    """Headers of the copy that replays ``event`` to its subscriber's queue."""
+    headers = envelope.without_broker_headers(event.headers)
+    headers = {
+        k: v for k, v in headers.items() if not k.startswith(envelope.FAILURE_PREFIX) or k in KEPT
+    }
+    headers.pop(envelope.ATTEMPT, None)
+    headers[envelope.TOPIC] = event.topic
+    headers[HISTORY] = encode([*event.history, entry(event, replayed_ms=now_ms)])
+    return headers
+
+
+def replay_properties(
+    props: pika.BasicProperties, event: FailedEvent, *, now_ms: int
+) -> pika.BasicProperties:
+    """Properties of the replayed copy: the original's, persistent, with :func:`replay_headers`."""
+    return copy_properties(props, replay_headers(event, now_ms=now_ms))
+
+
+def unrouted_properties(props: pika.BasicProperties) -> pika.BasicProperties:
+    """Properties of an unrouted event republished to the hub: the broker's headers stripped."""
+    return copy_properties(props, envelope.without_broker_headers(props.headers))
+
+
+def _ms(value: Any) -> int | None:
+    return int(value.timestamp() * 1000) if value is not None else None

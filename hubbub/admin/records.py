@@ -1,0 +1,229 @@
+"""What a message parked in a dead-letter or unrouted queue says about its failure (pure).
+
+A message reaches a subscriber's dead-letter queue in one of two ways, and
+the record says which (``dead_lettered_by``):
+
+- ``hubbub``: the consumer published a copy carrying hubbub's failure record
+  (``hubbub-failure-*`` headers, see :mod:`hubbub.consumers.failure`) after
+  the last attempt or a non-retryable error;
+- ``broker``: the broker dead-lettered the message itself, e.g. a poison
+  event that killed its consumer more often than the queue's delivery limit
+  allows. It then carries ``x-death`` (newest entry first) and
+  ``x-first-death-reason``; any ``hubbub-failure-*`` headers it also carries
+  describe an *earlier* attempt, not this death.
+
+An event parked in the hub's unrouted queue was never handled: its record
+has ``dead_lettered_by == "none"`` and reason ``unrouted``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import pika
+
+from hubbub import envelope
+from hubbub.admin import history
+from hubbub.consumers import failure
+from hubbub.topology import delay
+
+#: Reason of an event parked because no subscriber matched its topic.
+UNROUTED = "unrouted"
+
+Origin = Literal["hubbub", "broker", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEvent:
+    """One parked event as an operator sees it (``dlq show``)."""
+
+    #: The event id (``message_id``); a stable digest of the message when it has none.
+    id: str
+    topic: str
+    #: The subscriber that failed it (None for unrouted events).
+    subscriber: str | None
+    #: Attempts made: hubbub's count, or the broker's delivery count for a poison event.
+    attempts: int
+    #: Why it is parked: e.g. ``attempts exhausted``, ``not retryable``, ``delivery_limit``.
+    reason: str
+    dead_lettered_by: Origin
+    exception: str | None = None
+    message: str = ""
+    traceback: str = ""
+    first_failed: datetime | None = None
+    last_failed: datetime | None = None
+    published: datetime | None = None
+    #: Failures recorded before earlier replays (oldest first).
+    history: tuple[Mapping[str, Any], ...] = ()
+    #: Position in the queue when it was read (0 = head).
+    position: int = 0
+    routing_key: str = ""
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def when(self) -> datetime | None:
+        """The moment that dates this record: its last failure, else its publication."""
+        return self.last_failed or self.published
+
+    def to_json(self, *, with_traceback: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 strings) for ``--json`` and web pages."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "topic": self.topic,
+            "subscriber": self.subscriber,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "dead_lettered_by": self.dead_lettered_by,
+            "exception": self.exception,
+            "message": self.message,
+            "first_failed": _iso(self.first_failed),
+            "last_failed": _iso(self.last_failed),
+            "published": _iso(self.published),
+            "history": [dict(h) for h in self.history],
+            "position": self.position,
+        }
+        if with_traceback:
+            data["traceback"] = self.traceback
+        return data
+
+
+def parse(
+    routing_key: str,
+    props: pika.BasicProperties,
+    body: bytes,
+    *,
+    subscriber: str | None,
+    position: int = 0,
+) -> FailedEvent:
+    """The record of one message read from ``subscriber``'s DLQ (None: the unrouted queue)."""
+    headers: Mapping[str, Any] = props.headers or {}
+    base = FailedEvent(
+        id=event_id(props, body),
+        topic=topic_of(routing_key, props, headers),
+        subscriber=None,
+        attempts=0,
+        reason=UNROUTED,
+        dead_lettered_by="none",
+        published=_from_seconds(props.timestamp),
+        history=history.decode(headers.get(history.HISTORY)),
+        position=position,
+        routing_key=routing_key,
+        headers=headers,
+    )
+    if subscriber is None:
+        return base
+    death = broker_death(headers)
+    if death is not None:
+        return _broker_record(base, headers, death, subscriber)
+    return replace(
+        base,
+        subscriber=_text(headers.get(failure.SUBSCRIBER)) or subscriber,
+        attempts=_positive(headers.get(envelope.ATTEMPT), 1),
+        reason=_text(headers.get(failure.REASON)) or "unknown",
+        dead_lettered_by="hubbub",
+        exception=_text(headers.get(failure.EXCEPTION)),
+        message=_text(headers.get(failure.MESSAGE)) or "",
+        traceback=_text(headers.get(failure.TRACEBACK)) or "",
+        first_failed=_from_ms(headers.get(failure.FIRST_TIME)),
+        last_failed=_from_ms(headers.get(failure.LAST_TIME)),
+    )
+
+
+def _broker_record(
+    base: FailedEvent, headers: Mapping[str, Any], death: Mapping[str, Any], subscriber: str
+) -> FailedEvent:
+    reason = _text(death.get("reason")) or "unknown"
+    died = death.get("time") if isinstance(death.get("time"), datetime) else None
+    deliveries = _positive(headers.get("x-delivery-count"), 0)
+    earlier = _text(headers.get(failure.EXCEPTION))
+    message = f"dead-lettered by the broker ({reason}) from queue {_text(death.get('queue'))}"
+    if reason == "delivery_limit":
+        message = (
+            "the broker dead-lettered it after its delivery limit: it was delivered "
+            "again and again without being acked (did its handler kill the consumer?)"
+        )
+    if earlier:
+        message += f"; an earlier attempt raised {earlier}"
+    return replace(
+        base,
+        subscriber=subscriber,
+        attempts=max(deliveries, _positive(headers.get(envelope.ATTEMPT), 1)),
+        reason=reason,
+        dead_lettered_by="broker",
+        message=message,
+        first_failed=_from_ms(headers.get(failure.FIRST_TIME)) or died,
+        last_failed=died,
+    )
+
+
+def broker_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The newest ``x-death`` entry, when the broker dead-lettered this message."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
+        return deaths[0]
+    if headers.get("x-first-death-reason") is not None:
+        return {
+            "reason": headers.get("x-first-death-reason"),
+            "queue": headers.get("x-first-death-queue"),
+        }
+    return None
+
+
+def event_id(props: pika.BasicProperties, body: bytes) -> str:
+    """``message_id``, or a digest of what never changes in the message (for ``--id``)."""
+    if props.message_id:
+        return str(props.message_id)
+    digest = hashlib.sha256(body)
+    digest.update(f"|{props.timestamp}|{props.type}|{props.correlation_id}".encode())
+    return "sha-" + digest.hexdigest()[:16]
+
+
+def topic_of(routing_key: str, props: pika.BasicProperties, headers: Mapping[str, Any]) -> str:
+    """The event's topic: hubbub's header, the key the broker saw first, ``type``, the key."""
+    topic = _text(headers.get(envelope.TOPIC))
+    if topic:
+        return topic
+    death = broker_death(headers)
+    keys = death.get("routing-keys") if death is not None else None
+    if isinstance(keys, list) and keys:
+        routing_key = _text(keys[0]) or routing_key
+    stripped = delay.strip(routing_key)
+    if stripped is not None and stripped[0] == delay.EVENT_MARK:
+        return stripped[1]
+    if props.type:
+        return str(props.type)
+    return routing_key
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) and value else None
+
+
+def _positive(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def _from_ms(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value / 1000, timezone.utc)
+
+
+def _from_seconds(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds") if value else None

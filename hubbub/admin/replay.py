@@ -1,0 +1,214 @@
+"""Move chosen parked events back where they can be handled, losing none.
+
+Guarantee: an event leaves its parking queue only after the broker
+confirmed its copy (publisher confirms, ``mandatory`` so a missing queue is
+an error rather than a silent drop). Until then the original is held
+unacked; if the process dies at any point the broker returns it. So after
+an interruption each event is in the parking queue, or in its destination,
+or (confirmed but not yet removed) in both, never in neither. Consumers
+deduplicate by event id, which the copy keeps.
+
+Copies are pipelined (up to ``window`` unconfirmed) and the originals
+removed in the order their copies were confirmed; ``rate`` spaces the copies
+out for a consumer that must not be flooded. A copy the broker refuses
+stops the replay: what was confirmed so far is removed, the rest stays, and
+:class:`ReplayError` says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pika
+
+from hubbub.admin import history, records
+from hubbub.admin.browse import Browser, Message
+from hubbub.admin.filters import Selection
+from hubbub.admin.records import FailedEvent
+from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
+from hubbub.producers.publisher import Publisher
+
+#: Copies in flight (unconfirmed) at once.
+DEFAULT_WINDOW = 500
+
+OnEvent = Callable[[FailedEvent], None]
+
+
+class Target(Protocol):
+    """Where replayed copies go (see :mod:`hubbub.admin.sources`)."""
+
+    def route(self, event: FailedEvent) -> tuple[str, str] | str: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: ``moved`` were removed after their copy was confirmed."""
+
+    target: str
+    dry_run: bool
+    scanned: int = 0
+    matched: int = 0
+    moved: int = 0
+    ids: list[str] = field(default_factory=list)
+    #: Matching events left in place, counted by why (e.g. "no subscriber for x.y").
+    skipped: Counter[str] = field(default_factory=Counter)
+    truncated: bool = False
+
+
+class ReplayError(HubbubError):
+    """A replay stopped part way; ``result`` says what was moved before it did."""
+
+    def __init__(self, message: str, result: ReplayResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def replay(
+    browser: Browser,
+    publisher: Publisher | None,
+    target: Target,
+    selection: Selection,
+    *,
+    subscriber: str | None,
+    dry_run: bool = False,
+    rate: float | None = None,
+    window: int = DEFAULT_WINDOW,
+    on_event: OnEvent | None = None,
+) -> ReplayResult:
+    """Copy the events ``selection`` picks out of ``browser``'s queue to ``target``.
+
+    ``on_event`` is called for each event moved (or, with ``dry_run``, that
+    would be). ``rate`` is in events per second. A dry run needs no publisher.
+    """
+    if publisher is None and not dry_run:
+        raise ValueError("a replay needs a publisher (only a dry run does not)")
+    mover = _Mover(browser, publisher, window, on_event)
+    result = mover.result = ReplayResult(target.describe(), dry_run)
+    pacer = _Pacer(browser, rate)
+    try:
+        for message in browser.messages():
+            result.scanned += 1
+            event = records.parse(
+                message.routing_key,
+                message.properties,
+                message.body,
+                subscriber=subscriber,
+                position=message.position,
+            )
+            if not selection.matches(event):
+                continue
+            route = target.route(event)
+            if isinstance(route, str):
+                result.skipped[route] += 1
+                continue
+            result.matched += 1
+            if dry_run:
+                result.ids.append(event.id)
+                if on_event is not None:
+                    on_event(event)
+                continue
+            pacer.wait()
+            mover.send(message, event, route, _properties(message, event, subscriber))
+            if mover.error is not None:
+                break
+        result.truncated = browser.truncated
+    finally:
+        mover.settle_all()
+    if mover.error is not None:
+        raise ReplayError(
+            f"replay stopped after moving {result.moved} event(s) to {result.target}: "
+            f"{mover.error} (the events not moved are still parked; run it again)",
+            result,
+        )
+    return result
+
+
+def _properties(
+    message: Message, event: FailedEvent, subscriber: str | None
+) -> pika.BasicProperties:
+    if subscriber is None:
+        return history.unrouted_properties(message.properties)
+    return history.replay_properties(message.properties, event, now_ms=int(time.time() * 1000))
+
+
+class _Mover:
+    """Pipelines copies and removes each original once its copy is confirmed."""
+
+    def __init__(
+        self, browser: Browser, publisher: Publisher | None, window: int, on_event: OnEvent | None
+    ) -> None:
+        self.browser = browser
+        self.publisher = publisher
+        self.window = window
+        self.on_event = on_event
+        self.pending: deque[tuple[Message, FailedEvent, Future[None]]] = deque()
+        self.error: str | None = None
+        self.result: ReplayResult
+
+    def send(
+        self,
+        message: Message,
+        event: FailedEvent,
+        route: tuple[str, str],
+        props: pika.BasicProperties,
+    ) -> None:
+        assert self.publisher is not None
+        exchange, key = route
+        future = self.publisher.send(exchange, key, message.body, props, mandatory=True)
+        self.pending.append((message, event, future))
+        self._settle(block=len(self.pending) >= self.window)
+
+    def settle_all(self) -> None:
+        self._settle(block=True)
+
+    def _settle(self, *, block: bool) -> None:
+        while self.pending and (block or self.pending[0][2].done()):
+            message, event, future = self.pending.popleft()
+            assert self.publisher is not None
+            try:
+                self.publisher.wait(future)
+            except (PublishError, BrokerConnectionError) as exc:
+                self.error = self.error or f"event {event.id} ({event.topic}): {exc}"
+                continue
+            self.browser.ack(message)
+            self.result.moved += 1
+            self.result.ids.append(event.id)
+            if self.on_event is not None:
+                self.on_event(event)
+
+
+class _Pacer:
+    """Spaces copies ``1/rate`` seconds apart, keeping the browse connection alive."""
+
+    def __init__(self, browser: Browser, rate: float | None) -> None:
+        self.browser = browser
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            self.browser.pause(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+
+def parse_rate(text: str) -> float:
+    """Events per second in ``10``, ``10/s``, ``600/m`` or ``3600/h``."""
+    number, _, unit = text.strip().partition("/")
+    per = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}.get(unit.strip().lower())
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if per is None or not value > 0 or value == float("inf"):
+        raise ValueError(f"not a rate: {text!r} (write e.g. 10/s, 600/m)")
+    return value / per

@@ -1,0 +1,145 @@
+"""``hubbub status``: the hub's queues at a glance.
+
+Counts come from the RabbitMQ management API (ready, unacked, consumers).
+When it cannot be reached they come from AMQP passive declares instead,
+which know ready messages and consumers but not unacked ones; the status
+then says so (``source``) and leaves unacked as None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pika.exceptions as pe
+
+from hubbub.admin.sources import subscribers_in
+from hubbub.connection import connect
+from hubbub.errors import BrokerConnectionError
+from hubbub.topology import delay
+from hubbub.topology.names import HubNames
+from hubbub.topology.observe import ManagementAPI
+
+MANAGEMENT = "management API"
+_COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """One queue's counts; ``exists`` False when the broker has no such queue."""
+
+    name: str
+    exists: bool = True
+    ready: int | None = None
+    unacked: int | None = None
+    consumers: int | None = None
+
+    @property
+    def total(self) -> int | None:
+        """Ready plus unacked (None when unacked is unknown)."""
+        if self.ready is None or self.unacked is None:
+            return None
+        return self.ready + self.unacked
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberStatus:
+    subscriber: str
+    queue: QueueCounts
+    dead_letters: QueueCounts
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    """Everything ``hubbub status`` shows."""
+
+    hub: str
+    subscribers: tuple[SubscriberStatus, ...]
+    unrouted: QueueCounts
+    #: Events waiting in the delay ladder (ready + unacked over its 28 levels).
+    delayed: int | None
+    #: Where the counts come from: the management API, or AMQP (and why).
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def from_management(
+    api: ManagementAPI, names: HubNames, subscribers: Iterable[str] | None
+) -> HubStatus:
+    """The hub's status read through the management API (raises BrokerConnectionError)."""
+    rows = api.get(f"queues/{quote(api.vhost, safe='')}?columns={_COLUMNS}")
+    found = {row["name"]: _counts(row) for row in rows if names.owns(row["name"])}
+    if subscribers is None:
+        subscribers = subscribers_in(names, found)
+    levels = [found.get(names.level(n)) for n in range(delay.LEVELS)]
+    delayed = sum(q.total or 0 for q in levels if q is not None)
+    return HubStatus(
+        names.hub,
+        tuple(
+            SubscriberStatus(
+                s,
+                found.get(names.queue(s)) or QueueCounts(names.queue(s), exists=False),
+                found.get(names.dead_letter_queue(s))
+                or QueueCounts(names.dead_letter_queue(s), exists=False),
+            )
+            for s in subscribers
+        ),
+        found.get(names.unrouted) or QueueCounts(names.unrouted, exists=False),
+        delayed,
+        MANAGEMENT,
+    )
+
+
+def from_amqp(
+    urls: Sequence[str], names: HubNames, subscribers: Iterable[str], *, why: str
+) -> HubStatus:
+    """The hub's status from passive declares: no unacked counts."""
+    connection = connect(urls, name=f"hubbub status {names.hub}")
+    try:
+        peek = _Peek(connection)
+        levels = [peek(names.level(n)) for n in range(delay.LEVELS)]
+        return HubStatus(
+            names.hub,
+            tuple(
+                SubscriberStatus(s, peek(names.queue(s)), peek(names.dead_letter_queue(s)))
+                for s in subscribers
+            ),
+            peek(names.unrouted),
+            sum(q.ready or 0 for q in levels),
+            f"AMQP ({why}; unacked counts unknown, delayed counts ready messages only)",
+        )
+    finally:
+        with suppress(pe.AMQPError, OSError):
+            connection.close()
+
+
+class _Peek:
+    """Passive declares on one connection; a missing queue closes only its channel."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.channel = connection.channel()
+
+    def __call__(self, queue: str) -> QueueCounts:
+        try:
+            ok = self.channel.queue_declare(queue, passive=True)
+        except pe.ChannelClosedByBroker as exc:
+            self.channel = self.connection.channel()
+            if exc.reply_code == 404:
+                return QueueCounts(queue, exists=False)
+            raise BrokerConnectionError(f"cannot read queue {queue!r}: {exc}") from exc
+        return QueueCounts(queue, ready=ok.method.message_count, consumers=ok.method.consumer_count)
+
+
+def _counts(row: Mapping[str, Any]) -> QueueCounts:
+    return QueueCounts(
+        row["name"],
+        ready=int(row.get("messages_ready") or 0),
+        unacked=int(row.get("messages_unacknowledged") or 0),
+        consumers=int(row.get("consumers") or 0),
+    )

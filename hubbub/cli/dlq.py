@@ -1,0 +1,254 @@
+"""``hubbub dlq list | show | replay | purge``: failed events, thin over :mod:`hubbub.admin`.
+
+NAME is a subscriber (its dead-letter queue) or ``unrouted`` (the hub's
+queue of events no subscriber matched; a name no subscriber may take).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hubbub.admin import Admin, FailedEvent, Selection, parse_rate, select
+from hubbub.cli import tables
+from hubbub.cli.options import file_option, friendly_errors, hub_from, hub_option, url_option
+from hubbub.errors import ConfigurationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Events ``dlq show`` prints unless ``--limit`` says otherwise.
+DEFAULT_LIMIT = 50
+
+
+def admin_from(file: Path | None, hub: str | None, url: str | None) -> Admin:
+    """The :class:`Admin` for ``--file`` or ``--hub`` and ``--url``."""
+    name, topology = hub_from(file, hub)
+    return Admin(topology or name, url=url)
+
+
+def broker_options(func: F) -> F:
+    return file_option(hub_option(url_option(func)))
+
+
+def filter_options(func: F) -> F:
+    func = click.option("--id", "ids", multiple=True, help="Event id (repeat for several).")(func)
+    func = click.option("--exception", default=None, help="Exception type (short or full).")(func)
+    func = click.option("--topic", default=None, help="Topic pattern, e.g. 'user.*'.")(func)
+    func = click.option(
+        "--since", default=None, help="Failed within (1h, 30m, 2d) or since an ISO date."
+    )(func)
+    return func
+
+
+def selection_from(
+    ids: tuple[str, ...], exception: str | None, topic: str | None, since: str | None
+) -> Selection:
+    return select(ids=ids, exception=exception, topic=topic, since=since)
+
+
+def chosen(selection: Selection, all_: bool) -> Selection:
+    """A selection a destructive command may act on: explicit criteria, or ``--all``."""
+    if all_ and not selection.everything:
+        raise ConfigurationError("--all cannot be combined with --id or filters")
+    if not all_ and selection.everything:
+        raise ConfigurationError("say which events: --id ID, a filter, or --all")
+    return selection
+
+
+@click.group("dlq")
+def group() -> None:
+    """Inspect, replay and purge failed events (NAME: a subscriber, or 'unrouted')."""
+
+
+@group.command("list")
+@broker_options
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@friendly_errors
+def list_(file: Path | None, hub: str | None, url: str | None, as_json: bool) -> None:
+    """Each dead-letter queue: depth, oldest failure, most common exceptions."""
+    summaries = admin_from(file, hub, url).summaries()
+    if as_json:
+        click.echo("\n".join(tables.json_array(s.to_json() for s in summaries)))
+        return
+    rows = [
+        (
+            s.name,
+            s.queue,
+            "missing" if s.depth < 0 else f"{s.depth}{'+' if s.truncated else ''}",
+            tables.when(s.oldest),
+            ", ".join(f"{label} ({count})" for label, count in s.top),
+        )
+        for s in summaries
+    ]
+    click.echo(tables.table(("NAME", "QUEUE", "DEPTH", "OLDEST", "MOST COMMON"), rows))
+
+
+@group.command("show")
+@click.argument("name")
+@broker_options
+@filter_options
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Events to show (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON array, tracebacks included.")
+@click.option("--details", is_flag=True, help="Every field, traceback and history.")
+@friendly_errors
+def show(
+    name: str,
+    file: Path | None,
+    hub: str | None,
+    url: str | None,
+    ids: tuple[str, ...],
+    exception: str | None,
+    topic: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    details: bool,
+) -> None:
+    """The failed events of NAME, oldest first; never removes or reorders one."""
+    selection = selection_from(ids, exception, topic, since)
+    admin = admin_from(file, hub, url)
+    with admin.events(name, selection, limit=limit or None) as events:
+        if as_json:
+            for piece in tables.json_array(e.to_json() for e in events):
+                click.echo(piece)
+            return
+        count = 0
+        for count, event in enumerate(events, 1):
+            if details:
+                click.echo(_details(event))
+            else:
+                if count == 1:
+                    click.echo(_HEADER)
+                click.echo(_row(event))
+    what = selection.describe()
+    click.echo(f"{count} event(s) shown ({what}{', --limit reached' if count == limit else ''})")
+
+
+@group.command("replay")
+@click.argument("name")
+@broker_options
+@filter_options
+@click.option("--all", "all_", is_flag=True, help="Every event of NAME.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be replayed.")
+@click.option("--rate", default=None, help="At most this many per second: 10/s, 600/m.")
+@friendly_errors
+def replay(
+    name: str,
+    file: Path | None,
+    hub: str | None,
+    url: str | None,
+    ids: tuple[str, ...],
+    exception: str | None,
+    topic: str | None,
+    since: str | None,
+    all_: bool,
+    dry_run: bool,
+    rate: str | None,
+) -> None:
+    """Send events back to NAME's own queue (unrouted: to the hub), attempts reset.
+
+    Each event leaves the dead-letter queue only after the broker confirmed
+    its copy; an interrupted replay loses none.
+    """
+    selection = chosen(selection_from(ids, exception, topic, since), all_)
+    per_second = None
+    if rate is not None:
+        try:
+            per_second = parse_rate(rate)
+        except ValueError as exc:
+            raise ConfigurationError(f"--rate: {exc}") from exc
+    verb = "would replay" if dry_run else "replayed"
+    result = admin_from(file, hub, url).replay(
+        name,
+        selection,
+        dry_run=dry_run,
+        rate=per_second,
+        on_event=lambda e: click.echo(f"{verb} {e.id} {e.topic}"),
+    )
+    done = result.matched if dry_run else result.moved
+    click.echo(f"{done} event(s) {verb} to {result.target} ({selection.describe()})")
+    for why, count in result.skipped.items():
+        click.echo(f"left {count} event(s) in place: {why}")
+    if result.truncated:
+        click.echo("note: the queue is too long to scan in one go; run the command again")
+
+
+@group.command("purge")
+@click.argument("name")
+@broker_options
+@filter_options
+@click.option("--all", "all_", is_flag=True, help="Every event of NAME.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def purge(
+    name: str,
+    file: Path | None,
+    hub: str | None,
+    url: str | None,
+    ids: tuple[str, ...],
+    exception: str | None,
+    topic: str | None,
+    since: str | None,
+    all_: bool,
+    yes: bool,
+) -> None:
+    """Delete events of NAME for good (asks first unless --yes)."""
+    selection = chosen(selection_from(ids, exception, topic, since), all_)
+    admin = admin_from(file, hub, url)
+    if not yes:
+        count = admin.count(name, selection)
+        if count == 0:
+            click.echo(f"no event of {name} matches ({selection.describe()}): nothing to delete")
+            return
+        if not click.confirm(
+            f"Delete {count} event(s) of {name} ({selection.describe()}) for good?"
+        ):
+            click.echo("nothing deleted")
+            return
+    result = admin.purge(
+        name, selection, on_event=lambda e: click.echo(f"deleted {e.id} {e.topic}")
+    )
+    click.echo(f"{result.purged} event(s) deleted from {name} ({selection.describe()})")
+
+
+_COLUMNS = (("ID", 32), ("TOPIC", 28), ("TRIES", 5), ("FAILED", 28), ("WHY", 24), ("MESSAGE", 50))
+_HEADER = tables.fixed(_COLUMNS)
+
+
+def _row(event: FailedEvent) -> str:
+    why = event.exception or f"[{event.reason}]"
+    values = (event.id, event.topic, str(event.attempts), tables.when(event.when), why)
+    cells = [(v, w) for v, (_, w) in zip(values, _COLUMNS, strict=False)]
+    return tables.fixed([*cells, (event.message, _COLUMNS[-1][1])])
+
+
+def _details(event: FailedEvent) -> str:
+    lines = [
+        f"event {event.id}",
+        f"  topic:      {event.topic}",
+        f"  subscriber: {event.subscriber or '-'}",
+        f"  reason:     {event.reason} (dead-lettered by {event.dead_lettered_by})",
+        f"  exception:  {event.exception or '-'}",
+        f"  message:    {event.message or '-'}",
+        f"  attempts:   {event.attempts}",
+        f"  first/last: {tables.when(event.first_failed)} / {tables.when(event.last_failed)}",
+        f"  published:  {tables.when(event.published)}",
+    ]
+    for n, old in enumerate(event.history, 1):
+        lines.append(
+            f"  earlier #{n}: {old.get('exception') or old.get('reason')}: "
+            f"{tables.clip(str(old.get('message') or ''), 80)}"
+        )
+    if event.traceback:
+        lines.append("  traceback:")
+        lines.extend("    " + line for line in event.traceback.rstrip().splitlines())
+    return "\n".join(lines) + "\n"
