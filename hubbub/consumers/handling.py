@@ -177,7 +177,7 @@ def copy_destination(names: HubNames, subscriber: str, outcome: Outcome) -> tupl
     """
     if outcome.action == "retry":
         seconds = delay.whole_seconds(outcome.delay)
-        return names.level(delay.LEVELS - 1), delay.queue_key(seconds, subscriber)
+        return delay.entry_exchange(names, seconds), delay.queue_key(seconds, subscriber)
     return names.dead_letter_exchange, subscriber
 
 

@@ -64,7 +64,8 @@ def event_message(
     if seconds is None:
         return EventMessage(names.exchange, topic, body, props)
     envelope.delayed(props, topic, seconds)
-    return EventMessage(names.level(delay.LEVELS - 1), delay.event_key(seconds, topic), body, props)
+    key = delay.event_key(seconds, topic)
+    return EventMessage(delay.entry_exchange(names, seconds), key, body, props)
 
 
 def delay_seconds(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from hubbub.errors import ConfigurationError, DelayTooLongError
+from hubbub.topology.names import HubNames
 from hubbub.topology.patterns import MAX_KEY_BYTES
 
 #: Number of ladder levels; the longest delay is ``2**LEVELS - 1`` seconds.
@@ -52,6 +53,18 @@ def whole_seconds(delay: float) -> int:
 def bits(seconds: int) -> str:
     """The 28 bit words of ``seconds``, most significant (level 27) first."""
     return ".".join(format(seconds, f"0{LEVELS}b"))
+
+
+def entry_exchange(names: HubNames, seconds: int) -> str:
+    """Where a message delayed ``seconds`` is published: the level of its highest set bit.
+
+    Entering at level 27 would work too (every clear bit passes the message
+    on), but each exchange-to-exchange hop costs the broker a topic match on a
+    key of 30-odd words; entering at the first level the message must wait in
+    skips them, and a zero delay goes straight to the delivery exchange
+    (NServiceBus computes its starting level the same way).
+    """
+    return names.level(seconds.bit_length() - 1) if seconds else names.delivery
 
 
 def event_key(seconds: int, topic: str) -> str:

@@ -134,6 +134,17 @@ def test_an_event_visits_exactly_the_levels_of_its_set_bits_and_waits_its_delay(
         assert trip.delivered_to == {"shop.welcome", "shop.audit", "shop.sales"}, seconds
 
 
+def test_entering_at_the_highest_set_bit_takes_the_same_trip_as_entering_at_the_top():
+    for seconds in _delays():
+        for key in (delay.event_key(seconds, "user.signed_up"), delay.queue_key(seconds, "audit")):
+            entry = delay.entry_exchange(NAMES, seconds)
+            assert BROKER.trip(entry, key) == BROKER.trip(ENTRY, key), seconds
+    assert delay.entry_exchange(NAMES, 0) == NAMES.delivery
+    assert delay.entry_exchange(NAMES, 1) == NAMES.level(0)
+    assert delay.entry_exchange(NAMES, 90) == NAMES.level(6)
+    assert delay.entry_exchange(NAMES, delay.MAX_DELAY_SECONDS) == NAMES.level(27)
+
+
 def test_the_ladder_delivers_to_the_subscribers_matching_at_delivery():
     for seconds in (0, 3, 77):
         trip = BROKER.trip(ENTRY, delay.event_key(seconds, "billing.invoice.paid"))
