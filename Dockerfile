@@ -1,0 +1,24 @@
+# The hubbub app image: the library, its `hubbub` CLI and the example app.
+# Every setting comes from the environment (HUBBUB_URL, HUBBUB_TOPOLOGY, ...):
+# see docs/operations.md. One image runs `hubbub topology apply` once and
+# `hubbub consume --subscriber NAME` per subscriber (docker-compose.yml).
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY hubbub ./hubbub
+COPY example_app ./example_app
+RUN pip install . \
+    && useradd --system --uid 10001 --no-create-home --home-dir /app hubbub \
+    && mkdir -p /app/outbox \
+    && chown hubbub /app/outbox
+
+# Not root: the app needs no privilege, only the broker URL and its topology.
+USER 10001
+ENV HUBBUB_TOPOLOGY=/app/example_app/topology.yaml HUBBUB_OUTBOX=/app/outbox/actions.jsonl
+# Prometheus /metrics and /healthz of `hubbub consume` (HUBBUB_METRICS_PORT).
+EXPOSE 9100
+ENTRYPOINT ["hubbub"]
+CMD ["--help"]
