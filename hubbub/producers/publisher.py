@@ -10,6 +10,16 @@ A lost connection is reopened on the next publish. Events no subscriber
 matches are not dropped: the hub's alternate exchange parks them in the
 ``<hub>.unrouted`` queue.
 
+Across a broker restart or a network cut the publisher raises, it does not
+retry on its own (a hidden retry loop would block callers for as long as
+the outage lasts and hide it): every event in flight when the connection
+drops fails with PublishError (stored or not: publish again with the same
+id), and while the broker stays unreachable each publish fails fast with
+:class:`~hubbub.errors.BrokerConnectionError` (nothing was sent). The first
+publish after the broker is back reconnects. The fault suite
+(``tests/fault/test_broker_restart.py``) publishes a stream through a
+restart this way and loses nothing.
+
 One publisher is safe to share between threads; all of them pipeline
 through one connection.
 """
