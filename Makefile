@@ -23,6 +23,9 @@ unit: $(STAMP)          ## fast tests, no broker
 integration: $(STAMP)   ## tests against the real broker
 	$(PY) -m pytest tests/integration
 
+fault: $(STAMP)         ## kills consumers, restarts a private broker node (never the shared one)
+	$(PY) -m pytest -m fault
+
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo
 
