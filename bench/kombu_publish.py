@@ -9,7 +9,8 @@ it), then publishes ``--events`` small events, each confirmed, with:
 - ``kombu pool, N threads``: the same over a kombu pool from N threads;
 - ``kombu raw Producer``: kombu's own ``Producer.publish`` with confirms,
   the floor under the kombu publisher (no hubbub envelope);
-- ``pika publish``: :meth:`hubbub.producers.Publisher.publish`, one at a time;
+- ``pika publish``: :meth:`hubbub.producers.Publisher.publish`, one at a time,
+  from one thread and from N threads sharing the publisher;
 - ``pika publish_many``: :meth:`~hubbub.producers.Publisher.publish_many`,
   confirms pipelined.
 
@@ -72,15 +73,7 @@ def _modes(hub: str, url: str, threads: int) -> list[tuple[str, Callable[[int], 
             kombu_publisher.publish(TOPIC, DATA)
 
     def kombu_threads(n: int) -> None:
-        share = [n // threads + (i < n % threads) for i in range(threads)]
-        workers = [
-            threading.Thread(target=lambda k=k: [pooled.publish(TOPIC, DATA) for _ in range(k)])
-            for k in share
-        ]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
+        _in_threads(pooled.publish, n, threads)
 
     def kombu_raw(n: int) -> None:
         for _ in range(n):
@@ -90,6 +83,9 @@ def _modes(hub: str, url: str, threads: int) -> list[tuple[str, Callable[[int], 
         for _ in range(n):
             pika_publisher.publish(TOPIC, DATA)
 
+    def pika_threads(n: int) -> None:
+        _in_threads(pika_publisher.publish, n, threads)
+
     def pika_many(n: int) -> None:
         pika_publisher.publish_many(OutgoingEvent(TOPIC, DATA) for _ in range(n))
 
@@ -98,8 +94,21 @@ def _modes(hub: str, url: str, threads: int) -> list[tuple[str, Callable[[int], 
         (f"kombu pool, {threads} threads", kombu_threads),
         ("kombu raw Producer", kombu_raw),
         ("pika publish", pika_one_by_one),
+        (f"pika publish, {threads} threads", pika_threads),
         ("pika publish_many", pika_many),
     ]
+
+
+def _in_threads(publish: Callable[[str, object], object], n: int, threads: int) -> None:
+    """``n`` publishes shared among ``threads`` threads, each one event at a time."""
+    share = [n // threads + (i < n % threads) for i in range(threads)]
+    workers = [
+        threading.Thread(target=lambda k=k: [publish(TOPIC, DATA) for _ in range(k)]) for k in share
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
 
 
 def _timed(run: Callable[[int], object], n: int) -> float:
