@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hubbub.testing import certificates
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.node import RabbitNode
 from hubbub.testing.process import HubbubProcess, free_port, hubbub_command
@@ -22,9 +23,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[RabbitNode]:
-    """A RabbitMQ node of the fault suite's own, free to stop and restart (~4 s boot)."""
-    with RabbitNode("hubbub-fault") as private:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the fault suite's own, free to stop and restart (~4 s boot).
+
+    It also listens for TLS on ``node.tls_port`` (certificates in ``node.certs``).
+    """
+    certs = certificates.make(tmp_path_factory.mktemp("certs"))
+    tls_port = free_port()
+    with RabbitNode("hubbub-fault", config=certificates.rabbit_config(certs, tls_port)) as private:
+        private.tls_port = tls_port  # type: ignore[attr-defined]
+        private.certs = certs  # type: ignore[attr-defined]
         yield private
 
 
