@@ -5,7 +5,7 @@ names: *configure* (declare, delete), *write* (publish to an exchange, bind a
 queue) and *read* (consume or get from a queue, bind from an exchange). A
 passive declare, which consumers use to check their queue, needs none.
 These functions derive the expressions from a hub's names, so they follow
-renames; ``tests/fault/test_permissions.py`` proves on a real broker that
+renames; ``tests/fault/test_least_permissions.py`` proves on a real broker that
 they are enough, and that they deny the rest.
 
 - a publisher writes to the hub exchange, and to the delay ladder's entry
