@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("hubbub.producers.kombu needs kombu: pip install 'hubbub[kombu]'") from exc
 
 from hubbub import envelope
-from hubbub.connection import connect_error, mask
+from hubbub.connection import connect_error, mask, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers.message import EventMessage, delay_seconds, event_message
 from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent
@@ -102,9 +102,14 @@ class KombuPublisher:
         self._owned: Connection | None = None
 
     @classmethod
-    def from_url(cls, hub: str, url: str, **options: Any) -> KombuPublisher:
-        """A publisher on a connection of its own, with confirms on; :meth:`close` closes it."""
-        connection = Connection(url, transport_options={"confirm_publish": True})
+    def from_url(cls, hub: str, url: str | None = None, **options: Any) -> KombuPublisher:
+        """A publisher on a connection of its own, with confirms on; :meth:`close` closes it.
+
+        ``url`` as everywhere in hubbub (default ``HUBBUB_URL``); several
+        comma-separated URLs become kombu's failover list.
+        """
+        urls = ";".join(resolve_urls(url))
+        connection = Connection(urls, transport_options={"confirm_publish": True})
         publisher = cls(hub, connection, **options)
         publisher._owned = connection
         return publisher
@@ -196,9 +201,16 @@ class KombuPublisher:
             connection.release()
 
     def _channel(self, connection: Connection) -> Any:
-        """The connection's default channel, connecting (one attempt) if need be."""
+        """The connection's default channel, connecting if need be.
+
+        One attempt per failover URL, without kombu's back-off sleeps: like
+        hubbub's own publisher, a publish fails fast and the caller decides
+        whether to try again.
+        """
         try:
-            connection.ensure_connection(max_retries=0)
+            connection.ensure_connection(
+                max_retries=max(len(connection.alt) - 1, 0), interval_start=0, interval_step=0
+            )
             return connection.default_channel
         except (OperationalError, amqp_errors.AMQPError, OSError) as exc:
             connection.collect()

@@ -146,6 +146,14 @@ def test_errors_are_hubbubs(hub_name, broker_url):
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
 
 
+def test_from_url_fails_over_to_the_next_url(declare, hub_name, broker_url):
+    topology = declare(_spec(hub_name))
+    dead = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
+    with KombuPublisher.from_url(hub_name, f"{dead},{broker_url}") as publisher:
+        event_id = publisher.publish("nobody.listens", {})
+    assert _get_one(broker_url, topology.names.unrouted)[0].message_id == event_id
+
+
 def test_a_lost_connection_is_reopened_by_the_next_publish(
     declare, run_worker, hub_name, broker_url
 ):
