@@ -46,7 +46,9 @@ class FailedEvent:
     topic: str
     #: The subscriber that failed it (None for unrouted events).
     subscriber: str | None
-    #: Attempts made: hubbub's count, or the broker's delivery count for a poison event.
+    #: hubbub's attempt count (1: the first). A poison event dead-lettered by the
+    #: broker shows the attempt it died in; how often it was redelivered is not
+    #: kept (``x-delivery-count`` restarts in the dead-letter queue).
     attempts: int
     #: Why it is parked: e.g. ``attempts exhausted``, ``not retryable``, ``delivery_limit``.
     reason: str
@@ -138,7 +140,6 @@ def _broker_record(
 ) -> FailedEvent:
     reason = _text(death.get("reason")) or "unknown"
     died = death.get("time") if isinstance(death.get("time"), datetime) else None
-    deliveries = _positive(headers.get("x-delivery-count"), 0)
     earlier = _text(headers.get(failure.EXCEPTION))
     message = f"dead-lettered by the broker ({reason}) from queue {_text(death.get('queue'))}"
     if reason == "delivery_limit":
@@ -151,7 +152,7 @@ def _broker_record(
     return replace(
         base,
         subscriber=subscriber,
-        attempts=max(deliveries, _positive(headers.get(envelope.ATTEMPT), 1)),
+        attempts=_positive(headers.get(envelope.ATTEMPT), 1),
         reason=reason,
         dead_lettered_by="broker",
         message=message,
