@@ -49,8 +49,11 @@ def test_publish_returns_after_the_confirm_with_every_property_on_the_wire(
         event_id = publisher.publish(
             "user.signed_up", {"name": "Alice", "n": 1}, headers={"tenant": "t1"}
         )
-    # Confirmed means stored: the message is in the queue once publish returned.
-    ((method, props, body),) = take_all(broker_url, f"{hub_name}.s")
+        assert publisher.publish("user.deleted", [1, "two"], message_id="order-42") == "order-42"
+        with pytest.raises(ConfigurationError, match="wildcard"):
+            publisher.publish("user.*", 1)
+    # Confirmed means stored: the messages are in the queue once publish returned.
+    (method, props, body), (_, chosen, plain) = take_all(broker_url, f"{hub_name}.s")
     assert (method.exchange, method.routing_key) == (hub_name, "user.signed_up")
     assert orjson.loads(body) == {"name": "Alice", "n": 1}  # the body is the data alone
     assert props.message_id == event_id
@@ -61,15 +64,9 @@ def test_publish_returns_after_the_confirm_with_every_property_on_the_wire(
     assert props.delivery_mode == 2
     assert props.correlation_id == event_id
     assert without_broker_headers(props.headers) == {"tenant": "t1"}  # quorum adds a count
-
-
-def test_a_chosen_message_id_is_kept(declare, hub_name, broker_url):
-    declare(one_subscriber(hub_name, "a"))
-    with Publisher(hub_name, url=broker_url) as publisher:
-        assert publisher.publish("a", 1, message_id="order-42") == "order-42"
-        with pytest.raises(ConfigurationError, match="wildcard"):
-            publisher.publish("a.*", 1)
-    assert [p.message_id for _, p, _ in take_all(broker_url, f"{hub_name}.s")] == ["order-42"]
+    # Any AMQP client can read an event: plain JSON, nothing hubbub-specific to decode.
+    assert (chosen.message_id, plain) == ("order-42", b'[1,"two"]')
+    assert without_broker_headers(chosen.headers) == {}
 
 
 def test_a_missing_exchange_is_a_clear_error_and_the_publisher_keeps_working(
@@ -129,16 +126,24 @@ def test_publish_many_pipelines_and_everything_arrives(declare, hub_name, broker
 
 
 def test_an_event_no_subscriber_matches_is_parked_in_unrouted_with_a_warning(
-    declare, hub_name, broker_url, caplog
+    declare, hub_name, broker_url, caplog, tmp_path
 ):
-    topology = declare(one_subscriber(hub_name, "user.signed_up"))
-    with Hub(topology=topology, url=broker_url) as hub, caplog.at_level(logging.WARNING, "hubbub"):
-        event_id = hub.publish("nobody.listens", {"x": 1})
+    declare(one_subscriber(hub_name, "user.signed_up"))
+    path = tmp_path / "topology.yaml"
+    path.write_text(
+        f"hub: {hub_name}\nsubscribers:\n  s: {{handler: 'json:dumps', topics: [user.signed_up]}}\n"
+    )
+    with Hub.from_file(path, url=broker_url) as hub, caplog.at_level(logging.WARNING, "hubbub"):
+        assert hub.topology == loader.load(path)
+        routed = hub.publish("user.signed_up", None)
+        assert "no subscriber" not in caplog.text
+        parked = hub.publish("nobody.listens", {"x": 1})
     assert f"no subscriber of hub '{hub_name}' matches 'nobody.listens'" in caplog.text
+    assert [p.message_id for _, p, _ in take_all(broker_url, f"{hub_name}.s")] == [routed]
     ((method, props, body),) = take_all(broker_url, f"{hub_name}.unrouted")
     assert (method.routing_key, props.message_id, orjson.loads(body)) == (
         "nobody.listens",
-        event_id,
+        parked,
         {"x": 1},
     )
 
@@ -172,25 +177,3 @@ def test_a_handler_that_publishes_passes_on_correlation_and_causation(
     assert (middle.correlation_id, middle.causation_id) == (start_id, start_id)
     assert (last.correlation_id, last.causation_id) == (start_id, middle.id)
     assert last.data == {"from": middle.id}
-
-
-def test_a_plain_amqp_client_sees_an_ordinary_json_message(declare, hub_name, broker_url):
-    """Any AMQP client can consume the hub: no hubbub-specific framing in the body."""
-    declare(one_subscriber(hub_name, "x"))
-    with Publisher(hub_name, url=broker_url) as publisher:
-        publisher.publish("x", [1, "two", {"three": 3}])
-    ((_, props, body),) = take_all(broker_url, f"{hub_name}.s")
-    assert body == b'[1,"two",{"three":3}]'
-    assert without_broker_headers(props.headers) == {}  # nothing hubbub-specific to read it
-
-
-def test_a_hub_loaded_from_a_file_publishes_to_its_hub(declare, hub_name, broker_url, tmp_path):
-    declare(one_subscriber(hub_name, "from.file"))
-    path = tmp_path / "topology.yaml"
-    path.write_text(
-        f"hub: {hub_name}\nsubscribers:\n  s: {{handler: 'json:dumps', topics: [from.file]}}\n"
-    )
-    with Hub.from_file(path, url=broker_url) as hub:
-        assert hub.topology == loader.load(path)
-        event_id = hub.publish("from.file", None)
-    assert [p.message_id for _, p, _ in take_all(broker_url, f"{hub_name}.s")] == [event_id]
