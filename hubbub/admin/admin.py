@@ -23,6 +23,7 @@ import pika.exceptions as pe
 from hubbub.admin import listing, status
 from hubbub.admin.browse import CHUNKS, Browser, QueueNotFoundError
 from hubbub.admin.filters import EVERYTHING, Selection
+from hubbub.admin.guard import delivery_limit_problem
 from hubbub.admin.purge import PurgeResult, purge
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.replay import ReplayResult, Target, replay
@@ -94,12 +95,13 @@ class Admin:
         """One summary per subscriber's dead-letter queue, then the unrouted queue."""
         result = []
         for name in [*self.subscribers(), UNROUTED]:
-            where = self._source(name, check=False)
+            where = self._source(name)
             try:
                 with self._browse(where, "list") as browser:
                     result.append(listing.summarize(browser, name, subscriber=where.subscriber))
             except ConfigurationError as exc:
-                log.warning("%s", exc)
+                if not isinstance(exc.__cause__, QueueNotFoundError):
+                    raise
                 result.append(listing.Summary(name, where.queue, -1, None, ()))
         return result
 
@@ -166,15 +168,12 @@ class Admin:
 
     # -- internals -------------------------------------------------------------
 
-    def _source(self, name: str, *, check: bool = True) -> Source:
+    def _source(self, name: str) -> Source:
         if name != UNROUTED and (not SUBSCRIBER_NAME.match(name) or name in RESERVED_SUBSCRIBERS):
             raise ConfigurationError(
                 f"{name!r} is not a subscriber name (or 'unrouted' for the unrouted queue)"
             )
-        where = source(self.names, name)
-        if check:
-            self._refuse_delivery_limit(where)
-        return where
+        return source(self.names, name)
 
     @contextmanager
     def _browse(self, where: Source, verb: str) -> Iterator[Browser]:
@@ -186,9 +185,12 @@ class Admin:
         except QueueNotFoundError as exc:
             raise ConfigurationError(self._unknown(where)) from exc
         try:
+            self._refuse_delivery_limit(where, browser.server_version)
             yield browser
-        finally:
-            browser.close()
+        except BaseException as exc:
+            browser.close(finish=isinstance(exc, Exception))  # Ctrl-C: leave at once
+            raise
+        browser.close()
 
     def _unknown(self, where: Source) -> str:
         if where.subscriber is None:
@@ -242,24 +244,20 @@ class Admin:
             log.warning("using the topology file's patterns: %s", exc)
             return tuple(p for s in self.topology.subscribers for p in s.topics)
 
-    def _refuse_delivery_limit(self, where: Source) -> None:
-        """Browsing counts a delivery on RabbitMQ 3.x: refuse a DLQ that has a limit."""
+    def _refuse_delivery_limit(self, where: Source, version: str | None) -> None:
+        """Refuse to browse a queue whose delivery limit would drop what a browse returns."""
         vhost = quote(self.api.vhost, safe="")
         try:
             info = self.api.get(f"queues/{vhost}/{quote(where.queue, safe='')}")
         except BrokerConnectionError as exc:
             log.debug("cannot check %s for a delivery limit: %s", where.queue, exc)
-            return
-        arguments = info.get("arguments") or {}
-        policy = info.get("effective_policy_definition") or {}
-        if "x-delivery-limit" in arguments:
-            limit, origin = arguments["x-delivery-limit"], "its arguments"
-        elif "delivery-limit" in policy:
-            limit, origin = policy["delivery-limit"], f"policy {info.get('policy')!r}"
-        else:
-            return
-        raise ConfigurationError(
-            f"queue {where.queue!r} has a delivery limit ({limit}, from {origin}): reading it "
-            "returns its messages, which RabbitMQ 3.x counts as deliveries, so it would drop "
-            "them after a few reads. Exclude the queue from that policy first"
+            info = None
+        problem = delivery_limit_problem(
+            where.queue,
+            version=version,
+            arguments=(info.get("arguments") or {}) if info is not None else None,
+            policy=(info.get("effective_policy_definition") or {}) if info is not None else None,
+            policy_name=info.get("policy") if info is not None else None,
         )
+        if problem:
+            raise ConfigurationError(problem)

@@ -1,41 +1,39 @@
 """Read a queue from head to tail without removing, losing or reordering its messages.
 
-AMQP has no "peek". A browser therefore consumes with manual acks and keeps
-every message it does not remove *unacked*, then closes its channel: the
-broker puts every unacked message back. It never rejects or nacks with
-``requeue``, for two reasons checked on RabbitMQ 3.10.8 (quorum queues):
+AMQP has no "peek". A browser therefore consumes with manual acks, keeps
+every message it does not remove *unacked*, and closes its channel: the
+broker puts every unacked message back. What follows was checked on
+RabbitMQ 3.10.8 (quorum queues), not assumed:
 
-- a requeued message goes back to the *head* of a quorum queue and is
-  delivered again at once, so a browser that requeued as it went would read
-  the same message forever;
-- on RabbitMQ 4.x an explicit requeue counts as a failed delivery against
-  the queue's delivery limit (20 by default), a closed channel does not.
-
-Holding messages has limits the code works around (all checked on the
-broker, not assumed):
-
+- a message given back (by a requeue or a closed channel) goes to the
+  queue's *returns* list, which is delivered before the other messages, and
+  at its *tail*. So a browser never requeues as it goes (it would read the
+  same message forever), and it always reads the whole queue before closing
+  (:meth:`Browser.close` finishes the pass): a queue that was browsed before
+  holds everything in its returns list, and giving back only the head would
+  put the head behind the rest, for good;
 - a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
-  at most 65535 (``prefetch`` is 16 bits), so a scan opens consumers one
+  at most 65535 (``prefetch`` is 16 bits), so a pass opens consumers one
   after the other (:data:`CHUNKS`), cancelling each once it holds its
   credit in full, so each holds one contiguous stretch of the queue;
-- when the channel closes the broker returns each consumer's messages in
+- when the channel closes the broker gives back each consumer's messages in
   queue order, and the consumers in tag order, but only while the queue has
   at most 32 consumers (:data:`MAX_CONSUMERS`; past that its consumer map is
-  hashed and the order is lost). A scan stops there (about 1.9 million
+  hashed and the order is lost). A pass stops there (about 2 million
   messages) and says so (:attr:`Browser.truncated`);
-- returns happen shortly *after* the channel closed; :meth:`Browser.close`
-  waits until the queue's depth shows them back, so the next command reads
-  the queue in its original order.
+- the messages come back shortly *after* the channel closed;
+  :meth:`Browser.close` waits until the queue's depth shows them, so the
+  next command reads the queue in its original order.
 
-Returned messages get ``redelivered`` and, on RabbitMQ 3.x, an
-``x-delivery-count`` increment. A dead-letter queue has no delivery limit, so
-that is harmless; a policy that gives one to it would make repeated browsing
-drop messages (the admin API refuses to browse such a queue).
+Each return counts as a delivery (``x-delivery-count``); a dead-letter queue
+with a delivery limit would drop messages after a few reads, which
+:mod:`hubbub.admin.guard` prevents.
 
-A browse scans the messages that were ready when it started (a snapshot of
-the depth); events dead-lettered meanwhile are left for the next command.
-If the process dies, the connection drops and the broker returns every
-unacked message just the same: nothing is lost.
+A pass reads the messages that were ready when it began (a snapshot of the
+depth); events dead-lettered meanwhile wait behind them for the next
+command. If the process dies, the connection drops and the broker gives
+back every unacked message: nothing is lost, though the part read may then
+move behind the part not yet read.
 
 Not thread-safe: one thread owns a browser.
 """
@@ -59,9 +57,8 @@ from hubbub.errors import BrokerConnectionError, HubbubError
 
 log = logging.getLogger(__name__)
 
-#: Credit of each successive consumer of a scan; the last size repeats. Small
-#: first, so a ``--limit 10`` look at a huge queue holds few messages.
-CHUNKS = (200, 5000, 65535)
+#: Credit of each successive consumer of a pass; the last size repeats.
+CHUNKS = (65535,)
 #: Consumers one scan may open (RabbitMQ returns messages in order up to 32).
 MAX_CONSUMERS = 32
 #: Seconds without a delivery after which a scan ends early (someone else took them).
@@ -117,6 +114,9 @@ class Browser:
         self._holding: dict[str, int] = {}
         self._credit: dict[str, int] = {}
         self._active: str | None = None
+        self._started = False
+        #: The broker's version, once open (e.g. ``3.10.8``).
+        self.server_version: str | None = None
         #: Messages ready when the scan began: it reads at most these.
         self.depth = 0
         #: Messages read so far, and removed (acked) so far.
@@ -131,12 +131,16 @@ class Browser:
         self.open()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        # Finish the pass unless interrupted (Ctrl-C): keeping order is worth a
+        # few seconds, not a user's patience.
+        self.close(finish=kind is None or issubclass(kind, Exception))
 
     def open(self) -> None:
         """Connect and take the snapshot; raises if the queue is missing or consumed."""
         self._connection = connect(self._urls, name=self._name)
+        version = (self._connection._impl.server_properties or {}).get("version")
+        self.server_version = version.decode() if isinstance(version, bytes) else version
         try:
             self.depth, consumers = self._declare_passive()
             if consumers:
@@ -150,12 +154,19 @@ class Browser:
             self._disconnect()
             raise
 
-    def close(self) -> None:
-        """Return every message not acked to the queue, wait until it shows, disconnect."""
+    def close(self, *, finish: bool = True) -> None:
+        """Read to the end of the pass, give back every message not acked, disconnect.
+
+        ``finish=False`` skips reading the rest: faster, but the part already
+        read then moves behind the part not read.
+        """
         if self._connection is None:
             return
         try:
             if self._channel is not None and self._channel.is_open:
+                if finish and self._started:
+                    for _ in self.messages():
+                        pass
                 self._channel.close()
             self._wait_returned(self.depth - self.acked)
         except (pe.AMQPError, OSError) as exc:
@@ -169,7 +180,8 @@ class Browser:
     def messages(self) -> Iterator[Message]:
         """The queue's messages from the head, each held until acked or the browser closes."""
         channel = self._require_channel()
-        if self.depth and self._active is None:
+        if self.depth and not self._started:
+            self._started = True
             self._start_consumer(channel)
         idle_since = time.monotonic()
         while self.seen < self.depth and self._active is not None:

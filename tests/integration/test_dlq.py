@@ -106,6 +106,7 @@ def test_show_filters_by_exception_topic_since_id_and_limit(parked):
     assert [e["id"] for e in shown(hub, "--id", ids[3], "--id", ids[1])] == [ids[1], ids[3]]
     assert [e["id"] for e in shown(hub, "--topic", "user.#", "--since", "1h")] == [ids[0]]
     assert [e["id"] for e in shown(hub, "--limit", "2")] == ids[:2]
+    assert [e["id"] for e in shown(hub)] == ids  # stopping early moved nothing
     record = shown(hub, "--id", ids[2])[0]
     assert record["exception"] == full and record["message"] == "card expired"
     assert record["attempts"] == 3 and record["topic"] == "billing.invoice.paid"

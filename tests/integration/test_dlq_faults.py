@@ -64,7 +64,9 @@ def test_a_replay_killed_midway_leaves_every_event_in_the_dlq_or_the_queue(
     still, moved = parked
     assert 8 <= len(set(moved)) < 40 and still, "the kill should land midway"
     assert moved == [i for i in ids if i in set(moved)]  # copies arrive in DLQ order
-    assert still == [i for i in ids if i in set(still)]  # what stayed kept its order
+    # Read for the first time, the held part went back ahead of the unread part:
+    # the order held (a DLQ read before may instead see its read part move back).
+    assert still == [i for i in ids if i in set(still)]
     reported = [
         line.split()[1] for line in log.read_text().splitlines() if line.startswith("replayed")
     ]

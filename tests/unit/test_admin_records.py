@@ -222,3 +222,22 @@ def test_subscribers_are_found_by_their_queue_and_dead_letter_queue():
         "other.x.dlq",
     ]
     assert subscribers_in(names, queues) == ["a"]
+
+
+def test_a_queue_with_a_delivery_limit_is_not_browsed():
+    from hubbub.admin.guard import delivery_limit_problem as problem
+
+    q = "events.a.dlq"
+    assert problem(q, version="3.10.8", arguments={}, policy={}) is None
+    assert problem(q, version="3.10.8", arguments=None, policy=None) is None
+    assert "limit of 5 (from its x-delivery-limit" in problem(
+        q, version="3.10.8", arguments={"x-delivery-limit": 5}, policy={}
+    )
+    assert "policy dlq-limit" in problem(
+        q, version="3.13.1", arguments={}, policy={"delivery-limit": 3}, policy_name="dlq-limit"
+    )
+    # RabbitMQ 4 limits every quorum queue to 20 unless told -1 (unlimited).
+    assert "limit of 20 by default" in problem(q, version="4.1.0", arguments={}, policy={})
+    assert "without the management API" in problem(q, version="4.0.5", arguments=None, policy=None)
+    assert problem(q, version="4.1.0", arguments={}, policy={"delivery-limit": -1}) is None
+    assert problem(q, version="4.1.0", arguments={"x-delivery-limit": -1}, policy=None) is None

@@ -1,0 +1,177 @@
+"""A large dead-letter queue: how long list, show and replay take, and what they hold in memory.
+
+Prints figures; it is not a test. Against the broker in ``--url`` (default
+``HUBBUB_URL`` or the local one) it:
+
+1. fills one subscriber's dead-letter queue with ``--events`` failed events
+   carrying the consumer's real failure record (five topics, three exception
+   types; ten ``rare.needle`` events at the very end) and reports the rate;
+2. times the ``hubbub`` CLI, each run a fresh process whose peak RSS is
+   reported: ``dlq show --topic user.* --limit 10`` (found at the head),
+   ``dlq show --topic rare.needle --limit 10`` (found only at the tail: a
+   full scan), ``dlq show --exception KeyError --since 1h --limit 0 --json``
+   (every match of a filter streamed out), ``dlq list``;
+3. reads the queue back and checks every event is still there, in order;
+4. with ``--replay``, times ``dlq replay --all`` of the whole queue.
+
+Everything the run declares is deleted at the end.
+
+    .venv/bin/python -m bench.dlq                       # 100,000 events
+    .venv/bin/python -m bench.dlq --events 20000 --replay
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hubbub import envelope
+from hubbub.admin.browse import Browser
+from hubbub.connection import resolve_urls
+from hubbub.consumers import failure
+from hubbub.producers import Publisher
+from hubbub.testing.broker import delete_hub, unique_name
+from hubbub.topology import apply, loader
+from hubbub.topology.model import Topology
+
+TOPICS = ["user.signed_up", "user.deleted", "billing.invoice.paid", "billing.refund", "mail.sent"]
+ERRORS = [ValueError("bad input"), KeyError("user_id"), TimeoutError("smtp timed out")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--replay", action="store_true", help="also time replaying them all")
+    args = parser.parse_args()
+    url = resolve_urls(args.url)[0]
+    hub = unique_name("bench-dlq")
+    topology = loader.from_mapping(
+        {"hub": hub, "subscribers": {"work": {"handler": "x:y", "topics": ["#"]}}}
+    )
+    apply(topology, [url])
+    try:
+        ids = fill(url, topology, args.events)
+        run_cli(url, hub, "dlq", "show", "work", "--topic", "user.*", "--limit", "10")
+        run_cli(url, hub, "dlq", "show", "work", "--topic", "rare.needle", "--limit", "10")
+        run_cli(
+            url,
+            hub,
+            "dlq",
+            "show",
+            "work",
+            "--exception",
+            "KeyError",
+            "--since",
+            "1h",
+            "--limit",
+            "0",
+            "--json",
+        )
+        run_cli(url, hub, "dlq", "list")
+        check_intact(url, topology, ids)
+        if args.replay:
+            run_cli(url, hub, "dlq", "replay", "work", "--all")
+            moved = Browser([url], topology.names.queue("work"))
+            with moved:
+                print(f"  subscriber queue now holds {moved.depth} events")
+    finally:
+        delete_hub(url, topology)
+
+
+def fill(url: str, topology: Topology, count: int) -> list[str]:
+    """Dead-letter ``count`` events as the consumer would; returns their ids in order."""
+    names = topology.names
+    ids: list[str] = []
+    now_ms = int(time.time() * 1000)
+    errors = [_raised(e) for e in ERRORS]
+    started = time.perf_counter()
+    with Publisher(topology.hub, url=url, window=2000) as publisher:
+        pending = []
+        for n in range(count):
+            topic = "rare.needle" if n >= count - 10 else TOPICS[n % len(TOPICS)]
+            headers = failure.record(
+                None,
+                errors[n % len(errors)],
+                reason="attempts exhausted",
+                topic=topic,
+                attempt=5,
+                subscriber="work",
+                queue=names.queue("work"),
+                exchange=names.exchange,
+                routing_key=topic,
+                now_ms=now_ms,
+            )
+            event_id = envelope.new_id()
+            props = envelope.properties(topic, message_id=event_id, headers=headers)
+            body = envelope.dumps({"n": n, "user_id": n * 7, "email": f"user{n}@example.com"})
+            pending.append(publisher.send(names.dead_letter_exchange, "work", body, props))
+            ids.append(event_id)
+            if len(pending) >= 5000:
+                for future in pending:
+                    publisher.wait(future)
+                pending.clear()
+        for future in pending:
+            publisher.wait(future)
+    took = time.perf_counter() - started
+    size = len(body) + sum(len(str(k)) + len(str(v)) for k, v in headers.items())
+    print(
+        f"filled {names.dead_letter_queue('work')} with {count} failed events "
+        f"(~{size} bytes each) in {took:.1f} s ({count / took:,.0f}/s)"
+    )
+    return ids
+
+
+def run_cli(url: str, hub: str, *args: str) -> None:
+    """Run one hubbub command in a fresh process; print its wall time and peak RSS."""
+    command = [
+        sys.executable,
+        "-m",
+        "hubbub.cli.main",
+        "--log-level",
+        "WARNING",
+        *args,
+        "--hub",
+        hub,
+        "--url",
+        url,
+    ]
+    started = time.perf_counter()
+    with open(os.devnull, "w") as sink, open(Path("/tmp") / f"{hub}.out", "w+") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=sink)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        took = time.perf_counter() - started
+        out.seek(0)
+        lines = out.read().splitlines()
+    os.unlink(Path("/tmp") / f"{hub}.out")
+    shown = " ".join(a for a in args if a not in ("--limit",))
+    print(
+        f"hubbub {shown}: {took:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB, "
+        f"exit {process.returncode}, {len(lines)} output lines; last: {lines[-1] if lines else ''}"
+    )
+
+
+def check_intact(url: str, topology: Topology, ids: list[str]) -> None:
+    """Read the whole DLQ back: every event still there, in the order it was parked."""
+    started = time.perf_counter()
+    with Browser([url], topology.names.dead_letter_queue("work")) as browser:
+        seen = [m.properties.message_id for m in browser.messages()]
+    took = time.perf_counter() - started
+    verdict = "intact, same order" if seen == ids else f"CHANGED ({len(seen)} of {len(ids)})"
+    print(f"read back {len(seen)} events in {took:.1f} s: {verdict}")
+
+
+def _raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as exc:
+        return exc
+
+
+if __name__ == "__main__":
+    main()
