@@ -26,25 +26,36 @@ def hub() -> Hub:
 def send_welcome_email(event: Event) -> None:
     """user.signed_up -> a welcome email, then raise ``email.sent``."""
     user = event.data
-    outbox.write("welcome-email", to=user["email"], subject=f"Welcome, {user['name']}!",
-                 event_id=event.id)
+    outbox.write(
+        "welcome-email", to=user["email"], subject=f"Welcome, {user['name']}!", event_id=event.id
+    )
     hub().publish("email.sent", {"to": user["email"], "kind": "welcome"})
 
 
 def notify_sales(event: Event) -> None:
     """user.first_action.* and billing.# -> tell sales what a customer did."""
-    outbox.write("notify-sales", user=event.data.get("user_id"), what=event.topic,
-                 event_id=event.id)
+    outbox.write(
+        "notify-sales", user=event.data.get("user_id"), what=event.topic, event_id=event.id
+    )
 
 
 def notify_support(event: Event) -> None:
     """user.deleted -> tell customer support."""
-    outbox.write("notify-support", user=event.data.get("user_id"),
-                 reason=event.data.get("reason", "not given"), event_id=event.id)
+    outbox.write(
+        "notify-support",
+        user=event.data.get("user_id"),
+        reason=event.data.get("reason", "not given"),
+        event_id=event.id,
+    )
 
 
 def audit_email(event: Event) -> None:
     """email.sent -> an audit line that shows which event caused it."""
-    outbox.write("audit-email", to=event.data["to"], kind=event.data["kind"],
-                 caused_by=event.causation_id, correlation=event.correlation_id,
-                 event_id=event.id)
+    outbox.write(
+        "audit-email",
+        to=event.data["to"],
+        kind=event.data["kind"],
+        caused_by=event.causation_id,
+        correlation=event.correlation_id,
+        event_id=event.id,
+    )

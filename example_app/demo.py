@@ -40,8 +40,10 @@ def main() -> int:
     print(f"broker: {mask(', '.join(resolve_urls()))}")
     hub = Hub.from_file(TOPOLOGY)
     hub.apply()
-    print(f"applied {TOPOLOGY.name}: hub {hub.name!r} with "
-          f"{', '.join(s.name for s in hub.topology.subscribers)}")
+    print(
+        f"applied {TOPOLOGY.name}: hub {hub.name!r} with "
+        f"{', '.join(s.name for s in hub.topology.subscribers)}"
+    )
     consumer = subprocess.Popen(
         [sys.executable, "-m", "hubbub.cli.main", "consume", "--file", str(TOPOLOGY)],
         env={**os.environ, "HUBBUB_LOG_LEVEL": os.environ.get("HUBBUB_LOG_LEVEL", "WARNING")},
@@ -50,8 +52,10 @@ def main() -> int:
         for topic, data in EVENTS:
             event_id = hub.publish(topic, data)
             print(f"published {topic:<34} {event_id}")
-        print(f"inactivity checks scheduled {os.environ['INACTIVITY_AFTER']} after each activity "
-              "(they wait in the broker's delay ladder)")
+        print(
+            f"inactivity checks scheduled {os.environ['INACTIVITY_AFTER']} after each activity "
+            "(they wait in the broker's delay ladder)"
+        )
         actions = wait_for_actions(EXPECTED_ACTIONS, timeout=30)
     finally:
         consumer.send_signal(signal.SIGTERM)

@@ -173,6 +173,9 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 if not self._connected_once:
+                    failures += 1  # the first start tries every node once, then gives up
+                    if failures < len(self._params):
+                        continue
                     raise connect_error(self._open_error or OSError("closed"), self.urls)
                 failures = 1 if opened else failures + 1
                 wait = min(RECONNECT_CAP, RECONNECT_FIRST * 2 ** min(failures, 10))
@@ -325,7 +328,7 @@ class Worker:
             self._connection.close()
 
     def _fail(self, message: str) -> None:
-        log.error(message)
+        log.debug(message)  # run() raises it: the caller reports it once
         self._fatal = HubbubError(message)
         self._stopping.set()
         if self._connection is not None and self._connection.is_open:

@@ -12,8 +12,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_event_reaches_its_subscriber(declare, run_worker, hub_name, broker_url):
-    topology = declare({"hub": hub_name, "subscribers": {
-        "welcome": {"handler": "x:y", "topics": ["user.signed_up"]}}})
+    topology = declare(
+        {
+            "hub": hub_name,
+            "subscribers": {"welcome": {"handler": "x:y", "topics": ["user.signed_up"]}},
+        }
+    )
     got = []
     arrived = threading.Event()
     run_worker(topology, {"welcome": lambda e: (got.append(e), arrived.set())})
@@ -21,4 +25,8 @@ def test_an_event_reaches_its_subscriber(declare, run_worker, hub_name, broker_u
         event_id = publisher.publish("user.signed_up", {"name": "Alice"})
     assert arrived.wait(10)
     assert (got[0].id, got[0].topic, got[0].data, got[0].attempt) == (
-        event_id, "user.signed_up", {"name": "Alice"}, 1)
+        event_id,
+        "user.signed_up",
+        {"name": "Alice"},
+        1,
+    )
