@@ -8,6 +8,7 @@ client, and hubbub accepts plain JSON messages it did not publish itself.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 import uuid
@@ -153,7 +154,7 @@ def decode(
     return Event(
         topic=topic_of(routing_key, raw),
         data=data,
-        id=props.message_id or f"amqp-{new_id()}",
+        id=props.message_id or content_id(props, body),
         attempt=_int(raw.get(ATTEMPT), 1),
         headers={k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)},
         correlation_id=props.correlation_id,
@@ -164,6 +165,18 @@ def decode(
         subscriber=subscriber,
         redelivered=redelivered,
     )
+
+
+def content_id(props: pika.BasicProperties, body: bytes) -> str:
+    """A stable id for a message published without ``message_id``.
+
+    Derived from what a redelivery, a retry copy and a dead-letter copy all
+    keep (body, timestamp, type, correlation id), so consumers deduplicating by
+    id see the same id every time. Publish with a ``message_id`` to be sure.
+    """
+    digest = hashlib.sha256(body)
+    digest.update(f"|{props.timestamp}|{props.type}|{props.correlation_id}".encode())
+    return f"amqp-{digest.hexdigest()[:32]}"
 
 
 def _time(epoch: int | None) -> datetime | None:

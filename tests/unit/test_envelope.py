@@ -150,3 +150,17 @@ def test_without_broker_headers_strips_only_death_records():
     }
     assert envelope.without_broker_headers(headers) == {"x-request-id": "r", envelope.ATTEMPT: 2}
     assert envelope.without_broker_headers(None) == {}
+
+
+def test_a_message_without_an_id_gets_the_same_id_on_every_delivery():
+    import pika
+
+    from hubbub.envelope import decode
+
+    props = pika.BasicProperties(content_type="application/json", timestamp=1700000000)
+    first = decode("user.x", props, b'{"a": 1}')
+    again = decode("user.x", props, b'{"a": 1}')
+    other = decode("user.x", props, b'{"a": 2}')
+    assert first.id == again.id
+    assert first.id.startswith("amqp-")
+    assert other.id != first.id
