@@ -27,11 +27,12 @@ def validate(file: Path | None) -> None:
 @group.command("plan")
 @file_option
 @url_option
+@click.option("--verbose", "-v", is_flag=True, help="List every ladder object too.")
 @friendly_errors
-def plan(file: Path | None, url: str | None) -> None:
+def plan(file: Path | None, url: str | None, verbose: bool) -> None:
     """Show what 'apply' would create, change or remove on the broker."""
     result = make_plan(topology_from(file), urls(url))
-    click.echo(str(result))
+    click.echo(result.describe(verbose=verbose))
     if result.conflicts:
         raise SystemExit(1)
 

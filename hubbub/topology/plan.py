@@ -10,6 +10,7 @@ they may hold events.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -70,9 +71,27 @@ class Plan:
         return not any(c.action in ("create", "remove") for c in self.changes)
 
     def __str__(self) -> str:
+        return self.describe(verbose=True)
+
+    def describe(self, *, verbose: bool = False) -> str:
+        """The plan as lines; unless ``verbose``, the delay ladder's creations in one line."""
         if not self.changes:
             return "no changes: the broker matches the topology"
-        return "\n".join(str(c) for c in self.changes)
+        if verbose:
+            return "\n".join(str(c) for c in self.changes)
+        ladder = [c for c in self.changes if c.action == "create" and _in_ladder(c)]
+        lines = [str(c) for c in self.changes if c not in ladder]
+        if ladder:
+            counts = Counter(c.kind for c in ladder)
+            parts = ", ".join(f"{n} {kind}s" for kind, n in counts.items())
+            lines.append(f"+ create delay ladder: {parts} (--verbose lists them)")
+        return "\n".join(lines)
+
+
+def _in_ladder(change: Change) -> bool:
+    binding = change.binding
+    name = binding.source if binding is not None else change.name
+    return ".delay.L" in name and name.startswith("hubbub.")
 
 
 def plan(layout: Layout, observed: Observed) -> Plan:

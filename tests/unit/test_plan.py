@@ -155,3 +155,16 @@ def test_a_refusal_cut_short_by_the_brokers_255_byte_limit_is_still_explained():
         "it in place: drain and delete the existing one (or give the subscriber a new name) and "
         "apply again"
     )
+
+
+def test_the_ladder_is_summarised_unless_verbose():
+    from hubbub.topology import layout, loads
+    from hubbub.topology.plan import Observed, plan
+
+    topology = loads("hub: h\nsubscribers:\n  a: {handler: 'x:y', topics: ['user.*']}\n")
+    result = plan(layout(topology), Observed())
+    short = result.describe()
+    assert "+ create delay ladder: 28 exchanges, 28 queues, 56 bindings" in short
+    assert "hubbub.v1.h.delay.L05" not in short
+    assert "+ create queue h.a" in short
+    assert "hubbub.v1.h.delay.L05" in result.describe(verbose=True)
