@@ -7,11 +7,13 @@ RabbitMQ 3.10.8 (quorum queues), not assumed:
 
 - a message given back (by a requeue or a closed channel) goes to the
   queue's *returns* list, which is delivered before the other messages, and
-  at its *tail*. So a browser never requeues as it goes (it would read the
-  same message forever), and it always reads the whole queue before closing
-  (:meth:`Browser.close` finishes the pass): a queue that was browsed before
-  holds everything in its returns list, and giving back only the head would
-  put the head behind the rest, for good;
+  at its *tail*; it is then delivered ``redelivered``. So a browser never
+  requeues as it goes (it would read the same message forever). And a
+  browse that stops early must not give back its head while unread
+  messages wait in the returns list (after any earlier browse, all of
+  them do): the head would go behind them, for good. So
+  :meth:`Browser.close` finishes the pass unless the last message read was
+  not redelivered, which proves the returns list was empty behind it;
 - a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
   at most 65535 (``prefetch`` is 16 bits), so a pass opens consumers one
   after the other (:data:`CHUNKS`), cancelling each once it holds its
@@ -57,12 +59,16 @@ from hubbub.errors import BrokerConnectionError, HubbubError
 
 log = logging.getLogger(__name__)
 
-#: Credit of each successive consumer of a pass; the last size repeats.
-CHUNKS = (65535,)
+#: Credit of each successive consumer of a pass; the last size repeats. The
+#: broker reads a consumer's whole credit from its log before the first
+#: delivery (seconds for 65535 messages), so the first ones are small.
+CHUNKS = (1000, 10000, 65535)
 #: Consumers one scan may open (RabbitMQ returns messages in order up to 32).
 MAX_CONSUMERS = 32
-#: Seconds without a delivery after which a scan ends early (someone else took them).
-IDLE_TIMEOUT = 2.0
+#: Seconds without a delivery after which a pass ends early: the messages counted
+#: at the start are gone (someone else took them). Generous: a busy broker may
+#: take seconds to start delivering a large credit.
+IDLE_TIMEOUT = 30.0
 #: Seconds :meth:`Browser.close` waits for the broker to put messages back.
 SETTLE_TIMEOUT = 5.0
 
@@ -115,6 +121,7 @@ class Browser:
         self._credit: dict[str, int] = {}
         self._active: str | None = None
         self._started = False
+        self._last_redelivered: bool | None = None
         #: The broker's version, once open (e.g. ``3.10.8``).
         self.server_version: str | None = None
         #: Messages ready when the scan began: it reads at most these.
@@ -155,16 +162,16 @@ class Browser:
             raise
 
     def close(self, *, finish: bool = True) -> None:
-        """Read to the end of the pass, give back every message not acked, disconnect.
+        """Give back every message not acked (reading to the end first if order needs it).
 
-        ``finish=False`` skips reading the rest: faster, but the part already
-        read then moves behind the part not read.
+        ``finish=False`` never reads the rest: faster, but the part already
+        read may then move behind the part not read.
         """
         if self._connection is None:
             return
         try:
             if self._channel is not None and self._channel.is_open:
-                if finish and self._started:
+                if finish and self._started and self._last_redelivered is not False:
                     for _ in self.messages():
                         pass
                 self._channel.close()
@@ -204,6 +211,7 @@ class Browser:
                 body,
             )
             self.seen += 1
+            self._last_redelivered = message.redelivered
             self._holding[message.consumer] += 1
             if self._holding[message.consumer] >= self._credit[message.consumer]:
                 self._next_consumer(channel)

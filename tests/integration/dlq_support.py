@@ -59,7 +59,7 @@ def park(url: str, topology: Topology, subscriber: str, failures: list[Failure])
 
 def read(url: str, queue: str) -> list[tuple[str | None, dict[str, Any], bytes]]:
     """Every message of ``queue`` (id, headers, body), head first, left in place."""
-    with Browser([url], queue, idle_timeout=1.0) as browser:
+    with Browser([url], queue) as browser:
         return [
             (m.properties.message_id, dict(m.properties.headers or {}), m.body)
             for m in browser.messages()
