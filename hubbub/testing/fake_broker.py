@@ -28,9 +28,12 @@ from typing import Any
 
 import pika
 
-from hubbub.errors import PublishError
+from hubbub.errors import HubbubError, PublishError
 from hubbub.topology import patterns
 from hubbub.topology.layout import Binding, Exchange, Layout
+
+#: Expiries one :meth:`FakeBroker.expire` handles before it calls the routing broken.
+MAX_EXPIRIES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +189,11 @@ class FakeBroker:
             _, message = queue.messages.popleft()
             self._dead_letter(queue, message, at)
             count += 1
+            if count > MAX_EXPIRIES:
+                raise HubbubError(
+                    f"{count} messages expired at once: the TTL queues keep multiplying "
+                    "messages, so the bindings route one message into several of them"
+                )
 
     def _dead_letter(self, queue: _Queue, message: Message, at: float) -> None:
         if not queue.dead_letter_exchange:

@@ -1,0 +1,100 @@
+"""The fake broker's RabbitMQ rules, on hand-made layouts (the hub's own is in the contract)."""
+
+from __future__ import annotations
+
+import pika
+import pytest
+
+from hubbub.errors import PublishError
+from hubbub.testing.fake_broker import FakeBroker
+from hubbub.topology.layout import Binding, Exchange, Layout, Queue
+from hubbub.topology.names import HubNames
+
+NOW = [1000.0]
+
+
+def broker(exchanges, queues, bindings) -> FakeBroker:
+    b = FakeBroker(lambda: NOW[0])
+    b.declare(Layout(HubNames("h"), tuple(exchanges), tuple(queues), tuple(bindings)))
+    return b
+
+
+def keys(b: FakeBroker, queue: str) -> list[str]:
+    return [m.routing_key for m in b.messages(queue)]
+
+
+def test_a_queue_gets_one_copy_however_many_paths_match():
+    b = broker(
+        [Exchange("x", "topic"), Exchange("y", "topic")],
+        [Queue("q")],
+        [
+            Binding("x", "q", "a.*"),
+            Binding("x", "q", "#"),
+            Binding("x", "y", "a.#", "exchange"),
+            Binding("y", "q", "a.b"),
+        ],
+    )
+    assert b.publish("x", "a.b", b"1", pika.BasicProperties()) == ["q"]
+    assert keys(b, "q") == ["a.b"]
+
+
+def test_the_alternate_exchange_takes_what_the_bindings_do_not():
+    b = broker(
+        [Exchange("alt", "fanout"), Exchange("x", "direct", (("alternate-exchange", "alt"),))],
+        [Queue("parked"), Queue("q")],
+        [Binding("alt", "parked", ""), Binding("x", "q", "k")],
+    )
+    b.publish("x", "k", b"", pika.BasicProperties())
+    b.publish("x", "other", b"", pika.BasicProperties())
+    assert (keys(b, "q"), keys(b, "parked")) == (["k"], ["other"])
+
+
+def test_ttl_queues_dead_letter_in_expiry_order_with_x_death():
+    NOW[0] = 1000.0
+    ttl = lambda ms, dlx: (  # noqa: E731
+        ("x-dead-letter-exchange", dlx),
+        ("x-message-ttl", ms),
+    )
+    b = broker(
+        [Exchange("in", "direct"), Exchange("out", "fanout")],
+        [Queue("slow", ttl(3000, "out")), Queue("fast", ttl(1000, "out")), Queue("done")],
+        [Binding("in", "slow", "slow"), Binding("in", "fast", "fast"), Binding("out", "done", "")],
+    )
+    b.publish("in", "slow", b"", pika.BasicProperties(headers={"mine": 1}))
+    b.publish("in", "fast", b"", pika.BasicProperties())
+    assert b.next_expiry() == 1001.0
+    NOW[0] = 1002.0
+    assert b.expire() == 1
+    assert keys(b, "done") == ["fast"]
+    NOW[0] = 1003.0
+    assert b.expire() == 1 and b.next_expiry() is None
+    _, second = b.messages("done")
+    assert second.routing_key == "slow" and second.properties.headers["mine"] == 1
+    (death,) = second.properties.headers["x-death"]
+    assert (death["queue"], death["reason"], death["count"], death["time"]) == (
+        "slow",
+        "expired",
+        1,
+        1003,
+    )
+
+
+def test_queues_hold_separate_copies_and_take_removes_only_what_is_wanted():
+    b = broker(
+        [Exchange("x", "fanout")],
+        [Queue("a"), Queue("b")],
+        [Binding("x", "a", ""), Binding("x", "b", "")],
+    )
+    for n in range(3):
+        b.publish("x", str(n), b"", pika.BasicProperties(headers={"n": n}))
+    b.messages("a")[0].properties.headers["n"] = "changed"
+    assert b.messages("b")[0].properties.headers["n"] == 0
+    assert [m.routing_key for m in b.take("a", lambda m: m.routing_key != "1")] == ["0", "2"]
+    assert keys(b, "a") == ["1"] and b.get("a").routing_key == "1" and b.get("a") is None
+
+
+def test_publishing_to_a_missing_exchange_fails_like_the_broker():
+    b = broker([], [Queue("q")], [])
+    with pytest.raises(PublishError, match="does not exist"):
+        b.publish("nope", "k", b"", pika.BasicProperties())
+    assert b.publish("", "q", b"", pika.BasicProperties()) == ["q"]  # the default exchange
