@@ -19,9 +19,8 @@ def replay_message(
 ) -> tuple[str, str, pika.BasicProperties]:
     """Exchange, routing key and properties that put a dead letter back in ``subscriber``'s queue.
 
-    The delay ladder with a zero delay routes straight through to the
-    delivery exchange, whose ``q.<subscriber>`` binding reaches that queue
-    alone. The failure record and the broker's death headers are dropped;
+    The delivery exchange's ``q.<subscriber>`` binding (for a zero delay)
+    reaches that queue alone. The failure record and the broker's death headers are dropped;
     the attempt count starts again at 1.
     """
     headers = {
@@ -31,7 +30,7 @@ def replay_message(
     }
     headers[envelope.ATTEMPT] = 1
     return (
-        names.level(delay.LEVELS - 1),
+        delay.entry_exchange(names, 0),
         delay.queue_key(0, subscriber),
         copy_properties(props, headers),
     )
