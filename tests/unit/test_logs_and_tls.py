@@ -16,14 +16,24 @@ from hubbub.connection import DEFAULT_HEARTBEAT, parameters
 from hubbub.errors import ConfigurationError
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """logs.setup replaces the root logger's handlers: put pytest's back after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    pika_level = logging.getLogger("pika").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("pika").setLevel(pika_level)
+
+
 @pytest.fixture
 def captured():
     stream = io.StringIO()
     logs.setup("DEBUG", "json")
-    root = logging.getLogger()
-    root.handlers[0].setStream(stream)
-    yield stream
-    logs.setup("WARNING", "text")
+    logging.getLogger().handlers[0].setStream(stream)
+    return stream
 
 
 def test_json_lines_carry_the_event_fields_and_mask_passwords(captured):
@@ -53,7 +63,6 @@ def test_the_text_format_masks_passwords_in_messages_and_tracebacks():
         raise RuntimeError("cannot reach amqps://u:pa55word@h/")
     except RuntimeError:
         logging.getLogger("x").exception("via amqp://u:pa55word@h/")
-    logs.setup("WARNING", "text")
     assert "pa55word" not in stream.getvalue()
     assert stream.getvalue().count("u:***@h/") == 3  # message, source line, exception
 
