@@ -20,19 +20,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pika
-import pika.exceptions as pe
-from pika.adapters.blocking_connection import BlockingChannel
 
 from hubbub import envelope
-from hubbub.connection import connect
+from hubbub.admin import Admin
+from hubbub.admin.browse import Browser
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
@@ -42,8 +40,7 @@ from hubbub.hub import Hub
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
-from hubbub.testing.records import Assertions, Recorder
-from hubbub.testing.replay import replay_message
+from hubbub.testing.records import Assertions, Recorder, replay_selection
 from hubbub.topology.model import Topology
 
 log = logging.getLogger(__name__)
@@ -152,25 +149,17 @@ class LiveHub(Hub, Assertions):
         self._wait(done, time.monotonic() + within + GRACE, f"within {within:g} s")
 
     def replay(self, subscriber: str, ids: Iterable[str] | None = None) -> int:
-        """Send dead-lettered events back to ``subscriber`` alone, attempt count reset."""
-        wanted = set(ids) if ids is not None else None
-        queue = self.topology.names.dead_letter_queue(subscriber)
-        connection = connect(self._publisher_urls(), name=f"hubbub test replay {self.name}")
-        replayed = 0
-        try:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            for tag, _, props, body in _fetch(channel, queue):
-                if wanted is not None and props.message_id not in wanted:
-                    continue  # left unacked: back in the queue when the channel closes
-                exchange, key, new_props = replay_message(self.topology.names, subscriber, props)
-                channel.basic_publish(exchange, key, body, new_props)
-                channel.basic_ack(tag)
-                replayed += 1
-        finally:
-            with suppress(pe.AMQPError):
-                connection.close()
-        return replayed
+        """Send dead-lettered events back to ``subscriber`` alone, attempt count reset.
+
+        This is ``hubbub dlq replay`` (:meth:`hubbub.admin.Admin.replay`): the
+        originals leave the dead-letter queue only once their copies are confirmed.
+        """
+        selection = replay_selection(ids)
+        if selection is None:
+            return 0
+        self._apply_once()
+        admin = Admin(self.topology, url=",".join(self._publisher_urls()))
+        return admin.replay(subscriber, selection).moved
 
     # -- inside ----------------------------------------------------------------
 
@@ -217,28 +206,11 @@ class LiveHub(Hub, Assertions):
             time.sleep(0.01)
 
     def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+        """What ``queue`` holds, read by the admin's browser (which leaves it as it was)."""
         self._apply_once()
-        connection = connect(self._publisher_urls(), name=f"hubbub test peek {self.name}")
-        try:
-            channel = connection.channel()
-            return [(key, props, body) for _, key, props, body in _fetch(channel, queue)]
-        finally:
-            with suppress(pe.AMQPError):
-                connection.close()  # unacked messages go back to their queue
-
-
-def _fetch(
-    channel: BlockingChannel, queue: str
-) -> Iterator[tuple[int, str, pika.BasicProperties, bytes]]:
-    """Every message of ``queue``, unacked: (delivery tag, routing key, properties, body).
-
-    What is not acked goes back to the queue when the channel closes.
-    """
-    while True:
-        method, props, body = channel.basic_get(queue, auto_ack=False)
-        if method is None:
-            return
-        yield method.delivery_tag, method.routing_key, props, body
+        name = f"hubbub test browse {self.name}"
+        with Browser(self._publisher_urls(), queue, name=name) as browser:
+            return [(m.routing_key, m.properties, m.body) for m in browser.messages()]
 
 
 def _skip_sentinels(handler: Handler) -> Handler:

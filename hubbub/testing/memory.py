@@ -33,6 +33,9 @@ from typing import Any
 
 import pika
 
+from hubbub.admin import history
+from hubbub.admin.records import FailedEvent, parse
+from hubbub.admin.sources import ToSubscriber
 from hubbub.consumers.handling import Delivery, Handler, copy_destination, copy_properties, handle
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
@@ -40,8 +43,7 @@ from hubbub.hub import Hub
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.fake_broker import FakeBroker, Message
-from hubbub.testing.records import Assertions, Recorder
-from hubbub.testing.replay import replay_message
+from hubbub.testing.records import Assertions, Recorder, replay_selection
 from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
@@ -163,20 +165,33 @@ class InMemoryHub(Hub, Assertions):
     def replay(self, subscriber: str, ids: Iterable[str] | None = None) -> int:
         """Send dead-lettered events back to ``subscriber`` alone, attempt count reset.
 
-        ``ids`` picks events by id (default: all of its dead letters).
-        Returns how many were replayed; run the hub to handle them.
+        ``ids`` picks events by id (default: all of its dead letters). The
+        copies are made by the same code as ``hubbub dlq replay`` (into the
+        subscriber's queue only, failure history kept). Returns how many were
+        replayed; run the hub to handle them.
         """
         self._declare()
-        wanted = set(ids) if ids is not None else None
+        selection = replay_selection(ids)
+        if selection is None:
+            return 0
+        names = self.topology.names
+        target = ToSubscriber(names.queue(subscriber))
+        now_ms = int(self.clock.time() * 1000)
+
+        def parsed(message: Message) -> FailedEvent:
+            return parse(
+                message.routing_key, message.properties, message.body, subscriber=subscriber
+            )
+
         taken = self.broker.take(
-            self.topology.names.dead_letter_queue(subscriber),
-            lambda m: wanted is None or m.properties.message_id in wanted,
+            names.dead_letter_queue(subscriber), lambda m: selection.matches(parsed(m))
         )
         for message in taken:
-            exchange, key, props = replay_message(
-                self.topology.names, subscriber, message.properties
-            )
-            self.broker.publish(exchange, key, message.body, props)
+            failed = parsed(message)
+            route = target.route(failed)
+            assert not isinstance(route, str)  # a subscriber target always routes
+            props = history.replay_properties(message.properties, failed, now_ms=now_ms)
+            self.broker.publish(*route, message.body, props)
         return len(taken)
 
     # -- the clock calls these -------------------------------------------------

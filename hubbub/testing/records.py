@@ -10,13 +10,16 @@ test reads alike whichever hub it runs on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pika
 
 from hubbub import envelope
+from hubbub.admin import records as admin_records
+from hubbub.admin.filters import EVERYTHING, Selection, select
+from hubbub.admin.records import FailedEvent
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.envelope import Event
 from hubbub.errors import MalformedMessageError
@@ -47,24 +50,35 @@ class DeadLetter:
 
     subscriber: str
     event: Event
-    #: The failure record: ``reason``, ``exception``, ``message``, ``traceback``,
-    #: ``queue``, ``exchange``, ``routing-key``, ``host``, ``first-time-ms``, ...
+    #: The record as ``hubbub dlq show`` reads it (reason, exception, attempts,
+    #: first and last failure, the history of earlier replays...).
+    failure: FailedEvent
+    #: hubbub's failure headers, unprefixed: ``reason``, ``exception``, ``message``,
+    #: ``traceback``, ``subscriber``, ``queue``, ``exchange``, ``routing-key``, ``host``...
     record: Mapping[str, Any]
-    #: Every header of the dead-lettered message (hubbub's included).
+    #: Every header of the dead-lettered message.
     headers: Mapping[str, Any]
 
     @property
     def reason(self) -> str:
-        return str(self.record.get("reason", ""))
+        return self.failure.reason
 
     @property
-    def exception(self) -> str:
-        return str(self.record.get("exception", ""))
+    def exception(self) -> str | None:
+        return self.failure.exception
 
     @property
     def attempts(self) -> int:
         """Attempts made before it was dead-lettered."""
-        return int(self.headers.get(envelope.ATTEMPT, 1))
+        return self.failure.attempts
+
+
+def replay_selection(ids: Iterable[str] | None) -> Selection | None:
+    """The dead letters a replay of ``ids`` picks (None: none at all; no ids: every one)."""
+    if ids is None:
+        return EVERYTHING
+    wanted = list(ids)
+    return select(ids=wanted) if wanted else None
 
 
 def decode(routing_key: str, props: pika.BasicProperties, body: bytes) -> Event:
@@ -89,7 +103,8 @@ def dead_letter(
         for k, v in headers.items()
         if k.startswith(envelope.FAILURE_PREFIX)
     }
-    return DeadLetter(subscriber, decode(routing_key, props, body), record, headers)
+    failed = admin_records.parse(routing_key, props, body, subscriber=subscriber)
+    return DeadLetter(subscriber, decode(routing_key, props, body), failed, record, headers)
 
 
 def _text(value: Any) -> Any:

@@ -123,8 +123,16 @@ def test_replay_sends_dead_letters_back_to_their_subscriber_alone(make_hub):
     first = hub.publish("order.placed", {"n": 1})
     second = hub.publish("order.placed", {"n": 2})
     hub.run_until(lambda: len(hub.dead_lettered("picky")) == 2, within=2)
-    broken["yes"] = False
 
+    assert hub.replay("picky", ids=[second]) == 1  # still broken: back in the DLQ
+    hub.run_until(lambda: len(hub.attempts("picky")) == 3, within=2)
+    again = {d.event.id: d for d in hub.dead_lettered("picky")}[second]
+    assert (again.attempts, again.reason, again.event.attempt) == (1, "not retryable", 1)
+    assert [h["reason"] for h in again.failure.history] == ["not retryable"]
+    assert again.record["exchange"] == "events"  # where it first came from, kept
+    assert again.record["routing-key"] == "order.placed"
+
+    broken["yes"] = False
     assert hub.replay("picky", ids=[first]) == 1
     hub.run_until(lambda: len(hub.handled("picky")) == 1, within=2)
     (replayed,) = hub.handled("picky")
