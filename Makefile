@@ -17,11 +17,12 @@ install: $(STAMP)
 test: $(STAMP)          ## the whole suite: unit, integration and fault tests
 	$(PY) -m pytest
 
-unit: $(STAMP)          ## fast tests, no broker
-	$(PY) -m pytest tests/unit
+unit: $(STAMP)          ## fast tests, no broker (the contract suite on the in-memory hub too)
+	$(PY) -m pytest tests/unit tests/contract -m "not integration"
 
-integration: $(STAMP)   ## tests against the real broker
+integration: $(STAMP)   ## tests against the real broker (the contract suite's broker half too)
 	$(PY) -m pytest tests/integration
+	$(PY) -m pytest tests/contract -m integration
 
 fault: $(STAMP)         ## kills consumers, restarts a private broker node (never the shared one)
 	$(PY) -m pytest -m fault
