@@ -40,6 +40,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pika
 import yaml
@@ -111,7 +112,13 @@ def broker_memory(target: Broker, hub: str) -> dict[str, float]:
     queues = target.api.in_vhost("queues?columns=name,memory,messages")
     levels = {HubNames(hub).level(n) for n in range(delay.LEVELS)}
     ladder = sum(q.get("memory") or 0 for q in queues if q["name"] in levels)
-    figures = {"node_mem_used": node["mem_used"] / 2**20, "ladder_queues": ladder / 2**20}
+    parts = target.api.get(f"nodes/{quote(node['name'], safe='')}/memory")["memory"]
+    figures = {
+        "node_mem_used": node["mem_used"] / 2**20,
+        "ladder_queues": ladder / 2**20,
+        # Quorum queues' write-ahead log tables: entries stay until the WAL rolls over.
+        "quorum_ets": parts.get("quorum_ets", 0) / 2**20,
+    }
     if target.pid is not None:
         figures["broker_rss"] = rss_mb(target.pid)
     return figures
@@ -336,6 +343,10 @@ def report_pending(
     print(
         f"  broker node memory:   {before['node_mem_used']:8.1f} MiB -> "
         f"{after['node_mem_used']:8.1f} MiB"
+    )
+    print(
+        f"  of which quorum WAL tables: {before['quorum_ets']:8.1f} MiB -> "
+        f"{after['quorum_ets']:8.1f} MiB"
     )
     if "broker_rss" in before:
         print(
