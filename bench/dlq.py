@@ -7,7 +7,9 @@ Prints figures; it is not a test. Against the broker in ``--url`` (default
    carrying the consumer's real failure record (five topics, three exception
    types; ten ``rare.needle`` events at the very end) and reports the rate;
 2. times the ``hubbub`` CLI, each run a fresh process whose peak RSS is
-   reported: ``dlq show --topic user.* --limit 10`` (found at the head),
+   reported: ``dlq show --topic user.* --limit 10`` (found at the head of a
+   queue never read, so it stops there; run again at the end, after the
+   queue was read, it must read to the end to keep the order),
    ``dlq show --topic rare.needle --limit 10`` (found only at the tail: a
    full scan), ``dlq show --exception KeyError --since 1h --limit 0 --json``
    (every match of a filter streamed out), ``dlq list``;
@@ -49,6 +51,10 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true", help="also time replaying them all")
     args = parser.parse_args()
     url = resolve_urls(args.url)[0]
+    print(
+        f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}, "
+        f"{os.cpu_count()} CPUs"
+    )
     hub = unique_name("bench-dlq")
     topology = loader.from_mapping(
         {"hub": hub, "subscribers": {"work": {"handler": "x:y", "topics": ["#"]}}}
@@ -73,6 +79,8 @@ def main() -> None:
             "--json",
         )
         run_cli(url, hub, "dlq", "list")
+        print("  again, now that every event was read once (a full pass keeps the order):")
+        run_cli(url, hub, "dlq", "show", "work", "--topic", "user.*", "--limit", "10")
         check_intact(url, topology, ids)
         if args.replay:
             run_cli(url, hub, "dlq", "replay", "work", "--all")

@@ -14,6 +14,10 @@ RabbitMQ 3.10.8 (quorum queues), not assumed:
   them do): the head would go behind them, for good. So
   :meth:`Browser.close` finishes the pass unless the last message read was
   not redelivered, which proves the returns list was empty behind it;
+- messages the broker already sent when the channel closes, but the
+  client had not received, go back *behind* the rest of the queue. So
+  before closing, a browser receives everything sent to its consumer, and
+  it opens a consumer only when it needs more messages;
 - a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
   at most 65535 (``prefetch`` is 16 bits), so a pass opens consumers one
   after the other (:data:`CHUNKS`), cancelling each once it holds its
@@ -171,9 +175,8 @@ class Browser:
             return
         try:
             if self._channel is not None and self._channel.is_open:
-                if finish and self._started and self._last_redelivered is not False:
-                    for _ in self.messages():
-                        pass
+                if finish and self._started:
+                    self._finish()
                 self._channel.close()
             self._wait_returned(self.depth - self.acked)
         except (pe.AMQPError, OSError) as exc:
@@ -182,40 +185,77 @@ class Browser:
             self._channel = None
             self._disconnect()
 
+    def _finish(self) -> None:
+        """Make closing keep the order (checked on 3.10.8, see the module docstring).
+
+        Messages in flight when a channel closes go back *behind* the queue,
+        so first receive everything sent to the active consumer. If the last
+        message read was not redelivered, every given-back message was ahead
+        of it and what is still unread waits behind it: that suffices.
+        Otherwise unread messages may sit in the returns list, ahead of where
+        the read ones would go: read the whole pass.
+        """
+        if self._last_redelivered is False:
+            self._drain()
+        else:
+            for _ in self.messages():
+                pass
+
     # -- reading -------------------------------------------------------------
 
     def messages(self) -> Iterator[Message]:
         """The queue's messages from the head, each held until acked or the browser closes."""
         channel = self._require_channel()
-        if self.depth and not self._started:
-            self._started = True
-            self._start_consumer(channel)
         idle_since = time.monotonic()
-        while self.seen < self.depth and self._active is not None:
+        while self.seen < self.depth:
             if not self._buffer:
+                if self._active is None and not self._start_consumer(channel):
+                    return
                 self._pump(0.1)
                 if not self._buffer and time.monotonic() - idle_since > self._idle:
                     log.info("%s: nothing more to read after %d messages", self.queue, self.seen)
                     return
                 continue
             idle_since = time.monotonic()
-            method, props, body = self._buffer.popleft()
-            message = Message(
-                method.delivery_tag,
-                method.consumer_tag,
-                self.seen,
-                method.exchange,
-                method.routing_key,
-                bool(method.redelivered),
-                props,
-                body,
-            )
-            self.seen += 1
+            message = self._take()
             self._last_redelivered = message.redelivered
-            self._holding[message.consumer] += 1
-            if self._holding[message.consumer] >= self._credit[message.consumer]:
-                self._next_consumer(channel)
             yield message
+
+    def _take(self) -> Message:
+        """The next buffered delivery; freezes its consumer once it holds its whole credit."""
+        method, props, body = self._buffer.popleft()
+        message = Message(
+            method.delivery_tag,
+            method.consumer_tag,
+            self.seen,
+            method.exchange,
+            method.routing_key,
+            bool(method.redelivered),
+            props,
+            body,
+        )
+        self.seen += 1
+        self._holding[message.consumer] += 1
+        if (
+            message.consumer == self._active
+            and self._holding[message.consumer] >= self._credit[message.consumer]
+        ):
+            # No credit left: nothing is in flight to it, so cancelling rejects nothing.
+            self._require_channel().basic_cancel(message.consumer)
+            self._active = None
+        return message
+
+    def _drain(self) -> None:
+        """Receive what the broker already sent the active consumer (see :meth:`close`)."""
+        idle_since = time.monotonic()
+        while self._active is not None and self.seen < self.depth:
+            if self._buffer:
+                self._take()
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self._idle:
+                return
+            else:
+                self._pump(0.1)
 
     def ack(self, message: Message) -> None:
         """Remove ``message`` from the queue for good."""
@@ -253,26 +293,24 @@ class Browser:
     ) -> None:
         self._buffer.append((method, props, body))
 
-    def _start_consumer(self, channel: BlockingChannel) -> None:
+    def _start_consumer(self, channel: BlockingChannel) -> bool:
+        """Open the next consumer of the pass; False at the consumer cap.
+
+        Only once the previous one is frozen and read: a consumer opened
+        early would have messages in flight if the reader stopped there.
+        """
         index = len(self._credit)
+        if index >= MAX_CONSUMERS:
+            self.truncated = True
+            log.warning("%s: stopped after %d messages (scan limit)", self.queue, self.seen)
+            return False
         credit = self._chunks[min(index, len(self._chunks) - 1)]
         tag = f"hubbub-browse-{index:02d}"
         channel.basic_qos(prefetch_count=credit)
         channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag)
         self._credit[tag], self._holding[tag], self._active = credit, 0, tag
-
-    def _next_consumer(self, channel: BlockingChannel) -> None:
-        """The active consumer holds its full credit: freeze it and open the next one."""
-        assert self._active is not None
-        channel.basic_cancel(self._active)
-        self._active = None
-        if self.seen >= self.depth:
-            return
-        if len(self._credit) >= MAX_CONSUMERS:
-            self.truncated = True
-            log.warning("%s: stopped after %d messages (scan limit)", self.queue, self.seen)
-            return
-        self._start_consumer(channel)
+        self._started = True
+        return True
 
     def _declare_passive(self) -> tuple[int, int]:
         assert self._connection is not None

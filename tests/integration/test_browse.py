@@ -25,11 +25,12 @@ def queue(broker_url):
     with channel(broker_url) as ch:
         ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
 
-    def fill(count: int) -> list[str]:
+    def fill(count: int, size: int = 0) -> list[str]:
         with channel(broker_url) as ch:
             ch.confirm_delivery()
             for n in range(count):
-                ch.basic_publish("", name, str(n).encode(), pika.BasicProperties(delivery_mode=2))
+                body = str(n).encode().ljust(size)
+                ch.basic_publish("", name, body, pika.BasicProperties(delivery_mode=2))
         return [str(n) for n in range(count)]
 
     yield name, fill
@@ -39,7 +40,7 @@ def queue(broker_url):
 
 def scan(url: str, name: str, **options) -> list[str]:
     with Browser([url], name, **options) as browser:
-        return [m.body.decode() for m in browser.messages()]
+        return [m.body.decode().strip() for m in browser.messages()]
 
 
 def test_a_scan_across_chained_consumers_sees_every_message_once_in_order(queue, broker_url):
@@ -65,11 +66,22 @@ def test_an_early_stop_puts_everything_back_in_order(queue, broker_url, browsed_
             if len(first) == 30:  # the second consumer holds more than we looked at
                 break
         # Read before, the rest must be read too, or the head would go behind it.
-        # Never read, the rest waits behind what goes back: no need.
+        # Never read, the rest waits behind what goes back: only what was already
+        # sent to the second consumer (25..49) must be received first.
         browser.close()
-        assert browser.seen == (60 if browsed_before else 30)
+        assert browser.seen == (60 if browsed_before else 50)
     assert first == expected[:30]
     assert scan(broker_url, name, chunks=(10,)) == expected
+
+
+def test_an_early_stop_with_messages_in_flight_keeps_the_order(queue, broker_url):
+    name, fill = queue
+    expected = fill(2000, size=2000)  # big enough that most of the credit is in flight
+    with Browser([broker_url], name, chunks=(1000,)) as browser:
+        for message in browser.messages():
+            if message.position == 9:
+                break
+    assert scan(broker_url, name) == expected
 
 
 def test_an_early_stop_past_the_given_back_messages_keeps_the_order(queue, broker_url):
@@ -85,7 +97,7 @@ def test_an_early_stop_past_the_given_back_messages_keeps_the_order(queue, broke
             if message.body == b"45":
                 assert not message.redelivered
                 break
-    assert browser.seen == 46
+    assert browser.seen == 50  # the rest of the second consumer's credit; not 60
     assert scan(broker_url, name) == [str(n) for n in range(60)]
 
 
