@@ -40,7 +40,9 @@ class NodeError(HubbubError):
 class RabbitNode:
     """One RabbitMQ node of its own; ``with RabbitNode(...) as node: node.url``.
 
-    Ports left out are picked free at construction (AMQP, Erlang distribution).
+    Ports left out are picked free at construction (AMQP, Erlang distribution),
+    and the default node name is unique, so two test runs on one machine
+    never collide.
 
     Not thread-safe: drive a node from one thread. Every command waits for
     the node to reach the state it asks for, or raises :class:`NodeError`
@@ -49,7 +51,7 @@ class RabbitNode:
 
     def __init__(
         self,
-        name: str = "hubbub-test",
+        name: str | None = None,
         *,
         port: int | None = None,
         dist_port: int | None = None,
@@ -59,7 +61,7 @@ class RabbitNode:
         config: Sequence[str] = (),
         keep: bool = False,
     ) -> None:
-        self.name = name
+        self.name = name or f"hubbub-test-{secrets.token_hex(4)}"
         self.port = port or free_port()
         self.dist_port = dist_port or free_port()
         self.management_port = management_port

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hubbub.testing import certificates
-from hubbub.testing.broker import delete_hub
+from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.testing.node import RabbitNode
 from hubbub.testing.process import HubbubProcess, free_port, hubbub_command
 from hubbub.testing.recording import FILE_ENV, SLEEP_ENV, Recording
@@ -30,7 +30,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
     """
     certs = certificates.make(tmp_path_factory.mktemp("certs"))
     tls_port = free_port()
-    with RabbitNode("hubbub-fault", config=certificates.rabbit_config(certs, tls_port)) as private:
+    config = certificates.rabbit_config(certs, tls_port)
+    # A unique node name: two runs of the suite on one machine must not collide.
+    with RabbitNode(unique_name("hubbub-fault"), config=config) as private:
         private.tls_port = tls_port  # type: ignore[attr-defined]
         private.certs = certs  # type: ignore[attr-defined]
         yield private

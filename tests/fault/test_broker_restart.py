@@ -35,7 +35,7 @@ def node():
     after which declaring any at-least-once quorum queue fails with 541
     INTERNAL_ERROR; tests of other modules must not inherit such a node.
     """
-    with RabbitNode("hubbub-restart") as private:
+    with RabbitNode(unique_name("hubbub-restart")) as private:
         yield private
 
 
