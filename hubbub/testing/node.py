@@ -69,7 +69,7 @@ class RabbitNode:
         self.config_lines = list(config)
         self.keep = keep
         self._own_dir = base_dir is None
-        self.dir = Path(base_dir or tempfile.mkdtemp(prefix=f"hubbub-node-{name}-"))
+        self.dir = Path(base_dir or tempfile.mkdtemp(prefix=f"hubbub-node-{self.name}-"))
         self.scripts = scripts_dir()
 
     # -- addresses --------------------------------------------------------
