@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from hubbub import envelope
 from hubbub.admin.browse import Browser
@@ -135,8 +134,15 @@ def fill(url: str, topology: Topology, count: int) -> list[str]:
 
 
 def run_cli(url: str, hub: str, *args: str) -> None:
-    """Run one hubbub command in a fresh process; print its wall time and peak RSS."""
+    """Run one hubbub command in a fresh process; print its wall time and peak RSS.
+
+    The RSS comes from GNU time (``/usr/bin/time -f %M``): a child forked
+    from this process would report this process's own size too.
+    """
     command = [
+        "/usr/bin/time",
+        "-f",
+        "%M",
         sys.executable,
         "-m",
         "hubbub.cli.main",
@@ -149,18 +155,15 @@ def run_cli(url: str, hub: str, *args: str) -> None:
         url,
     ]
     started = time.perf_counter()
-    with open(os.devnull, "w") as sink, open(Path("/tmp") / f"{hub}.out", "w+") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=sink)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        took = time.perf_counter() - started
-        out.seek(0)
-        lines = out.read().splitlines()
-    os.unlink(Path("/tmp") / f"{hub}.out")
-    shown = " ".join(a for a in args if a not in ("--limit",))
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    rss_kib = int(result.stderr.strip().splitlines()[-1])
+    lines = result.stdout.splitlines()
+    shown = " ".join(args)
     print(
-        f"hubbub {shown}: {took:.2f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MiB, "
-        f"exit {process.returncode}, {len(lines)} output lines; last: {lines[-1] if lines else ''}"
+        f"hubbub {shown}: {took:.2f} s, peak RSS {rss_kib / 1024:.0f} MiB, "
+        f"exit {result.returncode}, {len(lines)} output lines; "
+        f"last: {lines[-1] if lines else ''}"
     )
 
 
