@@ -41,7 +41,7 @@ from hubbub import envelope
 from hubbub.connection import parameters, resolve_urls
 from hubbub.errors import HubbubError, PublishError
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
-from hubbub.producers.message import delay_seconds, event_message
+from hubbub.producers.message import EventMessage, delay_seconds, event_message
 from hubbub.topology.names import HubNames
 
 #: Seconds to wait for the broker's confirm of one publish.
@@ -57,6 +57,7 @@ class OutgoingEvent:
     headers: Mapping[str, Any] | None = None
     message_id: str | None = None
     delay: float | timedelta | str | None = None
+    deliver_at: datetime | None = None
 
 
 class Publisher:
@@ -101,15 +102,16 @@ class Publisher:
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """Publish many events with their confirms pipelined; waits for all.
 
-        Raises PublishError if any was not confirmed, after every other one
-        has been confirmed or failed; ``error.failed`` lists the ids.
+        Every event is validated before any is sent, so a bad topic or delay
+        raises with nothing published. Raises PublishError if any was not
+        confirmed, after every other one has been confirmed or failed;
+        ``error.failed`` lists the ids.
         """
-        pending = []
-        for event in events:
-            message_id = event.message_id or envelope.new_id()
-            seconds = delay_seconds(event.delay, None)
-            future = self._send_event(event.topic, event.data, event.headers, message_id, seconds)
-            pending.append((message_id, future))
+        prepared = self._prepare(events)
+        pending = [
+            (message_id, self.send(m.exchange, m.routing_key, m.body, m.properties))
+            for message_id, m in prepared
+        ]
         failed = []
         for message_id, future in pending:
             try:
@@ -155,21 +157,11 @@ class Publisher:
 
     async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """:meth:`publish_many` for asyncio: confirms pipelined, the loop never blocked."""
-        ids, sends = [], []
-        for event in events:
-            message_id = event.message_id or envelope.new_id()
-            message = event_message(
-                self.names,
-                event.topic,
-                event.data,
-                message_id=message_id,
-                headers=event.headers,
-                seconds=delay_seconds(event.delay, None),
-            )
-            ids.append(message_id)
-            sends.append(
-                self.asend(message.exchange, message.routing_key, message.body, message.properties)
-            )
+        prepared = self._prepare(events)
+        ids = [message_id for message_id, _ in prepared]
+        sends = [
+            self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared
+        ]
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, PublishError):
@@ -208,6 +200,22 @@ class Publisher:
     async def aclose(self) -> None:
         """:meth:`close` for asyncio (waits for in-flight confirms off the loop)."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+        """Each event's id and message; raises on the first invalid one, before any send."""
+        prepared = []
+        for event in events:
+            message_id = event.message_id or envelope.new_id()
+            message = event_message(
+                self.names,
+                event.topic,
+                event.data,
+                message_id=message_id,
+                headers=event.headers,
+                seconds=delay_seconds(event.delay, event.deliver_at),
+            )
+            prepared.append((message_id, message))
+        return prepared
 
     def _send_event(
         self,

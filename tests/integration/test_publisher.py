@@ -177,3 +177,16 @@ def test_a_handler_that_publishes_passes_on_correlation_and_causation(
     assert (middle.correlation_id, middle.causation_id) == (start_id, start_id)
     assert (last.correlation_id, last.causation_id) == (start_id, middle.id)
     assert last.data == {"from": middle.id}
+
+
+def test_publish_many_validates_every_event_before_sending_any(declare, hub_name, broker_url):
+    from hubbub.errors import DelayTooLongError
+
+    declare({"hub": hub_name, "subscribers": {"s": {"handler": "x:y", "topics": ["#"]}}})
+    with Publisher(hub_name, url=broker_url) as publisher:
+        for bad in (OutgoingEvent("bad..topic", {}), OutgoingEvent("ok", {}, delay=2**28)):
+            with pytest.raises((ConfigurationError, DelayTooLongError)):
+                publisher.publish_many([OutgoingEvent("ok", {"i": 1}), bad])
+        publisher.publish("ok", {"i": 2})
+    bodies = [orjson.loads(body) for _, _, body in take_all(broker_url, f"{hub_name}.s")]
+    assert bodies == [{"i": 2}]
