@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -241,7 +241,7 @@ class Browser:
             and self._holding[message.consumer] >= self._credit[message.consumer]
         ):
             # No credit left: nothing is in flight to it, so cancelling rejects nothing.
-            self._require_channel().basic_cancel(message.consumer)
+            self._amqp(lambda: self._require_channel().basic_cancel(message.consumer))
             self._active = None
         return message
 
@@ -280,12 +280,17 @@ class Browser:
 
     def _pump(self, seconds: float) -> None:
         assert self._connection is not None
+        connection = self._connection
+        self._amqp(lambda: connection.process_data_events(time_limit=seconds))
+
+    def _amqp(self, step: Callable[[], object]) -> None:
+        """Run one AMQP step, translating pika's errors at the edge."""
         try:
-            self._connection.process_data_events(time_limit=seconds)
+            step()
         except (pe.AMQPError, OSError) as exc:
             raise BrokerConnectionError(
-                f"lost the broker while reading {self.queue!r}: {exc} (nothing was removed "
-                "that had not been handled; run the command again)"
+                f"lost the broker while reading {self.queue!r}: {type(exc).__name__} {exc} "
+                "(nothing was removed that had not been handled; run the command again)"
             ) from exc
 
     def _on_delivery(
@@ -306,8 +311,8 @@ class Browser:
             return False
         credit = self._chunks[min(index, len(self._chunks) - 1)]
         tag = f"hubbub-browse-{index:02d}"
-        channel.basic_qos(prefetch_count=credit)
-        channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag)
+        self._amqp(lambda: channel.basic_qos(prefetch_count=credit))
+        self._amqp(lambda: channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag))
         self._credit[tag], self._holding[tag], self._active = credit, 0, tag
         self._started = True
         return True
