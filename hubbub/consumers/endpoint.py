@@ -6,7 +6,7 @@ One small threaded HTTP server per process, on ``--metrics-port``:
     Prometheus text format from the process's :class:`~hubbub.consumers.metrics.Metrics`.
 ``GET /healthz``
     200 when the consumer is connected, every subscriber has a consumer on
-    its queue, and the I/O thread answers within a second; 503 otherwise.
+    its queue, and the I/O thread answers within 3 s; 503 otherwise.
     The JSON body says which (``hubbub health`` prints it).
 
 Health is judged inside the process, from its own state, because "the broker
