@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
+from core_support import channel
 from dlq_support import Failure, PaymentDeclinedError, ids_in, park, read
 
 from hubbub.admin import Admin, select
@@ -276,3 +277,20 @@ def test_unrouted_events_show_and_replay_to_the_hub_once_a_subscriber_exists(
     assert f"replayed {order_id} order.created" in later.output
     assert ids_in(broker_url, grown.names.queue("orders")) == [order_id]
     assert ids_in(broker_url, grown.names.unrouted) == [second.id]
+
+
+def test_a_dead_letter_queue_with_a_delivery_limit_is_not_read(declare, hub_name, broker_url):
+    topology = declare(spec(hub_name))
+    dlq = topology.names.dead_letter_queue("audit")
+    with channel(broker_url) as ch:  # as if a policy or an older layout had given it one
+        ch.queue_delete(dlq)
+        ch.queue_declare(
+            dlq, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 5}
+        )
+        ch.queue_bind(dlq, topology.names.dead_letter_exchange, "audit")
+    park(broker_url, topology, "audit", [Failure("user.deleted", {}, ValueError("x"))])
+    result = run("dlq", "show", "audit", "--hub", hub_name)
+    assert result.exit_code == 1
+    assert "delivery limit of 5" in result.output and "set_policy" in result.output
+    with channel(broker_url) as ch:
+        assert ch.queue_declare(dlq, passive=True).method.message_count == 1
