@@ -179,7 +179,8 @@ class Browser:
                     self._finish()
                 self._channel.close()
             self._wait_returned(self.depth - self.acked)
-        except (pe.AMQPError, OSError) as exc:
+        except (pe.AMQPError, OSError, BrokerConnectionError) as exc:
+            # Whatever was done stays done; the broker gives back the rest on disconnect.
             log.warning("closing the browse of %s: %s (the broker returns them)", self.queue, exc)
         finally:
             self._channel = None
