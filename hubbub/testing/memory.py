@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ from hubbub.consumers.handling import Delivery, Handler, copy_destination, copy_
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
-from hubbub.producers.publisher import Publisher
+from hubbub.producers.message import EventMessage
+from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.fake_broker import FakeBroker, Message
 from hubbub.testing.records import Assertions, Recorder, replay_selection
@@ -271,6 +273,14 @@ class _MemoryPublisher(Publisher):
         delay, deliver_at = self._on_fake_clock(delay, deliver_at)
         return await super().apublish(
             topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+        )
+
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+        """``publish_many``'s events, their ``deliver_at`` read on the fake clock."""
+        return super()._prepare(
+            replace(event, delay=delay, deliver_at=deliver_at)
+            for event in events
+            for delay, deliver_at in [self._on_fake_clock(event.delay, event.deliver_at)]
         )
 
     def send(
