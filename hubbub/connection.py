@@ -2,16 +2,20 @@
 
 Precedence, lowest first: the built-in default, ``HUBBUB_URL``, an explicit
 ``url=`` argument (the CLI's ``--url``). ``HUBBUB_URL`` may list several
-comma-separated URLs (cluster nodes); connections try them in turn.
+comma-separated URLs (cluster nodes); connections try them in turn, each
+publisher and consumer in its own random order (:func:`node_order`) so the
+clients of a cluster spread over its nodes.
 Passwords never leave this module unmasked: print :func:`mask` instead.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 from collections.abc import Sequence
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pika
@@ -20,8 +24,13 @@ import pika.exceptions as pe
 from hubbub import tls
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 
+T = TypeVar("T")
+
 #: Used when neither ``url=`` nor ``HUBBUB_URL`` says otherwise.
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
+#: ``random`` (the default): each client tries the nodes in an order of its
+#: own; ``given``: in the order ``HUBBUB_URL`` lists them (a preferred node first).
+ORDER_ENV = "HUBBUB_URL_ORDER"
 #: Seconds between heartbeats; the broker drops a peer silent for two of them.
 DEFAULT_HEARTBEAT = 30
 #: Seconds to wait for the TCP connection and the AMQP handshake.
@@ -43,6 +52,32 @@ def resolve_urls(url: str | None = None) -> list[str]:
     if problems:
         raise ConfigurationError("invalid broker URL: " + "; ".join(problems))
     return urls
+
+
+def node_order(urls: Sequence[str], rng: random.Random | None = None) -> list[str]:
+    """The order in which one client tries the nodes of a cluster.
+
+    Shuffled (by ``rng``, else the process's generator) unless
+    ``HUBBUB_URL_ORDER=given``: with every client starting on a random node,
+    a cluster's connections, and after a node loss its reconnections, spread
+    over the nodes instead of all landing on the first one listed.
+    """
+    order = list(urls)
+    mode = os.environ.get(ORDER_ENV, "random").strip().lower() or "random"
+    if mode not in ("random", "given"):
+        raise ConfigurationError(f"{ORDER_ENV}={mode!r}: use 'random' or 'given'")
+    if mode == "random":
+        shuffle = rng.shuffle if rng is not None else random.shuffle
+        shuffle(order)
+    return order
+
+
+def rotate_past(items: Sequence[T], index: int | None) -> list[T]:
+    """``items`` rotated so that ``items[index]`` comes last (a lost node is tried last)."""
+    if index is None or not items:
+        return list(items)
+    cut = index % len(items) + 1
+    return [*items[cut:], *items[:cut]]
 
 
 def mask(text: str) -> str:

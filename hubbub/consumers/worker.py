@@ -40,7 +40,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
-from hubbub.connection import connect_error, parameters, resolve_urls
+from hubbub.connection import connect_error, node_order, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.handling import (
     Delivery,
@@ -103,7 +103,7 @@ class Worker:
     ) -> None:
         self.topology = topology
         self.urls = resolve_urls(url)
-        self._params = parameters(self.urls, name=name)
+        self._params = parameters(node_order(self.urls), name=name)
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
@@ -121,6 +121,8 @@ class Worker:
         self._connected_once = False
         self._open_error: BaseException | None = None
         self._opened = False  # the current connection opened
+        #: ``host:port`` of the node the consumer is connected to, None between connections.
+        self.connected_to: str | None = None
         #: Set while every subscriber is consuming (for health checks and tests).
         self.consuming = threading.Event()
 
@@ -163,11 +165,17 @@ class Worker:
     # -- lifecycle (any thread) ---------------------------------------------
 
     def run(self) -> None:
-        """Consume until :meth:`stop`; reconnects on its own; raises on fatal errors."""
-        failures = 0
+        """Consume until :meth:`stop`; reconnects on its own; raises on fatal errors.
+
+        Nodes are tried round robin from a random start (``node_order``), so
+        after losing its node a consumer reconnects to the next one, after
+        one backoff wait.
+        """
+        failures = attempts = 0
         try:
             while not self._stopping.is_set():
-                params = self._params[failures % len(self._params)]
+                params = self._params[attempts % len(self._params)]
+                attempts += 1
                 opened = self._run_connection(params)
                 if self._fatal is not None:
                     raise self._fatal
@@ -213,6 +221,7 @@ class Worker:
         )
         self._connection.ioloop.start()
         self.consuming.clear()
+        self.connected_to = None
         with self._lock:
             # A wake-up posted to the dead ioloop never ran: the next verdict
             # must post again, or acks on the new connection would stall.
@@ -231,7 +240,8 @@ class Worker:
         if self._stopping.is_set():  # stop() came while connecting: nothing to drain
             connection.close()
             return
-        log.info("connected to %s:%s", connection.params.host, connection.params.port)
+        self.connected_to = f"{connection.params.host}:{connection.params.port}"
+        log.info("connected to %s", self.connected_to)
         for consumer in self._consumers:
             connection.channel(on_open_callback=lambda ch, c=consumer: self._on_channel(c, ch))
 

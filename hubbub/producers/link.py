@@ -70,6 +70,9 @@ class Link:
         self._connection: SelectConnection | None = None
         self._channel: Channel | None = None
         self._closing = False
+        #: Index in ``params`` of the node this link connected to (None until it did).
+        self.node: int | None = None
+        self._trying = 0
         self.ready: Future[None] = Future()
         self.dead = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hubbub-publisher", daemon=True)
@@ -107,7 +110,8 @@ class Link:
 
     def _run(self) -> None:
         error: BaseException | None = None
-        for params in self._params:
+        for index, params in enumerate(self._params):
+            self._trying = index
             self._connection = SelectConnection(
                 params,
                 on_open_callback=self._on_open,
@@ -127,6 +131,7 @@ class Link:
     _open_error: BaseException | None = None
 
     def _on_open(self, connection: SelectConnection) -> None:
+        self.node = self._trying
         connection.channel(on_open_callback=self._on_channel)
 
     def _on_open_error(self, connection: SelectConnection, exc: BaseException | str) -> None:

@@ -16,7 +16,9 @@ the outage lasts and hide it): every event in flight when the connection
 drops fails with PublishError (stored or not: publish again with the same
 id), and while the broker stays unreachable each publish fails fast with
 :class:`~hubbub.errors.BrokerConnectionError` (nothing was sent). The first
-publish after the broker is back reconnects. The fault suite
+publish after the broker is back reconnects. With several cluster nodes
+listed, each publisher starts on a random one and the next publish after a
+lost connection tries the other nodes first (``tests/cluster``). The fault suite
 (``tests/fault/test_broker_restart.py``) publishes a stream through a
 restart this way and loses nothing.
 
@@ -38,7 +40,7 @@ from typing import Any
 import pika
 
 from hubbub import envelope
-from hubbub.connection import parameters, resolve_urls
+from hubbub.connection import node_order, parameters, resolve_urls, rotate_past
 from hubbub.errors import HubbubError, PublishError
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
 from hubbub.producers.message import EventMessage, delay_seconds, event_message
@@ -75,7 +77,7 @@ class Publisher:
         self.names = HubNames(hub)
         self.urls = resolve_urls(url)
         self.confirm_timeout = confirm_timeout
-        self._params = parameters(self.urls, name=name)
+        self._params = parameters(node_order(self.urls), name=name)
         self._window = window
         self._lock = threading.Lock()
         self._link: Link | None = None
@@ -277,6 +279,9 @@ class Publisher:
             return link
         with self._lock:
             if self._link is None or self._link.dead.is_set():
+                if self._link is not None:  # the node it used is tried last
+                    self._params = rotate_past(self._params, self._link.node)
+                    self._link = None
                 link = Link(self._params, window=self._window, urls=self.urls)
                 try:
                     link.ready.result(timeout=60)

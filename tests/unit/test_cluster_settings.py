@@ -1,0 +1,160 @@
+"""Cluster settings without a broker: node order, failover rotation, quorum replicas."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from concurrent.futures import Future
+
+import pytest
+
+import hubbub.consumers.worker as worker_module
+import hubbub.producers.publisher as publisher_module
+from hubbub import Hub
+from hubbub.connection import node_order, rotate_past
+from hubbub.consumers.worker import Worker
+from hubbub.errors import ConfigurationError, TopologyError
+from hubbub.topology.layout import layout
+from hubbub.topology.loader import from_mapping, loads
+from hubbub.topology.plan import Observed, ObservedQueue, plan
+
+NODES = ["amqp://u:p@n1/%2F", "amqp://u:p@n2/%2F", "amqp://u:p@n3/%2F"]
+SPEC = {"hub": "events", "subscribers": {"mail": {"handler": "m:f", "topics": ["user.#"]}}}
+
+
+# -- node order -------------------------------------------------------------
+
+
+def test_each_client_starts_on_a_random_node_and_a_seed_makes_the_order_repeatable(monkeypatch):
+    monkeypatch.delenv("HUBBUB_URL_ORDER", raising=False)
+    firsts = Counter(node_order(NODES, random.Random(seed))[0] for seed in range(300))
+    assert set(firsts) == set(NODES)
+    assert min(firsts.values()) > 60  # about 100 each: the load spreads
+    assert node_order(NODES, random.Random(7)) == node_order(NODES, random.Random(7))
+    assert sorted(node_order(NODES, random.Random(7))) == sorted(NODES)
+
+
+def test_the_given_order_is_kept_on_request(monkeypatch):
+    monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
+    assert node_order(NODES, random.Random(1)) == NODES
+    monkeypatch.setenv("HUBBUB_URL_ORDER", "sorted")
+    with pytest.raises(ConfigurationError, match="HUBBUB_URL_ORDER='sorted'"):
+        node_order(NODES)
+
+
+def test_a_lost_node_moves_to_the_end_of_the_order():
+    assert rotate_past(NODES, 0) == [NODES[1], NODES[2], NODES[0]]
+    assert rotate_past(NODES, 2) == NODES
+    assert rotate_past(NODES, None) == NODES
+    assert rotate_past(NODES[:1], 0) == NODES[:1]
+
+
+class FakeLink:
+    """Stands in for a Link: opens on its first node, records the order it got."""
+
+    made: list[list[str]] = []
+
+    def __init__(self, params, **_):
+        self.hosts = [p.host for p in params]
+        FakeLink.made.append(self.hosts)
+        self.node = 0
+        self.dead = threading.Event()
+        self.ready: Future[None] = Future()
+        self.ready.set_result(None)
+
+    def close(self):
+        self.dead.set()
+
+
+def test_a_publisher_reconnects_to_the_next_node_after_losing_one(monkeypatch):
+    monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
+    monkeypatch.setattr(publisher_module, "Link", FakeLink)
+    FakeLink.made = []
+    publisher = publisher_module.Publisher("events", url=",".join(NODES))
+    first = publisher._current_link()
+    assert publisher._current_link() is first  # a live link is kept
+    first.dead.set()  # its connection to n1 was lost
+    second = publisher._current_link()
+    second.dead.set()
+    publisher._current_link()
+    assert FakeLink.made == [["n1", "n2", "n3"], ["n2", "n3", "n1"], ["n3", "n1", "n2"]]
+
+
+def test_a_consumer_tries_the_nodes_round_robin(monkeypatch):
+    monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
+    monkeypatch.setattr(worker_module, "RECONNECT_FIRST", 0.001)
+    topology = from_mapping(SPEC)
+    worker = Worker(topology, {"mail": lambda event: None}, url=",".join(NODES))
+    tried: list[str] = []
+
+    def connection(params):
+        tried.append(params.host)
+        opened = params.host != "n2"  # n2 is down: refused
+        worker._connected_once |= opened
+        if len(tried) == 5:
+            worker._stopping.set()
+        return opened
+
+    monkeypatch.setattr(worker, "_run_connection", connection)
+    worker.run()
+    assert tried == ["n1", "n2", "n3", "n1", "n2"]
+
+
+# -- replicas -----------------------------------------------------------------
+
+
+def test_replicas_set_the_group_size_of_every_quorum_queue_ladder_included():
+    queues = layout(from_mapping({**SPEC, "replicas": 3})).queues
+    quorum = [q for q in queues if q.args.get("x-queue-type") == "quorum"]
+    assert len(quorum) == len(queues) == 3 + 28  # unrouted, mail, mail.dlq, 28 levels
+    assert all(q.args["x-quorum-initial-group-size"] == 3 for q in quorum)
+    assert "hubbub.v1.events.delay.L27" in {q.name for q in quorum}
+
+
+def test_without_replicas_the_broker_default_applies():
+    queues = layout(from_mapping(SPEC)).queues
+    assert not any("x-quorum-initial-group-size" in q.args for q in queues)
+
+
+def test_replicas_are_read_from_the_file_and_validated():
+    text = "hub: events\nreplicas: 5\nsubscribers:\n  mail: {handler: 'm:f', topics: [a.b]}\n"
+    assert loads(text).replicas == 5
+    with pytest.raises(TopologyError) as info:
+        loads(text.replace("replicas: 5", "replicas: 0"))
+    assert "replicas" in str(info.value)
+    assert "greater than or equal to 1" in str(info.value)
+
+
+def test_plan_shows_the_replicas_of_each_queue_it_creates():
+    shown = plan(layout(from_mapping({**SPEC, "replicas": 3})), Observed())
+    details = {c.name: c.detail for c in shown.changes if c.kind == "queue"}
+    assert "quorum-initial-group-size=3" in details["events.mail"]
+    assert "quorum-initial-group-size=3" in details["hubbub.v1.events.delay.L00"]
+
+
+def test_changing_replicas_of_existing_queues_is_a_conflict_with_a_way_out():
+    wanted = layout(from_mapping({**SPEC, "replicas": 3}))
+    existing = {
+        q.name: ObservedQueue(dict(q.args), messages=4) for q in layout(from_mapping(SPEC)).queues
+    }
+    conflicts = plan(wanted, Observed(queues=existing)).conflicts
+    assert {c.name for c in conflicts} == {q.name for q in wanted.queues}
+    detail = next(c.detail for c in conflicts if c.name == "events.mail")
+    assert "argument x-quorum-initial-group-size is not set on the broker" in detail
+    assert "the topology needs 3" in detail
+    assert "remove replicas from the file" in detail
+    assert "rabbitmq-queues grow <node> all" in detail
+
+
+def test_a_hub_built_in_code_takes_replicas_and_a_file_wins(tmp_path):
+    hub = Hub("events", replicas=3)
+
+    @hub.subscriber("mail", topics=["user.#"])
+    def mail(event):
+        return None
+
+    assert hub.topology.replicas == 3
+    from_file = Hub(topology=from_mapping({**SPEC, "replicas": 5}), replicas=3)
+    assert from_file.topology.replicas == 5
+    assert Hub(topology=from_mapping(SPEC), replicas=3).topology.replicas == 3
