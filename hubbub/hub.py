@@ -41,6 +41,7 @@ class Hub:
         *,
         topology: Topology | str | Path | None = None,
         url: str | None = None,
+        replicas: int | None = None,
     ) -> None:
         if isinstance(topology, str | Path):
             topology = loader.load(topology)
@@ -51,6 +52,8 @@ class Hub:
         if topology is not None and topology.hub != self.name:
             raise ValueError(f"hub name {self.name!r} differs from the topology's {topology.hub!r}")
         self.url = url
+        #: Quorum queue replicas for a hub built in code; a file's ``replicas:`` wins.
+        self.replicas = replicas
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
         self._merged: Topology | None = None
         self._publisher: Publisher | None = None
@@ -132,7 +135,8 @@ class Hub:
                     ", ".join(differs),
                 )
         extra = [spec for name, (spec, _) in self._decorated.items() if name not in from_file]
-        return Topology(hub=self.name, subscribers=(*from_file.values(), *extra))
+        replicas = self._file.replicas if self._file and self._file.replicas else self.replicas
+        return Topology(hub=self.name, subscribers=(*from_file.values(), *extra), replicas=replicas)
 
     def handlers(self) -> dict[str, Callable[[Event], Any]]:
         """Each subscriber's handler: the decorated function, or the file's import path."""

@@ -6,7 +6,10 @@ queues and ladder levels are quorum queues with at-least-once dead-lettering
 overflow (required by at-least-once), an explicit delivery limit on
 subscriber queues (so a message that keeps crashing its consumer is
 dead-lettered, not redelivered forever), and an alternate exchange on every
-exchange an event can miss in (so nothing published is ever dropped).
+exchange an event can miss in (so nothing published is ever dropped). The
+topology's ``replicas`` becomes ``x-quorum-initial-group-size`` on every one
+of those quorum queues, the delay ladder's included: a level that lived on
+one node only would lose the delayed events and retries in it with that node.
 """
 
 from __future__ import annotations
@@ -79,7 +82,15 @@ def layout(topology: Topology) -> Layout:
         bindings += _subscriber_bindings(names, sub)
     queues += _ladder_queues(names)
     bindings += _ladder_bindings(names)
+    queues = [_replicated(q, topology.replicas) for q in queues]
     return Layout(names, tuple(exchanges), tuple(queues), tuple(bindings))
+
+
+def _replicated(queue: Queue, replicas: int | None) -> Queue:
+    """``queue`` with its quorum group size, when the topology sets one."""
+    if replicas is None or queue.args.get("x-queue-type") != "quorum":
+        return queue
+    return Queue(queue.name, _frozen({**queue.args, "x-quorum-initial-group-size": replicas}))
 
 
 def _quorum(**more: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Load a topology file into the validated model, reporting every problem at once.
 
-The file is YAML (``hub:`` plus a ``subscribers:`` mapping keyed by name).
+The file is YAML (``hub:`` plus a ``subscribers:`` mapping keyed by name, and
+optionally ``replicas:``, the quorum queues' group size in a cluster).
 Problems come back together, each with the file and the key it is about,
 so a non-developer can fix them all in one pass.
 """

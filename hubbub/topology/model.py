@@ -30,6 +30,8 @@ DEFAULT_MAX_BACKOFF = 600.0
 DEFAULT_PREFETCH = 50
 #: Redeliveries (e.g. after consumer crashes) before the broker dead-letters.
 DEFAULT_DELIVERY_LIMIT = 20
+#: Most members a quorum queue may ask for; RabbitMQ advises 3, 5 or 7.
+MAX_REPLICAS = 99
 
 
 def _pattern(value: str) -> str:
@@ -125,10 +127,18 @@ class Subscriber:
 
 @dataclass(config=_STRICT)
 class Topology:
-    """A hub and its subscribers."""
+    """A hub and its subscribers.
+
+    ``replicas`` is how many cluster nodes hold a copy of each of the hub's
+    quorum queues (``x-quorum-initial-group-size``; the broker caps it at the
+    cluster's size). None leaves it to the broker (``quorum_cluster_size``).
+    It is a queue argument, fixed when a queue is created: changing it for
+    existing queues is a conflict ``apply`` refuses (see docs/cluster.md).
+    """
 
     hub: HubName
     subscribers: tuple[Subscriber, ...] = ()
+    replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Topology:

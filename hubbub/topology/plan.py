@@ -160,10 +160,23 @@ def _queue_changes(queues: tuple[Queue, ...], observed: Observed) -> list[Change
                     q.name,
                     f"{'; '.join(diff) or 'not durable'}. RabbitMQ cannot change a queue's "
                     f"arguments: drain it, delete it (rabbitmqctl delete_queue {q.name}) and "
-                    f"apply again ({have.messages} messages in it now)",
+                    f"apply again ({have.messages} messages in it now)"
+                    + _replicas_hint(q.args, have.arguments),
                 )
             )
     return changes
+
+
+def _replicas_hint(want: Mapping[str, Any], have: Mapping[str, Any]) -> str:
+    key = "x-quorum-initial-group-size"
+    if want.get(key) == have.get(key):
+        return ""
+    current = have.get(key)
+    keep = "remove replicas from the file" if current is None else f"set replicas: {current}"
+    return (
+        f". Or {keep} and change the members of existing queues in place "
+        "(rabbitmq-queues grow <node> all, rabbitmq-queues shrink <node>)"
+    )
 
 
 def argument_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
