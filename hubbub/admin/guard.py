@@ -6,15 +6,21 @@ quorum queue's delivery limit: RabbitMQ 3.x in ``x-delivery-count`` (seen on
 3.10.8 here), 4.0-4.2 in the acquired count, 4.3+ counts a closed channel as
 a failed delivery. A dead-letter queue has no dead-letter exchange of its
 own, so a message over the limit would be *dropped*. RabbitMQ 4 gives every
-quorum queue a limit of 20 unless it is set to -1 (unlimited) by argument or
-policy. So a browse is refused when a limit applies, or when the broker is
-4.x and no unlimited setting can be seen.
+quorum queue a limit of 20 unless one is set by argument or policy; hubbub's
+layout sets :data:`~hubbub.topology.layout.PARKING_DELIVERY_LIMIT` (2**31-1)
+on its parking queues. ``-1`` means unlimited on 4.x but makes 3.10 drop
+every message at once, so the advice is a huge limit, valid on both. A
+browse is refused when a limit that reads could exhaust applies, or when the
+broker is 4.x and no limit setting can be seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+#: A delivery limit at least this high cannot be exhausted by reading.
+SAFE_LIMIT = 1_000_000
 
 
 def delivery_limit_problem(
@@ -32,7 +38,7 @@ def delivery_limit_problem(
     """
     fix = (
         f"Set an unlimited delivery limit on it first, e.g. rabbitmqctl set_policy "
-        f"hubbub-dlq '^{queue}$' '{{\"delivery-limit\": -1}}' --apply-to quorum_queues"
+        f"hubbub-dlq '^{queue}$' '{{\"delivery-limit\": 2147483647}}' --apply-to quorum_queues"
     )
     if arguments is not None and "x-delivery-limit" in arguments:
         limit, origin = arguments["x-delivery-limit"], "its x-delivery-limit argument"
@@ -41,7 +47,7 @@ def delivery_limit_problem(
     else:
         limit, origin = None, ""
     if limit is not None:
-        if _int(limit) < 0:
+        if _int(limit) >= SAFE_LIMIT or (_int(limit) < 0 and major(version) >= 4):
             return None
         return (
             f"queue {queue!r} has a delivery limit of {limit} (from {origin}): reading it "

@@ -22,6 +22,9 @@ from hubbub.topology import delay
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.names import HubNames
 
+#: Delivery limit of dead-letter and unrouted queues: in effect, none.
+PARKING_DELIVERY_LIMIT = 2**31 - 1
+
 ExchangeType = Literal["topic", "direct", "fanout"]
 
 
@@ -75,7 +78,7 @@ def layout(topology: Topology) -> Layout:
     """The broker objects ``topology`` needs; the same input always gives the same output."""
     names = topology.names
     exchanges = [*_core_exchanges(names), *_ladder_exchanges(names)]
-    queues = [Queue(names.unrouted, _frozen(_quorum()))]
+    queues = [Queue(names.unrouted, _frozen(_parking()))]
     bindings = [Binding(names.unrouted, names.unrouted, "")]
     for sub in topology.subscribers:
         queues += _subscriber_queues(names, sub)
@@ -95,6 +98,19 @@ def _replicated(queue: Queue, replicas: int | None) -> Queue:
 
 def _quorum(**more: Any) -> dict[str, Any]:
     return {"x-queue-type": "quorum", **more}
+
+
+def _parking() -> dict[str, Any]:
+    """A queue where events wait for a person: reading it must never drop them.
+
+    Reading a dead-letter or unrouted queue hands messages back, and a quorum
+    queue counts each return as a delivery. RabbitMQ 4.x applies a default
+    delivery limit of 20, and these queues have no dead-letter exchange of
+    their own, so past it they would *drop* events. The limit is therefore set
+    explicitly, as high as the argument goes (``-1`` is no way out: 3.10
+    accepts it and drops every message at once).
+    """
+    return _quorum(**{"x-delivery-limit": PARKING_DELIVERY_LIMIT})
 
 
 def _dead_letter_into(exchange: str, **more: Any) -> dict[str, Any]:
@@ -123,7 +139,7 @@ def _subscriber_queues(names: HubNames, sub: Subscriber) -> list[Queue]:
     )
     return [
         Queue(names.queue(sub.name), _frozen(args)),
-        Queue(names.dead_letter_queue(sub.name), _frozen(_quorum())),
+        Queue(names.dead_letter_queue(sub.name), _frozen(_parking())),
     ]
 
 

@@ -29,7 +29,11 @@ def test_the_hub_is_a_topic_exchange_parking_unrouted_events():
     assert hub.type == "topic"
     assert hub.args == {"alternate-exchange": "events.unrouted"}
     assert EXCHANGES["events.unrouted"].type == "fanout"
-    assert QUEUES["events.unrouted"].args == {"x-queue-type": "quorum"}
+    # parking queues: a delivery limit no reading can exhaust (RabbitMQ 4 defaults to 20)
+    assert QUEUES["events.unrouted"].args == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 2**31 - 1,
+    }
     assert Binding("events.unrouted", "events.unrouted", "") in PLAN.bindings
 
 
@@ -51,7 +55,10 @@ def test_each_subscriber_owns_a_quorum_queue_dead_lettering_to_its_own_dlq():
     }
     assert QUEUES["events.welcome"].args["x-delivery-limit"] == 20
     assert QUEUES["events.welcome"].args["x-dead-letter-routing-key"] == "welcome"
-    assert QUEUES["events.sales.dlq"].args == {"x-queue-type": "quorum"}
+    assert QUEUES["events.sales.dlq"].args == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 2**31 - 1,
+    }
     assert EXCHANGES["events.dlx"].type == "direct"
     assert Binding("events.dlx", "events.sales.dlq", "sales") in PLAN.bindings
     assert Binding("events.dlx", "events.welcome.dlq", "welcome") in PLAN.bindings
