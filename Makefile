@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration fault demo lint format bench clean
+.PHONY: install test unit integration fault cluster demo lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ integration: $(STAMP)   ## tests against the real broker (the contract suite's b
 
 fault: $(STAMP)         ## kills consumers, restarts a private broker node (never the shared one)
 	$(PY) -m pytest -m fault
+
+cluster: $(STAMP)       ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
+	$(PY) -m pytest -m cluster
 
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo

@@ -90,6 +90,11 @@ class RabbitNode:
         return f"http://127.0.0.1:{self.management_port}"
 
     @property
+    def accepting(self) -> bool:
+        """True while the node's AMQP port accepts connections."""
+        return _answers(self.port)
+
+    @property
     def pid_file(self) -> Path:
         return self.dir / "pid"
 
