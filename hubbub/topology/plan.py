@@ -10,6 +10,7 @@ they may hold events.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,8 +85,14 @@ class Plan:
         if ladder:
             counts = Counter(c.kind for c in ladder)
             parts = ", ".join(f"{n} {kind}s" for kind, n in counts.items())
-            lines.append(f"+ create delay ladder: {parts} (--verbose lists them)")
+            sizes = {m[1] for c in ladder if (m := _GROUP_SIZE.search(c.detail))}
+            each = f" ({', '.join(sorted(sizes))} replicas each)" if sizes else ""
+            lines.append(f"+ create delay ladder: {parts}{each} (--verbose lists them)")
         return "\n".join(lines)
+
+
+#: A queue's replicas as :func:`_describe` writes them in a change's detail.
+_GROUP_SIZE = re.compile(r"quorum-initial-group-size=(\d+)")
 
 
 def _in_ladder(change: Change) -> bool:

@@ -131,6 +131,9 @@ def test_plan_shows_the_replicas_of_each_queue_it_creates():
     details = {c.name: c.detail for c in shown.changes if c.kind == "queue"}
     assert "quorum-initial-group-size=3" in details["events.mail"]
     assert "quorum-initial-group-size=3" in details["hubbub.v1.events.delay.L00"]
+    assert "+ create delay ladder: 28 exchanges, 28 queues, 56 bindings (3 replicas each)" in (
+        shown.describe()
+    )
 
 
 def test_changing_replicas_of_existing_queues_is_a_conflict_with_a_way_out():
