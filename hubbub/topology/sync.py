@@ -17,8 +17,19 @@ log = logging.getLogger(__name__)
 
 
 def make_plan(topology: Topology, urls: Sequence[str]) -> Plan:
-    """What ``apply`` would change on the broker (needs the management API)."""
-    return plan(layout(topology), observe(ManagementAPI(urls[0]), topology.names))
+    """What ``apply`` would change on the broker (needs the management API).
+
+    The nodes of a cluster share one view of exchanges, queues and bindings,
+    so the first node whose management API answers is asked: a plan does not
+    fail because the first node listed is down.
+    """
+    error: BrokerConnectionError | None = None
+    for url in urls:
+        try:
+            return plan(layout(topology), observe(ManagementAPI(url), topology.names))
+        except BrokerConnectionError as exc:
+            error = error or exc
+    raise error or BrokerConnectionError("no broker URL given")
 
 
 def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:

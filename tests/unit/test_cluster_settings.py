@@ -14,10 +14,12 @@ import hubbub.producers.publisher as publisher_module
 from hubbub import Hub
 from hubbub.connection import node_order, rotate_past
 from hubbub.consumers.worker import Worker
-from hubbub.errors import ConfigurationError, TopologyError
+from hubbub.errors import BrokerConnectionError, ConfigurationError, TopologyError
 from hubbub.topology.layout import layout
 from hubbub.topology.loader import from_mapping, loads
+from hubbub.topology.observe import ManagementAPI
 from hubbub.topology.plan import Observed, ObservedQueue, plan
+from hubbub.topology.sync import make_plan
 
 NODES = ["amqp://u:p@n1/%2F", "amqp://u:p@n2/%2F", "amqp://u:p@n3/%2F"]
 SPEC = {"hub": "events", "subscribers": {"mail": {"handler": "m:f", "topics": ["user.#"]}}}
@@ -161,3 +163,25 @@ def test_a_hub_built_in_code_takes_replicas_and_a_file_wins(tmp_path):
     from_file = Hub(topology=from_mapping({**SPEC, "replicas": 5}), replicas=3)
     assert from_file.topology.replicas == 5
     assert Hub(topology=from_mapping(SPEC), replicas=3).topology.replicas == 3
+
+
+# -- plan on a cluster ----------------------------------------------------------
+
+
+def test_plan_asks_the_next_nodes_management_api_when_the_first_is_down(monkeypatch):
+    monkeypatch.delenv("HUBBUB_MANAGEMENT_URL", raising=False)
+    asked: list[str] = []
+
+    def get(api, path):
+        asked.append(api.base)
+        if "n3" not in api.base:
+            raise BrokerConnectionError(f"cannot reach the RabbitMQ management API at {api.base}")
+        return []  # an empty broker
+
+    monkeypatch.setattr(ManagementAPI, "get", get)
+    topology = from_mapping(SPEC)
+    shown = make_plan(topology, NODES)
+    assert {c.action for c in shown.changes} == {"create"}
+    assert asked[:2] == ["http://n1:15672", "http://n2:15672"]
+    with pytest.raises(BrokerConnectionError, match="http://n1:15672"):
+        make_plan(topology, NODES[:2])
