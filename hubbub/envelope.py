@@ -9,9 +9,9 @@ client, and hubbub accepts plain JSON messages it did not publish itself.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import time
-import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -76,7 +76,17 @@ class Event:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID4 as 32 hex digits: what ``uuid.uuid4().hex`` gives, at half the cost.
+
+    Per published event, so it counts: the version nibble (4) and the
+    RFC 4122 variant bits (10xx) are set on the hex string directly.
+    """
+    digits = os.urandom(16).hex()
+    return f"{digits[:12]}4{digits[13:16]}{_VARIANT[digits[16]]}{digits[17:]}"
+
+
+#: Hex digit -> the same digit with the two high bits set to the RFC 4122 variant (10).
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
 
 
 def properties(

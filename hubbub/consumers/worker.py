@@ -30,7 +30,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -42,6 +41,7 @@ from pika.spec import Basic
 
 from hubbub.connection import connect_error, node_order, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
+from hubbub.consumers.dispatch import Dispatcher
 from hubbub.consumers.handling import (
     Delivery,
     Handler,
@@ -52,6 +52,7 @@ from hubbub.consumers.handling import (
 )
 from hubbub.consumers.observer import Observer
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
+from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.model import Subscriber, Topology
@@ -77,7 +78,7 @@ class _Consumer:
     spec: Subscriber
     handler: Handler
     queue: str
-    pool: ThreadPoolExecutor
+    pool: Dispatcher
     prefetch: int
     channel: Channel | None = None
     consumer_tag: str | None = None
@@ -134,7 +135,7 @@ class Worker:
             spec=spec,
             handler=handler,
             queue=self.topology.names.queue(spec.name),
-            pool=ThreadPoolExecutor(threads, thread_name_prefix=f"hubbub-{spec.name}"),
+            pool=Dispatcher(threads, name=f"hubbub-{spec.name}"),
             prefetch=prefetch or max(spec.prefetch, threads),
         )
 
@@ -194,7 +195,7 @@ class Worker:
         finally:
             self.consuming.clear()
             for consumer in self._consumers:
-                consumer.pool.shutdown(wait=True, cancel_futures=False)
+                consumer.pool.shutdown()
             self._publisher.close()
             if self._connected_once:  # else the caller reports why it never started
                 log.info("consumer stopped")
@@ -281,7 +282,7 @@ class Worker:
             "consuming %s (prefetch %d, %d handler threads)",
             consumer.queue,
             consumer.prefetch,
-            consumer.pool._max_workers,
+            consumer.pool.threads,
         )
         if all(c.consumer_tag for c in self._consumers):
             self.consuming.set()
@@ -367,17 +368,18 @@ class Worker:
             if settle == "requeue":
                 outcome = replace(outcome, action="release")
             self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
-            log.debug(
-                "event %s (%s) %s by %s on attempt %d",
-                outcome.event_id,
-                outcome.topic,
-                _DONE[outcome.action],
-                consumer.spec.name,
-                outcome.attempt,
-                extra=event_fields(
-                    outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
-                ),
-            )
+            if log.isEnabledFor(logging.DEBUG):  # the fields cost more than a trivial handler
+                log.debug(
+                    "event %s (%s) %s by %s on attempt %d",
+                    outcome.event_id,
+                    outcome.topic,
+                    _DONE[outcome.action],
+                    consumer.spec.name,
+                    outcome.attempt,
+                    extra=event_fields(
+                        outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
+                    ),
+                )
         with self._lock:
             self._settled.append((consumer, generation, delivery.tag, settle))
             if self._wake_pending:
@@ -417,10 +419,11 @@ class Worker:
             else:
                 consumer.tracker.forget(tag)
                 channel.basic_nack(tag, requeue=True)
-        for consumer, tags in acks.values():
-            assert consumer.channel is not None
-            for tag, multiple in consumer.tracker.complete(tags):
-                consumer.channel.basic_ack(tag, multiple=multiple)
+        with one_write(self._connection):  # the batch's acks in one system call
+            for consumer, tags in acks.values():
+                assert consumer.channel is not None
+                for tag, multiple in consumer.tracker.complete(tags):
+                    consumer.channel.basic_ack(tag, multiple=multiple)
         if self._stopping.is_set():
             self._finish_stop_when_drained()
 

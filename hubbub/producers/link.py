@@ -28,6 +28,8 @@ from pika.spec import Basic
 
 from hubbub.connection import connect_error
 from hubbub.errors import HubbubError, PublishError
+from hubbub.frames import one_write
+from hubbub.producers.confirms import ConfirmGroup
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,42 @@ DEFAULT_WINDOW = 1000
 
 @dataclass(slots=True)
 class Outgoing:
-    """A message waiting to be published."""
+    """A message waiting to be published, and who waits for its confirm.
+
+    Either ``future`` resolves on the confirm (one message), or ``group``
+    counts it at position ``index`` (many messages, see
+    :class:`~hubbub.producers.confirms.ConfirmGroup`). Only the I/O thread
+    settles a message once it took it; :meth:`settle` makes a second
+    outcome (a nack after a return, a channel closing) a no-op.
+    """
 
     exchange: str
     routing_key: str
     body: bytes
     properties: pika.BasicProperties
-    future: Future[None]
+    future: Future[None] | None = None
     mandatory: bool = False
+    group: ConfirmGroup | None = None
+    index: int = 0
+    settled: bool = False
+
+    def claim(self) -> bool:
+        """Take the message for sending; False if its sender withdrew it (cancelled)."""
+        return self.future is None or self.future.set_running_or_notify_cancel()
+
+    def settle(self, error: BaseException | None) -> None:
+        """Record the outcome: confirmed (``error`` None) or failed."""
+        if self.settled:
+            return
+        self.settled = True
+        future = self.future
+        if future is not None and not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+        if self.group is not None:
+            self.group.settle(self.index, error is None)
 
 
 class Link:
@@ -81,16 +111,23 @@ class Link:
     # -- any thread -------------------------------------------------------
 
     def send(self, message: Outgoing) -> None:
-        """Queue ``message``; its future resolves on the broker's confirm."""
+        """Queue ``message``; it is settled on the broker's confirm."""
+        self.send_many((message,))
+
+    def send_many(self, messages: Sequence[Outgoing]) -> None:
+        """Queue ``messages`` in order, waking the I/O thread once for all of them."""
         with self._lock:
-            if self.dead.is_set():
-                message.future.set_exception(PublishError("the publisher's connection is closed"))
-                return
-            self._incoming.append(message)
-            if self._wake_pending or self._connection is None:
-                return
-            self._wake_pending = True
-        self._call(self._drain)
+            dead = self.dead.is_set()
+            wake = not (dead or self._wake_pending or self._connection is None)
+            if not dead:
+                self._incoming.extend(messages)
+                self._wake_pending = self._wake_pending or wake
+        if dead:
+            error = PublishError("the publisher's connection is closed")
+            for message in messages:
+                message.settle(error)
+        elif wake:
+            self._call(self._drain)
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait up to ``timeout`` s for in-flight confirms, then close."""
@@ -158,9 +195,13 @@ class Link:
         channel = self._channel
         if channel is None or not channel.is_open or self._closing:
             return
+        with one_write(self._connection):  # one system call for the batch, not 3 per message
+            self._publish_waiting(channel)
+
+    def _publish_waiting(self, channel: Channel) -> None:
         while self._incoming and len(self._unconfirmed) < self._window:
             message = self._incoming.popleft()
-            if not message.future.set_running_or_notify_cancel():
+            if not message.claim():
                 continue
             try:
                 channel.basic_publish(
@@ -171,7 +212,7 @@ class Link:
                     mandatory=message.mandatory,
                 )
             except Exception as exc:  # noqa: BLE001 - e.g. an unencodable header
-                message.future.set_exception(PublishError(f"cannot publish: {exc}"))
+                message.settle(PublishError(f"cannot publish: {exc}"))
                 continue
             self._tag += 1
             self._unconfirmed[self._tag] = message
@@ -181,19 +222,17 @@ class Link:
         settled = self._settle_upto(method.delivery_tag, method.multiple)
         nacked = isinstance(method, Basic.Nack)
         for tag, message in settled:
-            if message.future.done():
-                continue
             if nacked:
-                message.future.set_exception(
+                message.settle(
                     PublishError(
                         f"the broker refused the message for {message.exchange!r} "
                         f"(routing key {message.routing_key!r}): not stored"
                     )
                 )
-            elif tag in self._returned:
-                message.future.set_exception(UnroutableError(self._returned.pop(tag)))
+            elif self._returned and tag in self._returned:
+                message.settle(UnroutableError(self._returned.pop(tag)))
             else:
-                message.future.set_result(None)
+                message.settle(None)
         if self._incoming:
             self._drain()
         if self._closing and not self._unconfirmed:
@@ -233,8 +272,7 @@ class Link:
         self._channel = None
         error = PublishError(_explain_channel_close(reason))
         for _, message in self._settle_upto(self._tag, multiple=True):
-            if not message.future.done():
-                message.future.set_exception(error)
+            message.settle(error)
         self._returned.clear()
         connection = self._connection
         if not self._closing and connection is not None and connection.is_open:
@@ -264,8 +302,7 @@ class Link:
             self._unconfirmed.clear()
             self._incoming.clear()
         for message in stranded:
-            if not message.future.done():
-                message.future.set_exception(error)
+            message.settle(error)
 
 
 class UnroutableError(PublishError):

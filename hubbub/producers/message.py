@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 import pika
@@ -49,9 +50,9 @@ def event_message(
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
-    problems = patterns.topic_problems(topic)
+    problems = _topic_problems(topic)
     if problems:
-        raise ConfigurationError("; ".join(problems))
+        raise ConfigurationError(problems)
     cause = envelope.current_event.get()
     props = envelope.properties(
         topic,
@@ -66,6 +67,13 @@ def event_message(
     envelope.delayed(props, topic, seconds)
     key = delay.event_key(seconds, topic)
     return EventMessage(delay.entry_exchange(names, seconds), key, body, props)
+
+
+@lru_cache(maxsize=4096)
+def _topic_problems(topic: str) -> str:
+    """Why ``topic`` cannot be published ("": it can), remembered: an
+    application publishes a few topics many times (bench/README.md)."""
+    return "; ".join(patterns.topic_problems(topic))
 
 
 def delay_seconds(
