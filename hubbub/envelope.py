@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -150,8 +151,7 @@ def decode(
     redelivered: bool = False,
 ) -> Event:
     """The event in a delivery; raises MalformedMessageError for what cannot be one."""
-    ctype = (props.content_type or JSON).split(";")[0].strip().lower()
-    if ctype not in (JSON, "text/json") and not ctype.endswith("+json"):
+    if not _is_json(props.content_type):
         raise MalformedMessageError(
             f"unsupported content type {props.content_type!r} (expected JSON)"
         )
@@ -177,6 +177,13 @@ def decode(
     )
 
 
+@lru_cache(maxsize=64)
+def _is_json(content_type: str | None) -> bool:
+    """Whether a content type is JSON's (remembered: a hub sees a handful of them)."""
+    ctype = (content_type or JSON).split(";")[0].strip().lower()
+    return ctype in (JSON, "text/json") or ctype.endswith("+json")
+
+
 def content_id(props: pika.BasicProperties, body: bytes) -> str:
     """A stable id for a message published without ``message_id``.
 
@@ -200,6 +207,8 @@ def _time_ms(epoch_ms: Any) -> datetime | None:
 
 
 def _int(value: Any, default: int) -> int:
+    if value is None:  # the common case; a caught exception would cost more than decoding
+        return default
     try:
         return max(1, int(value))
     except (TypeError, ValueError):

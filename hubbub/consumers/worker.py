@@ -415,7 +415,10 @@ class Worker:
             if generation != consumer.generation or channel is None or not channel.is_open:
                 continue  # the channel that delivered it is gone: the broker redelivers
             if settle == "ack":
-                acks.setdefault(id(consumer), (consumer, []))[1].append(tag)
+                entry = acks.get(id(consumer))
+                if entry is None:  # not setdefault: it would build a tuple per delivery
+                    entry = acks[id(consumer)] = (consumer, [])
+                entry[1].append(tag)
             else:
                 consumer.tracker.forget(tag)
                 channel.basic_nack(tag, requeue=True)
