@@ -1,0 +1,148 @@
+"""The suite's figures as Markdown tables (printed, and pasted into bench/README.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from bench.perfkit import median
+
+Result = dict[str, Any]
+
+#: The issue's reference figure for the Go client publishing and consuming together.
+GO_PERFTEST = 10_300
+
+
+def rate(results: Sequence[Result]) -> float:
+    return median([r["rate"] for r in results])
+
+
+def field(results: Sequence[Result], name: str) -> float:
+    return median([r[name] for r in results if name in r])
+
+
+def cpu_us(results: Sequence[Result], events: int) -> float:
+    """Median client CPU (user + system) per message, in microseconds."""
+    return median([r["cpu_s"] / events * 1e6 for r in results])
+
+
+def _n(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def _verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
+    met = ratio >= target if higher_is_better else ratio <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"{sign} {target:.2f}: {'met' if met else '**not met**'}"
+
+
+def throughput_table(
+    publish: dict[str, list[Result]] | None,
+    consume: dict[str, list[Result]] | None,
+    both: dict[str, list[Result]] | None,
+    events: int,
+) -> list[str]:
+    lines = [
+        "| measurement | hubbub msg/s | raw pika msg/s | ratio | target "
+        "| client CPU µs/msg hubbub / raw |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+
+    def row(what: str, ours: list[Result], raw: list[Result], target: float | None) -> None:
+        ratio = rate(ours) / rate(raw)
+        verdict = _verdict(ratio, target) if target is not None else "(context)"
+        cpu = f"{cpu_us(ours, events):.1f} / {cpu_us(raw, events):.1f}"
+        lines.append(
+            f"| {what} | {_n(rate(ours))} | {_n(rate(raw))} | {ratio:.2f} | {verdict} | {cpu} |"
+        )
+
+    if publish:
+        raw = publish["raw"]
+        row("`publish_many` vs Select publisher, window 1,000", publish["many"], raw, 0.9)
+        for key in publish:
+            if key.startswith("threads"):
+                t = key.removeprefix("threads")
+                row(f"`publish()` from {t} threads vs window 1,000", publish[key], raw, 0.9)
+                row(
+                    f"`publish()` from {t} threads vs window {t} (same number in flight)",
+                    publish[key],
+                    publish[f"raw_window{t}"],
+                    None,
+                )
+    if consume:
+        row(
+            "consume, trivial handler, ack after it returned vs Select consumer, multiple acks",
+            consume["hubbub"],
+            consume["raw"],
+            0.85,
+        )
+    if both:
+        row(
+            "publish + consume together vs raw pika publish + consume together",
+            both["hubbub"],
+            both["raw"],
+            0.9,
+        )
+    return lines
+
+
+def together_note(both: dict[str, list[Result]] | None) -> list[str]:
+    if not both:
+        return []
+    ours = rate(both["hubbub"])
+    return [
+        "",
+        f"No Go client here: the issue's Go PerfTest-style figure ({GO_PERFTEST:,} msg/s, "
+        f"measured earlier on this machine) is context only; hubbub's {_n(ours)} msg/s is "
+        f"{ours / GO_PERFTEST:.2f}x of it, and the target is checked against raw pika "
+        "publishing and consuming together in the same run.",
+    ]
+
+
+def latency_table(sync: dict[str, list[Result]]) -> list[str]:
+    ours, raw = sync["hubbub"], sync["raw"]
+    p50, raw_p50 = field(ours, "p50_ms"), field(raw, "p50_ms")
+    ratio = p50 / raw_p50
+    return [
+        "| one synchronous confirmed publish | hubbub `publish()` | raw pika confirm-each "
+        "| ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+        f"| latency p50 (ms) | {_ms(p50)} | {_ms(raw_p50)} | {ratio:.2f} "
+        f"| {_verdict(ratio, 1.2, higher_is_better=False)} |",
+        f"| latency p99 (ms) | {_ms(field(ours, 'p99_ms'))} | {_ms(field(raw, 'p99_ms'))} | | |",
+        f"| msg/s | {_n(rate(ours))} | {_n(rate(raw))} | | |",
+    ]
+
+
+def io_table(
+    title: str, results: dict[int, list[Result]], threads_each: int, sleep_ms: float
+) -> list[str]:
+    lines = [
+        f"| {title} | msg/s | ideal (threads x {1000 / sleep_ms:.0f}/s) | % of ideal |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for count, runs in results.items():
+        ideal = count * threads_each * 1000 / sleep_ms
+        got = rate(runs)
+        lines.append(f"| {count} | {_n(got)} | {_n(ideal)} | {got / ideal * 100:.0f}% |")
+    return lines
+
+
+def e2e_table(results: dict[float, list[Result]], top_rate: float) -> list[str]:
+    lines = [
+        f"| load (of {_n(top_rate)} msg/s) | target msg/s | published msg/s | consumed msg/s "
+        "| p50 ms | p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for load, runs in results.items():
+        lines.append(
+            f"| {load * 100:.0f}% | {_n(field(runs, 'target_rate'))} "
+            f"| {_n(field(runs, 'published_rate'))} | {_n(rate(runs))} "
+            f"| {_ms(field(runs, 'latency_p50_ms'))} | {_ms(field(runs, 'latency_p99_ms'))} |"
+        )
+    return lines
