@@ -54,7 +54,7 @@ class Admin:
         self.topology = hub if isinstance(hub, Topology) else None
         self.names = HubNames(hub.hub if isinstance(hub, Topology) else hub)
         self.urls = resolve_urls(url)
-        self.api = ManagementAPI(self.urls[0], management_url=management_url)
+        self.api = ManagementAPI(self.urls, management_url=management_url)
         self._chunks = tuple(chunks)
 
     # -- reading ------------------------------------------------------------

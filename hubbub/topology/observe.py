@@ -13,6 +13,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -24,25 +25,47 @@ from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue
 
 
 class ManagementAPI:
-    """A minimal client for the few management endpoints hubbub reads."""
+    """A minimal client for the few management endpoints hubbub reads.
 
-    def __init__(self, amqp_url: str, *, management_url: str | None = None) -> None:
-        parts = urlsplit(amqp_url)
-        self.vhost = vhost_of(amqp_url)
-        base = management_url or os.environ.get("HUBBUB_MANAGEMENT_URL")
-        if not base:
-            scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
-            base = f"{scheme}://{parts.hostname}:{port}"
-        self.base = base.rstrip("/")
-        user = unquote(parts.username or "guest")
-        password = unquote(parts.password or "guest")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        self._auth = f"Basic {token}"
+    Given several broker URLs (the nodes of a cluster, which share one view
+    of exchanges, queues and bindings), a request that cannot reach a node
+    goes to the next one, and the node that answered is asked first next time.
+    """
+
+    def __init__(self, amqp_url: str | Sequence[str], *, management_url: str | None = None) -> None:
+        urls = [amqp_url] if isinstance(amqp_url, str) else list(amqp_url)
+        self.vhost = vhost_of(urls[0])
+        override = management_url or os.environ.get("HUBBUB_MANAGEMENT_URL")
+        self._targets = [_target(url, override) for url in (urls[:1] if override else urls)]
+        self._current = 0
+
+    @property
+    def base(self) -> str:
+        """Where requests go now (``http(s)://host:port``, credentials apart)."""
+        return self._targets[self._current][0]
+
+    @property
+    def _auth(self) -> str:
+        return self._targets[self._current][1]
 
     def get(self, path: str) -> Any:
         """GET ``/api/<path>`` and decode the JSON, translating failures."""
+        for step in range(len(self._targets)):
+            index = (self._current + step) % len(self._targets)
+            try:
+                result = self._get(*self._targets[index], path)
+            except _Unreachable as exc:
+                if step == len(self._targets) - 1:
+                    raise BrokerConnectionError(str(exc)) from exc.__cause__
+                continue
+            self._current = index
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _get(base: str, auth: str, path: str) -> Any:
         request = urllib.request.Request(  # noqa: S310 - base is http(s), built above
-            f"{self.base}/api/{path}", headers={"Authorization": self._auth}
+            f"{base}/api/{path}", headers={"Authorization": auth}
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -50,14 +73,14 @@ class ManagementAPI:
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
                 raise BrokerConnectionError(
-                    f"the management API at {mask(self.base)} refused the credentials"
+                    f"the management API at {mask(base)} refused the credentials"
                 ) from exc
             raise BrokerConnectionError(
-                f"the management API at {mask(self.base)} answered {exc.code} for /api/{path}"
+                f"the management API at {mask(base)} answered {exc.code} for /api/{path}"
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise BrokerConnectionError(
-                f"cannot reach the RabbitMQ management API at {mask(self.base)}: enable it "
+            raise _Unreachable(
+                f"cannot reach the RabbitMQ management API at {mask(base)}: enable it "
                 "(rabbitmq-plugins enable rabbitmq_management) or set HUBBUB_MANAGEMENT_URL"
             ) from exc
 
@@ -74,6 +97,23 @@ class ManagementAPI:
                     "or fix the URL"
                 ) from cause
             raise
+
+
+class _Unreachable(Exception):  # noqa: N818 - internal signal: try the next node
+    pass
+
+
+def _target(amqp_url: str, override: str | None) -> tuple[str, str]:
+    """``(base, Authorization header)`` of one node's management API."""
+    parts = urlsplit(amqp_url)
+    base = override
+    if not base:
+        scheme, port = ("https", 15671) if parts.scheme == "amqps" else ("http", 15672)
+        base = f"{scheme}://{parts.hostname}:{port}"
+    user = unquote(parts.username or "guest")
+    password = unquote(parts.password or "guest")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return base.rstrip("/"), f"Basic {token}"
 
 
 def observe(api: ManagementAPI, names: HubNames) -> Observed:

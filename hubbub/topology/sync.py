@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from hubbub.connection import connect
+import pika
+
+from hubbub.connection import connect, mask
 from hubbub.errors import BrokerConnectionError, DeclarationError
 from hubbub.topology.declare import declare, remove_bindings
 from hubbub.topology.layout import layout
@@ -46,6 +48,7 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
     connection = connect(urls, name=f"hubbub topology apply {topology.hub}")
     try:
         try:
+            _check_same_broker(connection, urls)
             current: Plan | None = make_plan(topology, urls)
         except BrokerConnectionError as exc:
             log.warning("declaring without a plan: %s", exc)
@@ -62,3 +65,22 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
         if connection.is_open:
             connection.close()
     return current
+
+
+def _check_same_broker(connection: pika.BlockingConnection, urls: Sequence[str]) -> None:
+    """Raise when the management API answering for ``urls`` is another broker's.
+
+    The API's address is derived (host and port 15672), so a broker on a
+    non-standard AMQP port may sit beside another whose API answers there; a
+    plan from that one would unbind the wrong things.
+    """
+    props = getattr(connection, "_impl", None)
+    amqp = (getattr(props, "server_properties", None) or {}).get("cluster_name")
+    amqp = amqp.decode() if isinstance(amqp, bytes) else amqp
+    api = ManagementAPI(urls)
+    managed = api.get("overview").get("cluster_name")
+    if amqp and managed and amqp != managed:
+        raise BrokerConnectionError(
+            f"the management API at {mask(api.base)} belongs to cluster {managed!r}, not to "
+            f"the broker connected over AMQP ({amqp!r}): set HUBBUB_MANAGEMENT_URL"
+        )
