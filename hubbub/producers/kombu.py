@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("hubbub.producers.kombu needs kombu: pip install 'hubbub[kombu]'") from exc
 
 from hubbub import envelope
-from hubbub.connection import connect_error, mask, resolve_urls
+from hubbub.connection import connect_error, mask, node_order, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers.message import EventMessage, delay_seconds, event_message
 from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent
@@ -108,7 +108,7 @@ class KombuPublisher:
         ``url`` as everywhere in hubbub (default ``HUBBUB_URL``); several
         comma-separated URLs become kombu's failover list.
         """
-        urls = ";".join(resolve_urls(url))
+        urls = ";".join(node_order(resolve_urls(url)))
         connection = Connection(urls, transport_options={"confirm_publish": True})
         publisher = cls(hub, connection, **options)
         publisher._owned = connection
