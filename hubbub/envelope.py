@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -77,14 +78,41 @@ class Event:
 
 
 def new_id() -> str:
-    """A random UUID4 as 32 hex digits: what ``uuid.uuid4().hex`` gives, at half the cost.
+    """A random UUID4 as 32 hex digits, as ``uuid.uuid4().hex`` gives.
 
-    Per published event, so it counts: the version nibble (4) and the
-    RFC 4122 variant bits (10xx) are set on the hex string directly.
+    Cheaper per event: the random bytes come from one ``os.urandom`` call per
+    256 ids (per thread; reset in a forked child so parent and child never
+    share them), and the version nibble (4) and RFC 4122 variant bits (10xx)
+    are set on the hex string. One system call per id would also hand the
+    GIL to the publisher's I/O thread and wait to get it back, every time.
     """
-    digits = os.urandom(16).hex()
-    return f"{digits[:12]}4{digits[13:16]}{_VARIANT[digits[16]]}{digits[17:]}"
+    source = _random
+    if source.offset >= len(source.digits):
+        source.digits, source.offset = os.urandom(16 * _IDS_PER_DRAW).hex(), 0
+    at = source.offset
+    source.offset = at + 32
+    d = source.digits
+    return f"{d[at : at + 12]}4{d[at + 13 : at + 16]}{_VARIANT[d[at + 16]]}{d[at + 17 : at + 32]}"
 
+
+_IDS_PER_DRAW = 256
+
+
+class _RandomDigits(threading.local):
+    """Hex digits of random bytes drawn ahead, one buffer per thread."""
+
+    def __init__(self) -> None:
+        self.digits, self.offset = "", 0
+
+
+def _after_fork() -> None:
+    """A forked child draws random bytes of its own, never its parent's next ones."""
+    _random.digits, _random.offset = "", 0
+
+
+_random = _RandomDigits()
+if hasattr(os, "register_at_fork"):  # POSIX; there is no fork elsewhere
+    os.register_at_fork(after_in_child=_after_fork)
 
 #: Hex digit -> the same digit with the two high bits set to the RFC 4122 variant (10).
 _VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}

@@ -19,6 +19,7 @@ class ConfirmGroup:
 
     def __init__(self, size: int) -> None:
         self._left = size
+        self._settled = bytearray(size)
         self._lock = threading.Lock()
         self._done = threading.Event()
         #: Positions (in the batch) of the messages that were not confirmed.
@@ -34,12 +35,18 @@ class ConfirmGroup:
     def settle(self, index: int, confirmed: bool) -> None:
         """Message ``index`` was confirmed, or failed (nack, lost channel, refused)."""
         with self._lock:
+            self._settled[index] = 1
             if not confirmed:
                 self.failed.append(index)
             self._left -= 1
             finished = self._left == 0
         if finished:
             self._done.set()
+
+    def unsettled(self) -> list[int]:
+        """Positions of the messages with no outcome yet (after a timeout: maybe stored)."""
+        with self._lock:
+            return [i for i, done in enumerate(self._settled) if not done]
 
     def wait(self, idle_timeout: float) -> bool:
         """Block until every message is settled; False if none settled for ``idle_timeout`` s.

@@ -50,9 +50,7 @@ def event_message(
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
-    problems = _topic_problems(topic)
-    if problems:
-        raise ConfigurationError(problems)
+    exchange, key = _route(names, topic, seconds)
     cause = envelope.current_event.get()
     props = envelope.properties(
         topic,
@@ -62,11 +60,32 @@ def event_message(
         causation_id=cause.id if cause else None,
     )
     body = envelope.dumps(data)
+    if seconds is not None:
+        envelope.delayed(props, topic, seconds)
+    return EventMessage(exchange, key, body, props)
+
+
+def check_event(
+    topic: str, data: Any, delay_: float | timedelta | str | None, deliver_at: datetime | None
+) -> None:
+    """Raise what preparing this event would raise, building nothing.
+
+    :meth:`Publisher.publish_many` checks a whole batch this way before it
+    sends any of it, then prepares and sends it in chunks.
+    """
+    seconds = delay_seconds(delay_, deliver_at)
+    _route(HubNames("check"), topic, seconds)
+    envelope.dumps(data)
+
+
+def _route(names: HubNames, topic: str, seconds: int | None) -> tuple[str, str]:
+    """Exchange and routing key of ``topic``, now or after ``seconds``; raises when invalid."""
+    problems = _topic_problems(topic)
+    if problems:
+        raise ConfigurationError(problems)
     if seconds is None:
-        return EventMessage(names.exchange, topic, body, props)
-    envelope.delayed(props, topic, seconds)
-    key = delay.event_key(seconds, topic)
-    return EventMessage(delay.entry_exchange(names, seconds), key, body, props)
+        return names.exchange, topic
+    return delay.entry_exchange(names, seconds), delay.event_key(seconds, topic)
 
 
 @lru_cache(maxsize=4096)

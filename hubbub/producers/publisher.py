@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -45,11 +46,13 @@ from hubbub.connection import node_order, parameters, resolve_urls, rotate_past
 from hubbub.errors import HubbubError, PublishError
 from hubbub.producers.confirms import ConfirmGroup
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
-from hubbub.producers.message import EventMessage, delay_seconds, event_message
+from hubbub.producers.message import EventMessage, check_event, delay_seconds, event_message
 from hubbub.topology.names import HubNames
 
 #: Seconds to wait for the broker's confirm of one publish.
 DEFAULT_CONFIRM_TIMEOUT = 30.0
+#: Events publish_many prepares and hands to the I/O thread at a time.
+CHUNK = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,25 +114,26 @@ class Publisher:
         confirmed, after every other one has been confirmed or failed;
         ``error.failed`` lists the ids.
         """
-        prepared = self._prepare(events)
-        if not prepared:
-            return []
+        batch = list(events)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
-        group = ConfirmGroup(len(prepared))
-        messages = [
-            Outgoing(m.exchange, m.routing_key, m.body, m.properties, group=group, index=i)
-            for i, (_, m) in enumerate(prepared)
-        ]
-        self._send_all(messages)
-        unsettled: set[int] = set()
-        if not group.wait(self.confirm_timeout):
-            unsettled = {i for i, message in enumerate(messages) if not message.settled}
-        failed = [prepared[i][0] for i in sorted(unsettled.union(group.failed))]
+        group = ConfirmGroup(len(batch))
+        ids: list[str] = []
+        for start, prepared in self._prepared_chunks(batch):
+            self._send_all(
+                [
+                    Outgoing(m.exchange, m.routing_key, m.body, m.properties, group=group, index=i)
+                    for i, (_, m) in enumerate(prepared, start)
+                ]
+            )
+            ids += [message_id for message_id, _ in prepared]
+            time.sleep(0)  # let the I/O thread publish it now, not after a GIL switch interval
+        unsettled = [] if group.wait(self.confirm_timeout) else group.unsettled()
+        failed = [ids[i] for i in sorted({*unsettled, *group.failed})]
         if failed:
-            error = PublishError(f"{len(failed)} of {len(prepared)} events were not confirmed")
+            error = PublishError(f"{len(failed)} of {len(ids)} events were not confirmed")
             error.failed = failed  # type: ignore[attr-defined]
             raise error
-        return [message_id for message_id, _ in prepared]
+        return ids
 
     # -- asyncio ------------------------------------------------------------
 
@@ -207,6 +211,26 @@ class Publisher:
     async def aclose(self) -> None:
         """:meth:`close` for asyncio (waits for in-flight confirms off the loop)."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def _prepared_chunks(
+        self, batch: list[OutgoingEvent]
+    ) -> Iterator[tuple[int, list[tuple[str, EventMessage]]]]:
+        """``batch`` prepared chunk by chunk (with each chunk's start); raises before the first.
+
+        Every event is checked before the first chunk is prepared
+        (:func:`check_event` raises what preparing would), so publish_many
+        sends nothing from a batch with a bad event. Preparing :data:`CHUNK`
+        events at a time lets building messages overlap waiting for the broker
+        and reuses memory chunk after chunk. A subclass preparing events its
+        own way (the in-memory hub) gets the whole batch prepared at once.
+        """
+        if type(self)._prepare is not Publisher._prepare:
+            yield 0, self._prepare(batch)
+            return
+        for event in batch:
+            check_event(event.topic, event.data, event.delay, event.deliver_at)
+        for start in range(0, len(batch), CHUNK):
+            yield start, self._prepare(batch[start : start + CHUNK])
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
         """Each event's id and message; raises on the first invalid one, before any send."""

@@ -174,3 +174,23 @@ def test_new_ids_are_uuid4_hex():
         assert parsed.hex == value
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
+
+
+def test_ids_drawn_ahead_are_per_thread_and_never_shared_with_a_forked_child():
+    import os
+
+    envelope.new_id()  # the buffer now holds ids this process has not used yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, envelope.new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    parents = {envelope.new_id() for _ in range(300)}
+    others: list[str] = []
+    thread = threading.Thread(target=lambda: others.extend(envelope.new_id() for _ in range(300)))
+    thread.start()
+    thread.join()
+    assert child not in parents
+    assert len(parents | set(others)) == 600
