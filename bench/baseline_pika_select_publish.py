@@ -23,8 +23,11 @@ from bench import perfkit, rawkit
 class SelectPublisher:
     """Publish ``events`` messages with at most ``window`` unconfirmed."""
 
-    def __init__(self, target: rawkit.Target, events: int, window: int) -> None:
+    def __init__(
+        self, target: rawkit.Target, events: int, window: int, *, rich: bool = False
+    ) -> None:
         self.target = target
+        self.rich = rich
         self.events = events
         self.window = window
         self.sent = 0
@@ -56,9 +59,8 @@ class SelectPublisher:
         assert self._channel is not None
         body = perfkit.body()
         while self.sent < self.events and self.sent - self.confirmed < self.window:
-            self._channel.basic_publish(
-                self.target.exchange, self.target.routing_key, body, rawkit.PROPERTIES
-            )
+            props = rawkit.rich_properties() if self.rich else rawkit.PROPERTIES
+            self._channel.basic_publish(self.target.exchange, self.target.routing_key, body, props)
             self.sent += 1
 
     def _on_confirm(self, frame: Method) -> None:
@@ -79,14 +81,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     rawkit.arguments(parser)
     parser.add_argument("--window", type=int, default=1000, help="unconfirmed messages at most")
+    parser.add_argument(
+        "--properties",
+        choices=["minimal", "hubbub"],
+        default="minimal",
+        help="content type and persistence only, or every property hubbub sends",
+    )
     args = parser.parse_args()
     with rawkit.target(args) as target:
-        publisher = SelectPublisher(target, args.events, args.window)
+        rich = args.properties == "hubbub"
+        publisher = SelectPublisher(target, args.events, args.window, rich=rich)
         publisher.run()
     seconds = publisher.finished - publisher.started
     perfkit.emit(
         {
-            "what": "pika select publish",
+            "what": f"pika select publish ({args.properties} properties)",
             "events": args.events,
             "seconds": seconds,
             "rate": args.events / seconds,

@@ -64,6 +64,12 @@ def throughput_table(
     if publish:
         raw = publish["raw"]
         row("`publish_many` vs Select publisher, window 1,000", publish["many"], raw, 0.9)
+        row(
+            "`publish_many` vs the same, sending hubbub's properties too",
+            publish["many"],
+            publish["raw_rich"],
+            None,
+        )
         for key in publish:
             if key.startswith("threads"):
                 t = key.removeprefix("threads")

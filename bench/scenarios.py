@@ -60,10 +60,18 @@ def fill(ctx: Context, events: int) -> None:
 
 
 def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
-    """Pipelined publishing: raw Select (window 1000 and window = threads) vs hubbub."""
+    """Pipelined publishing: raw Select (window 1000 and window = threads) vs hubbub.
+
+    The raw publisher runs twice at window 1000: with a careful app's minimal
+    properties, and with every property hubbub sends (what the message costs,
+    apart from what hubbub's code costs).
+    """
     common = ctx.common(sizes.events)
     runs: dict[str, Callable[[], Result]] = {
         "raw": lambda: run(command("baseline_pika_select_publish", *common)),
+        "raw_rich": lambda: run(
+            command("baseline_pika_select_publish", *common, "--properties", "hubbub")
+        ),
         "many": lambda: run(command("hubbub_publish", *common, "--mode", "many")),
     }
     for t in sizes.threads:

@@ -1,11 +1,13 @@
 """One AMQP connection in confirm mode, owned by its own I/O thread.
 
-Every thread may call :meth:`Link.send`; the message is handed to the I/O
-thread, which publishes it and resolves the returned future when the broker
-acks it (or fails it on a nack, a closed channel or a lost connection). Up to
-``window`` messages are in flight at once, matched to confirms by delivery
-tag, so throughput is the broker's, not one round trip per message. A link
-lives as long as its connection: when that is lost every unconfirmed future
+Every thread may call :meth:`Link.send` or :meth:`Link.send_many`; the
+messages are handed to the I/O thread, which publishes them and settles each
+(its future, or its confirm group) when the broker acks it, or fails it on a
+nack, a closed channel or a lost connection. Up to ``window`` messages are in
+flight at once, matched to confirms by delivery tag, so throughput is the
+broker's, not one round trip per message; the frames of all the messages one
+wake-up publishes leave in one socket write (:mod:`hubbub.frames`). A link
+lives as long as its connection: when that is lost every unconfirmed message
 fails and the owner opens a new link.
 """
 
