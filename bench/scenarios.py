@@ -25,9 +25,9 @@ class Sizes:
     rounds: int = 3
     prefetch: int = 500
     threads: tuple[int, ...] = (8, 32, 128)
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    processes: tuple[int, ...] = (1, 2, 4)
-    process_concurrency: int = 8
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+    processes: tuple[int, ...] = (1, 2, 4, 8)
+    process_concurrency: int = 32
     sleep_ms: float = 10.0
     io_seconds: float = 3.0
     latency_seconds: float = 5.0

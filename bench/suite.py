@@ -10,14 +10,14 @@ raw pika baseline and hubbub alternating:
 3. consuming a filled queue with a trivial handler vs a raw SelectConnection
    consumer with multiple acks, same prefetch;
 4. publishing and consuming together (PerfTest style), hubbub vs raw pika;
-5. a handler sleeping 10 ms: msg/s against handler threads, and against
-   consumer processes;
+5. a handler sleeping 10 ms: msg/s against handler threads (1 to 512), and
+   against consumer processes (1 to 8, 32 threads each), up to the CPU's limit;
 6. publish -> handler-start latency at 10%, 50% and 90% of the together rate.
 
 Prints Markdown tables (the ones in bench/README.md). Everything declared is
 deleted at the end.
 
-    make bench                      # full size, about 10 minutes
+    make bench                      # full size, about 5 minutes
     .venv/bin/python -m bench --quick
     .venv/bin/python -m bench --only publish,sync --events 50000
 """
@@ -46,7 +46,7 @@ QUICK = scenarios.Sizes(
     sync_events=300,
     rounds=1,
     threads=(32,),
-    concurrency=(1, 4, 16),
+    concurrency=(1, 4, 16, 64),
     processes=(1, 2),
     io_seconds=1.0,
     latency_seconds=2.0,
@@ -164,6 +164,7 @@ def _sizes(args: argparse.Namespace) -> scenarios.Sizes:
             ("threads", _ints(args.threads)),
             ("concurrency", _ints(args.concurrency)),
             ("processes", _ints(args.processes)),
+            ("process_concurrency", args.process_concurrency),
         )
         if value
     }
@@ -184,6 +185,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="runs per figure; the median is shown (3)")
     parser.add_argument("--prefetch", type=int, help="consumer prefetch (500)")
     parser.add_argument("--threads", help="publishing threads, comma-separated (8,32,128)")
-    parser.add_argument("--concurrency", help="handler threads to try (1,2,4,8,16,32)")
-    parser.add_argument("--processes", help="consumer processes to try (1,2,4)")
+    parser.add_argument("--concurrency", help="handler threads to try (1,2,4,...,512)")
+    parser.add_argument("--processes", help="consumer processes to try (1,2,4,8)")
+    parser.add_argument("--process-concurrency", type=int, help="handler threads per process (32)")
     return parser.parse_args()
