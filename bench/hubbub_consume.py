@@ -83,11 +83,20 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="handler threads")
     parser.add_argument("--latency", action="store_true", help="record publish-to-handler latency")
+    parser.add_argument("--fill", action="store_true", help="publish --events events first")
     args = parser.parse_args()
+    with perfkit.hub_of(args) as hub:
+        if args.fill:
+            perfkit.fill(args.url, hub, args.events)
+        consume(args, hub)
+
+
+def consume(args: argparse.Namespace, hub: str) -> None:
+    """Run a worker until the run's end; print its RESULT."""
     latencies: list[float] | None = [] if args.latency else None
     clock = Clock(args.events)
     worker = Worker(
-        perfkit.topology(args.hub),
+        perfkit.topology(hub),
         {perfkit.SUBSCRIBER: make_handler(args.handler, args.sleep_ms, latencies)},
         url=args.url,
         prefetch=args.prefetch,

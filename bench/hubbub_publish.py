@@ -90,7 +90,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s (paced)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds (paced)")
     args = parser.parse_args()
-    with Publisher(args.hub, url=args.url, name="hubbub bench publisher") as publisher:
+    with (
+        perfkit.hub_of(args) as hub,
+        Publisher(hub, url=args.url, name="hubbub bench publisher") as publisher,
+    ):
         # Warm-up (connection, confirm mode) on a topic no subscriber gets: it is parked.
         publisher.publish_many(OutgoingEvent("warmup.perf", perfkit.payload()) for _ in range(20))
         events = int(args.rate * args.duration) if args.mode == "paced" else args.events

@@ -16,8 +16,8 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import orjson
@@ -25,7 +25,8 @@ import pika
 import pika.exceptions as pe
 
 from hubbub.connection import resolve_urls
-from hubbub.topology import loader
+from hubbub.testing.broker import delete_hub, unique_name
+from hubbub.topology import apply, loader
 from hubbub.topology.model import Topology
 
 #: Size of every message body, in bytes.
@@ -127,8 +128,36 @@ def now() -> float:
 def target_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every script takes: where to send and how much."""
     parser.add_argument("--url", default=None, help="broker URL (default HUBBUB_URL or local)")
-    parser.add_argument("--hub", required=True, help="hub declared by the suite (bench.suite)")
+    parser.add_argument(
+        "--hub", default=None, help="hub declared by the suite (default: a temporary one)"
+    )
     parser.add_argument("--events", type=int, default=20000, help="messages in this run")
+
+
+def fill(url: str | None, hub: str, events: int) -> None:
+    """Queue ``events`` hubbub events (as hubbub's publisher writes them) for a consumer."""
+    from hubbub.producers import OutgoingEvent, Publisher
+
+    with Publisher(hub, url=url, name="hubbub bench fill") as publisher:
+        for start in range(0, events, 5000):
+            data = payload()
+            count = min(5000, events - start)
+            publisher.publish_many(OutgoingEvent(TOPIC, data) for _ in range(count))
+
+
+@contextmanager
+def hub_of(args: argparse.Namespace) -> Iterator[str]:
+    """``--hub``, or a hub declared for this run alone and deleted after it."""
+    if args.hub:
+        yield args.hub
+        return
+    url = url_of(args.url)
+    declared = topology(unique_name("bench-solo"))
+    apply(declared, [url])
+    try:
+        yield declared.hub
+    finally:
+        delete_hub(url, declared)
 
 
 READY = "READY"

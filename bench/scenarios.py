@@ -15,7 +15,6 @@ from typing import Any
 
 from bench import perfkit
 from bench.runner import Background, Context, command, run
-from hubbub.producers import OutgoingEvent, Publisher
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,7 @@ def rounds(ctx: Context, n: int, *runs: Callable[[], Result]) -> list[list[Resul
 
 def fill(ctx: Context, events: int) -> None:
     """Queue ``events`` hubbub events (as a hubbub publisher writes them) for a consumer."""
-    with Publisher(ctx.hub, url=ctx.url, name="hubbub bench fill") as publisher:
-        for start in range(0, events, 5000):
-            count = min(5000, events - start)
-            data = perfkit.payload()
-            publisher.publish_many(OutgoingEvent(perfkit.TOPIC, data) for _ in range(count))
+    perfkit.fill(ctx.url, ctx.hub, events)
 
 
 # -- publishing ---------------------------------------------------------------
