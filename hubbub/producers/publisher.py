@@ -170,9 +170,7 @@ class Publisher:
         """:meth:`publish_many` for asyncio: confirms pipelined, the loop never blocked."""
         prepared = self._prepare(events)
         ids = [message_id for message_id, _ in prepared]
-        sends = [
-            self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared
-        ]
+        sends = [self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared]
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, PublishError):

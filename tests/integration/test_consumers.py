@@ -198,10 +198,12 @@ def test_each_subscriber_of_a_process_consumes_on_its_own_channel(
     queues = {f"{hub_name}.{name}" for name in "abc"}
     found = wait_until(
         # channel_details stays [] until the broker's stats catch up with a new channel
-        lambda: (found := consumers_of(broker_url, queues))
-        and len(found) == 3
-        and all(isinstance(c["channel_details"], dict) for c in found)
-        and found,
+        lambda: (
+            (found := consumers_of(broker_url, queues))
+            and len(found) == 3
+            and all(isinstance(c["channel_details"], dict) for c in found)
+            and found
+        ),
         15,
         "the management API lists the three consumers",
     )
