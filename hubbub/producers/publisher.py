@@ -36,7 +36,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pika
@@ -219,12 +218,8 @@ class Publisher:
         (:func:`check_event` raises what preparing would), so publish_many
         sends nothing from a batch with a bad event. Preparing :data:`CHUNK`
         events at a time lets building messages overlap waiting for the broker
-        and reuses memory chunk after chunk. A subclass preparing events its
-        own way (the in-memory hub) gets the whole batch prepared at once.
+        and reuses memory chunk after chunk.
         """
-        if type(self)._prepare is not Publisher._prepare:
-            yield 0, self._prepare(batch)
-            return
         for event in batch:
             check_event(event.topic, event.data, event.delay, event.deliver_at)
         for start in range(0, len(batch), CHUNK):
@@ -247,17 +242,8 @@ class Publisher:
         return prepared
 
     def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread).
-
-        A subclass that overrides :meth:`send` (the in-memory hub does) gets
-        every message through its own ``send`` instead.
-        """
-        if type(self).send is Publisher.send:
-            self._current_link().send_many(messages)
-            return
-        for m in messages:
-            future = self.send(m.exchange, m.routing_key, m.body, m.properties)
-            future.add_done_callback(partial(_settle_from, m))
+        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread)."""
+        self._current_link().send_many(messages)
 
     def _send_event(
         self,
@@ -331,10 +317,6 @@ class Publisher:
                     raise PublishError("timed out connecting to the broker") from exc
                 self._link = link
             return self._link
-
-
-def _settle_from(message: Outgoing, future: Future[None]) -> None:
-    message.settle(future.exception())
 
 
 __all__: Sequence[str] = ["OutgoingEvent", "Publisher"]

@@ -41,6 +41,7 @@ from hubbub.consumers.handling import Delivery, Handler, copy_destination, copy_
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
+from hubbub.producers.link import Outgoing
 from hubbub.producers.message import EventMessage
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
@@ -282,6 +283,11 @@ class _MemoryPublisher(Publisher):
             for event in events
             for delay, deliver_at in [self._on_fake_clock(event.delay, event.deliver_at)]
         )
+
+    def _send_all(self, messages: Sequence[Outgoing]) -> None:
+        """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
+        for m in messages:
+            m.settle(self.send(m.exchange, m.routing_key, m.body, m.properties).exception())
 
     def send(
         self,
