@@ -20,10 +20,11 @@ class Observer:
     def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
         """A handler run ended with ``outcome`` after ``seconds``.
 
-        Called once the outcome is carried out as far as the handler thread
-        goes: a ``retry`` or ``dead-letter`` outcome means its copy was
-        confirmed; when the copy failed the outcome is ``release`` (the event
-        goes back to its queue).
+        Called once the outcome is carried out: a ``retry`` or ``dead-letter``
+        outcome means its copy was confirmed; when the copy failed the
+        outcome is ``release`` (the event goes back to its queue). Called on
+        the handler thread, or for copies on the publisher's I/O thread (the
+        handler thread does not wait for the confirm).
         """
 
     def settled(self, subscriber: str) -> None:

@@ -5,9 +5,9 @@ calling thread (the I/O thread). Each subscriber gets its own channel with
 its own prefetch, and a pool of ``concurrency`` handler threads. Handlers
 never run on the I/O thread, so heartbeats flow while a handler takes
 minutes. A handler thread decides an event's fate and, for a retry or a
-dead-letter, publishes the copy and waits for its confirm; only then does the
-I/O thread ack the original (ack, nack and cancel happen on the I/O thread
-alone, coalesced by :class:`~hubbub.consumers.acks.AckTracker`).
+dead-letter, publishes the copy and moves on; the copy's confirm hands the
+original's ack to the I/O thread (ack, nack and cancel happen on the I/O
+thread alone, coalesced by :class:`~hubbub.consumers.acks.AckTracker`).
 
 Guarantees. An event is acked only after its handler returned, or after its
 retry or dead-letter copy was confirmed; anything else (a crash, a lost
@@ -358,50 +358,88 @@ class Worker:
             log.debug("ioloop closed", exc_info=True)
 
     def _work(self, consumer: _Consumer, generation: int, delivery: Delivery) -> None:
-        """On a handler thread: handle, copy when needed, then hand the verdict to I/O."""
+        """On a handler thread: handle, then copy (retry, dead-letter) or hand over the ack."""
         if self._stopping.is_set() or generation != consumer.generation:
-            settle: Settle = "requeue"  # not started: stopping, or its channel is gone
+            # not started: stopping, or its channel is gone
+            self._hand_over(consumer, generation, delivery.tag, "requeue")
+            return
+        started = time.perf_counter()
+        outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
+        if outcome.action == "ack":
+            self._finish(consumer, generation, delivery, outcome, started, None)
         else:
-            started = time.perf_counter()
-            outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
-            settle = "ack" if outcome.action == "ack" else self._copy(consumer, delivery, outcome)
-            if settle == "requeue":
-                outcome = replace(outcome, action="release")
-            self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
-            if log.isEnabledFor(logging.DEBUG):  # the fields cost more than a trivial handler
-                log.debug(
-                    "event %s (%s) %s by %s on attempt %d",
-                    outcome.event_id,
-                    outcome.topic,
-                    _DONE[outcome.action],
-                    consumer.spec.name,
-                    outcome.attempt,
-                    extra=event_fields(
-                        outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
-                    ),
-                )
-        with self._lock:
-            self._settled.append((consumer, generation, delivery.tag, settle))
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        self._post(self._settle)
+            self._copy(consumer, generation, delivery, outcome, started)
 
-    def _copy(self, consumer: _Consumer, delivery: Delivery, outcome: Outcome) -> Settle:
+    def _copy(
+        self,
+        consumer: _Consumer,
+        generation: int,
+        delivery: Delivery,
+        outcome: Outcome,
+        started: float,
+    ) -> None:
+        """Publish the retry or dead-letter copy; the original settles on its confirm.
+
+        The handler thread does not wait for the confirm: it goes on to the
+        next delivery, and the confirm callback (on the publisher's I/O
+        thread) hands the ack over. The original stays unacked, and counted
+        by the prefetch, until then.
+        """
         exchange, key = copy_destination(self.topology.names, consumer.spec.name, outcome)
         props = copy_properties(delivery.properties, outcome.headers or {})
         try:
-            self._publisher.wait(self._publisher.send(exchange, key, delivery.body, props))
+            future = self._publisher.send(exchange, key, delivery.body, props)
         except (PublishError, BrokerConnectionError) as exc:
+            self._finish(consumer, generation, delivery, outcome, started, exc)
+            return
+        future.add_done_callback(
+            lambda done: self._finish(
+                consumer, generation, delivery, outcome, started, done.exception()
+            )
+        )
+
+    def _finish(
+        self,
+        consumer: _Consumer,
+        generation: int,
+        delivery: Delivery,
+        outcome: Outcome,
+        started: float,
+        copy_error: BaseException | None,
+    ) -> None:
+        """Record the outcome and hand the verdict to the I/O thread (any thread)."""
+        settle: Settle = "ack"
+        if copy_error is not None:
             log.error(
                 "could not %s event %s from %s, leaving it queued: %s",
                 outcome.action,
                 outcome.event_id,
                 consumer.queue,
-                exc,
+                copy_error,
             )
-            return "requeue"
-        return "ack"
+            settle, outcome = "requeue", replace(outcome, action="release")
+        self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
+        if log.isEnabledFor(logging.DEBUG):  # the fields cost more than a trivial handler
+            log.debug(
+                "event %s (%s) %s by %s on attempt %d",
+                outcome.event_id,
+                outcome.topic,
+                _DONE[outcome.action],
+                consumer.spec.name,
+                outcome.attempt,
+                extra=event_fields(
+                    outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
+                ),
+            )
+        self._hand_over(consumer, generation, delivery.tag, settle)
+
+    def _hand_over(self, consumer: _Consumer, generation: int, tag: int, settle: Settle) -> None:
+        with self._lock:
+            self._settled.append((consumer, generation, tag, settle))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._post(self._settle)
 
     def _settle(self) -> None:
         with self._lock:

@@ -178,12 +178,16 @@ class Link:
         connection.ioloop.stop()
 
     def _on_channel(self, channel: Channel) -> None:
-        self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
+        channel.confirm_delivery(
+            self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel)
+        )
 
-    def _on_confirm_mode(self, _frame: Method) -> None:
+    def _on_confirm_mode(self, channel: Channel) -> None:
+        # Only now may messages go out on it: one published before confirm.select
+        # is never confirmed, and would wait forever under a tag the broker skips.
+        self._channel = channel
         self._tag = 0
         if not self.ready.done():
             self.ready.set_result(None)

@@ -103,7 +103,8 @@ class LiveHub(Hub, Assertions):
         if not self.topology.subscribers:
             return  # nothing to consume: a hub that only publishes
         handlers = {
-            name: _skip_sentinels(self._recorder.spy(h)) for name, h in self.handlers().items()
+            name: _skip_sentinels(self._recorder.spy(name, h))
+            for name, h in self.handlers().items()
         }
         options = {"name": f"hubbub test {self.name}", **self._worker_options}
         worker = Worker(self.topology, handlers, url=self.url, observer=self._observer, **options)

@@ -117,7 +117,7 @@ class InMemoryHub(Hub, Assertions):
         reaches them. Returns the number of deliveries made.
         """
         self._declare()
-        handlers = {name: self._recorder.spy(h) for name, h in self.handlers().items()}
+        handlers = {name: self._recorder.spy(name, h) for name, h in self.handlers().items()}
         names = self.topology.names
         delivered = 0
         while True:

@@ -119,7 +119,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._published: list[Event] = []
         self._attempts: list[Attempt] = []
-        self._local = threading.local()
+        # The event each handler run was given, by (subscriber, id, attempt):
+        # the outcome may be reported on another thread (a copy's confirm).
+        self._running: dict[tuple[str, str, int], Event] = {}
 
     def sent(self, routing_key: str, props: pika.BasicProperties, body: bytes) -> None:
         """Note a message the hub's publisher sent (an event, delayed or not)."""
@@ -127,21 +129,20 @@ class Recorder:
         with self._lock:
             self._published.append(event)
 
-    def spy(self, handler: Handler) -> Handler:
-        """``handler``, noting on this thread which event it was given."""
+    def spy(self, subscriber: str, handler: Handler) -> Handler:
+        """``handler``, noting which event each of its runs was given."""
 
         def spied(event: Event) -> Any:
-            self._local.event = event
+            with self._lock:
+                self._running[(subscriber, event.id, event.attempt)] = event
             return handler(event)
 
         return spied
 
     def finished(self, subscriber: str, outcome: Outcome) -> None:
-        """Note the outcome of the attempt whose handler last ran on this thread."""
-        event: Event | None = getattr(self._local, "event", None)
-        self._local.event = None
-        if event is not None and event.id != outcome.event_id:
-            event = None  # the handler never ran: the message was malformed
+        """Note the outcome of an attempt (any thread)."""
+        with self._lock:  # no entry: the handler never ran (a malformed message)
+            event = self._running.pop((subscriber, outcome.event_id, outcome.attempt), None)
         attempt = Attempt(subscriber, event, outcome.action, outcome.error, outcome.delay)
         with self._lock:
             self._attempts.append(attempt)

@@ -219,3 +219,28 @@ def test_each_subscriber_of_a_process_consumes_on_its_own_channel(
     assert [e.topic for e in got["b"].wait_for(1)] == ["b.1"]
     assert sorted(e.topic for e in got["c"].wait_for(2)) == ["a.1", "b.1"]
     assert all(e.subscriber == name for name, r in got.items() for e in r.events)
+
+
+def test_an_event_whose_dead_letter_copy_is_not_confirmed_stays_queued(
+    declare, run_worker, hub_name, broker_url
+):
+    """The original is acked only on the copy's confirm: a refused copy leaves it queued."""
+    spec = {"handler": "x:y", "topics": ["t"], "retry": {"attempts": 1}, "delivery_limit": 1000}
+    topology = declare({"hub": hub_name, "subscribers": {"s": spec}})
+    with channel(broker_url) as ch:  # the copy's exchange is gone: the broker refuses it (404)
+        ch.exchange_delete(f"{hub_name}.dlx")
+    calls: list[str] = []
+
+    def always_fails(event):
+        calls.append(event.id)
+        raise ValueError("boom")
+
+    worker = run_worker(topology, {"s": always_fails})
+    with Publisher(hub_name, url=broker_url) as publisher:
+        event_id = publisher.publish("t", {"n": 1})
+    wait_until(lambda: len(calls) >= 3, 15, "the event is redelivered after refused copies")
+    worker.stop()
+    wait_until(lambda: not worker.consuming.is_set(), 15, "the worker stops")
+    wait_until(lambda: depth(broker_url, f"{hub_name}.s") == 1, 15, "the event is back")
+    assert set(calls) == {event_id}
+    assert depth(broker_url, f"{hub_name}.s.dlq") == 0
