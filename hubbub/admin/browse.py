@@ -58,6 +58,8 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
+from hubbub.admin import records
+from hubbub.admin.records import FailedEvent
 from hubbub.connection import connect
 from hubbub.errors import BrokerConnectionError, HubbubError
 
@@ -221,6 +223,18 @@ class Browser:
             message = self._take()
             self._last_redelivered = message.redelivered
             yield message
+
+    def events(self, subscriber: str | None) -> Iterator[tuple[Message, FailedEvent]]:
+        """:meth:`messages`, each with the failed event it holds (``subscriber``'s)."""
+        for message in self.messages():
+            event = records.parse(
+                message.routing_key,
+                message.properties,
+                message.body,
+                subscriber=subscriber,
+                position=message.position,
+            )
+            yield message, event
 
     def _take(self) -> Message:
         """The next buffered delivery; freezes its consumer once it holds its whole credit."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hubbub.admin import records
 from hubbub.admin.browse import Browser
 from hubbub.admin.filters import Selection
 from hubbub.admin.records import FailedEvent
@@ -28,14 +27,7 @@ def show(
     if limit is not None and limit <= 0:
         return
     found = 0
-    for message in browser.messages():
-        event = records.parse(
-            message.routing_key,
-            message.properties,
-            message.body,
-            subscriber=subscriber,
-            position=message.position,
-        )
+    for _, event in browser.events(subscriber):
         if selection.matches(event):
             yield event
             found += 1
@@ -70,10 +62,7 @@ def summarize(browser: Browser, name: str, *, subscriber: str | None) -> Summary
     """Depth, oldest failure and most common causes of one queue, read in one pass."""
     labels: Counter[str] = Counter()
     oldest: datetime | None = None
-    for message in browser.messages():
-        event = records.parse(
-            message.routing_key, message.properties, message.body, subscriber=subscriber
-        )
+    for _, event in browser.events(subscriber):
         labels[label(event)] += 1
         when = event.first_failed or event.when
         if when is not None and (oldest is None or when < oldest):

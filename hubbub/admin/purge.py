@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hubbub.admin import records
 from hubbub.admin.browse import Browser
 from hubbub.admin.filters import Selection
 from hubbub.admin.records import FailedEvent
@@ -35,15 +34,8 @@ def purge(
 ) -> PurgeResult:
     """Delete the events ``selection`` picks from ``browser``'s queue."""
     result = PurgeResult()
-    for message in browser.messages():
+    for message, event in browser.events(subscriber):
         result.scanned += 1
-        event = records.parse(
-            message.routing_key,
-            message.properties,
-            message.body,
-            subscriber=subscriber,
-            position=message.position,
-        )
         if not selection.matches(event):
             continue
         browser.ack(message)

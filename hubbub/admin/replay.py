@@ -26,7 +26,7 @@ from typing import Protocol
 
 import pika
 
-from hubbub.admin import history, records
+from hubbub.admin import history
 from hubbub.admin.browse import Browser, Message
 from hubbub.admin.filters import Selection
 from hubbub.admin.records import FailedEvent
@@ -93,15 +93,8 @@ def replay(
     result = mover.result = ReplayResult(target.describe(), dry_run)
     pacer = _Pacer(browser, rate)
     try:
-        for message in browser.messages():
+        for message, event in browser.events(subscriber):
             result.scanned += 1
-            event = records.parse(
-                message.routing_key,
-                message.properties,
-                message.body,
-                subscriber=subscriber,
-                position=message.position,
-            )
             if not selection.matches(event):
                 continue
             route = target.route(event)
