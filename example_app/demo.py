@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from example_app import inactivity, outbox
-from hubbub import Hub
+from hubbub import Hub, HubbubError
 from hubbub.connection import mask, resolve_urls
 
 HERE = Path(__file__).parent
@@ -82,5 +82,14 @@ def wait_for_actions(count: int, timeout: float) -> list[dict[str, object]]:
     return actions
 
 
+def run() -> int:
+    """:func:`main`, with any hubbub error as one clear line (no traceback)."""
+    try:
+        return main()
+    except HubbubError as exc:
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
