@@ -38,7 +38,14 @@ class DeclarationError(HubbubError):
 
 
 class PublishError(HubbubError):
-    """The broker did not confirm a published event; it may not have been stored."""
+    """The broker did not confirm a published event; it may not have been stored.
+
+    From a batch (``publish_many``), ``failed`` lists the ids not confirmed.
+    """
+
+    def __init__(self, message: str, *, failed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failed: list[str] = failed or []
 
 
 class DelayTooLongError(PublishError):

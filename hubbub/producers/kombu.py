@@ -164,7 +164,7 @@ class KombuPublisher:
                     self._send(connection, message)
                     done += 1
         except PublishError as exc:
-            exc.failed = [message_id for message_id, _ in prepared[done:]]  # type: ignore[attr-defined]
+            exc.failed = [message_id for message_id, _ in prepared[done:]]
             raise
         return [message_id for message_id, _ in prepared]
 

@@ -127,11 +127,7 @@ class Publisher:
             ids += [message_id for message_id, _ in prepared]
             time.sleep(0)  # let the I/O thread publish it now, not after a GIL switch interval
         unsettled = [] if group.wait(self.confirm_timeout) else group.unsettled()
-        failed = [ids[i] for i in sorted({*unsettled, *group.failed})]
-        if failed:
-            error = PublishError(f"{len(failed)} of {len(ids)} events were not confirmed")
-            error.failed = failed  # type: ignore[attr-defined]
-            raise error
+        _raise_unconfirmed(ids, [ids[i] for i in sorted({*unsettled, *group.failed})])
         return ids
 
     # -- asyncio ------------------------------------------------------------
@@ -174,11 +170,9 @@ class Publisher:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, PublishError):
                 raise result
-        failed = [i for i, r in zip(ids, results, strict=True) if isinstance(r, PublishError)]
-        if failed:
-            error = PublishError(f"{len(failed)} of {len(ids)} events were not confirmed")
-            error.failed = failed  # type: ignore[attr-defined]
-            raise error
+        _raise_unconfirmed(
+            ids, [i for i, r in zip(ids, results, strict=True) if isinstance(r, PublishError)]
+        )
         return ids
 
     async def asend(
@@ -317,6 +311,12 @@ class Publisher:
                     raise PublishError("timed out connecting to the broker") from exc
                 self._link = link
             return self._link
+
+
+def _raise_unconfirmed(ids: list[str], failed: list[str]) -> None:
+    """Raise PublishError naming ``failed`` when a batch was not wholly confirmed."""
+    if failed:
+        raise PublishError(f"{len(failed)} of {len(ids)} events were not confirmed", failed=failed)
 
 
 __all__: Sequence[str] = ["OutgoingEvent", "Publisher"]
