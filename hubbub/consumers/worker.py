@@ -39,6 +39,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
+from hubbub import inbound
 from hubbub.connection import connect_error, node_order, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.dispatch import Dispatcher
@@ -49,6 +50,7 @@ from hubbub.consumers.handling import (
     copy_destination,
     copy_properties,
     handle,
+    new_delivery,
 )
 from hubbub.consumers.observer import Observer
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
@@ -237,6 +239,7 @@ class Worker:
 
     def _on_open(self, connection: SelectConnection) -> None:
         self._connected_once = self._opened = True
+        inbound.install(connection)
         self.observer.connected()
         if self._stopping.is_set():  # stop() came while connecting: nothing to drain
             connection.close()
@@ -295,7 +298,7 @@ class Worker:
         props: pika.BasicProperties,
         body: bytes,
     ) -> None:
-        delivery = Delivery(
+        delivery = new_delivery(
             method.delivery_tag,
             method.exchange,
             method.routing_key,

@@ -1,0 +1,311 @@
+"""Read deliveries off the socket without pika's per-frame overhead.
+
+pika turns received bytes into frames one at a time and, after each frame,
+copies the rest of its read buffer (``buffer = buffer[n:]``): with 128 KiB
+reads holding hundreds of messages, that copying is quadratic. Every frame
+then goes through the callback manager and the channel's content assembler,
+and every property through a generic decoder. Together that is most of what
+consuming costs a Python client (``bench/README.md``).
+
+:func:`install` replaces one connection's inbound path: frames are cut from
+each read by offset (one copy of an incomplete tail at most), a delivery
+(``Basic.Deliver``, content header, body frames) is decoded directly and
+handed to the channel's consumer callback exactly as pika would call it:
+``(channel, Basic.Deliver, BasicProperties, body)``, the same objects, the
+same values. Every other frame (replies, confirms, cancels, heartbeats,
+closes) is decoded and processed by pika itself, in order, so the
+connection's state machine stays pika's. Deliveries for a consumer that is
+not (or no longer) registered are handed to pika's own handling too, which
+rejects or logs them as it always did.
+
+It relies on pika 1.x internals (``Connection._on_data_available``,
+``_frame_buffer``, ``_process_frame``, ``Channel._consumers``); should they
+be missing, :func:`install` leaves the connection as it is.
+"""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime, timezone
+from typing import Any
+
+from pika import frame, spec
+from pika.connection import Connection
+from pika.data import decode_value
+from pika.exceptions import InvalidFrameError
+
+_HEAD = struct.Struct(">BHL")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_CONTENT_HEADER = struct.Struct(">HHQ")
+
+_METHOD, _HEADER, _BODY = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY
+_FRAME_END = spec.FRAME_END
+_DELIVER = spec.Basic.Deliver.INDEX
+_Deliver = spec.Basic.Deliver
+_Properties = spec.BasicProperties
+
+
+def install(connection: Connection) -> bool:
+    """Read ``connection``'s deliveries the fast way from now on (I/O thread only).
+
+    Call it from the connection's open callback. Returns False (and changes
+    nothing) when this pika lacks the internals it relies on.
+    """
+    needed = ("_on_data_available", "_frame_buffer", "_process_frame", "_channels")
+    if not all(hasattr(connection, name) for name in needed):
+        return False
+    connection._on_data_available = _Reader(connection).receive
+    return True
+
+
+class _Pending:
+    """A delivery whose content is still arriving."""
+
+    __slots__ = ("method", "parts", "properties", "received", "size")
+
+    def __init__(self, method: spec.Basic.Deliver) -> None:
+        self.method = method
+        self.properties: spec.BasicProperties | None = None
+        self.size = 0
+        self.parts: list[bytes] = []
+        self.received = 0
+
+
+class _Reader:
+    """The inbound path of one connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._rest = b""
+        self._pending: dict[int, _Pending] = {}
+
+    def receive(self, data: bytes) -> None:
+        connection = self._connection
+        if connection._frame_buffer:  # left by pika's own loop before install()
+            data, connection._frame_buffer = connection._frame_buffer + data, b""
+        buffer = self._rest + data if self._rest else data
+        end = len(buffer)
+        offset = 0
+        frames = 0
+        try:
+            while end - offset >= 8:
+                kind, channel_number, size = _HEAD.unpack_from(buffer, offset)
+                stop = offset + 8 + size
+                if stop > end:
+                    break
+                if buffer[stop - 1] != _FRAME_END:
+                    raise InvalidFrameError("Invalid FRAME_END marker")
+                start, offset = offset + 7, stop
+                if kind == _BODY:
+                    pending = self._pending.get(channel_number)
+                    if pending is not None:
+                        frames += 1
+                        self._body(channel_number, pending, buffer[start : stop - 1])
+                        continue
+                elif kind == _METHOD and _U32.unpack_from(buffer, start)[0] == _DELIVER:
+                    frames += 1
+                    self._deliver(channel_number, buffer, start + 4)
+                    continue
+                elif kind == _HEADER:
+                    pending = self._pending.get(channel_number)
+                    if pending is not None and pending.properties is None:
+                        frames += 1
+                        self._header(channel_number, pending, buffer, start)
+                        continue
+                self._fallback(buffer[start - 7 : stop])  # counts its frame itself
+        finally:
+            self._rest = buffer[offset:]
+            connection.bytes_received += offset
+            connection.frames_received += frames
+
+    def _fallback(self, raw: bytes) -> None:
+        """Any other frame: decoded and processed by pika."""
+        consumed, value = frame.decode_frame(raw)
+        if value is None or consumed != len(raw):
+            raise InvalidFrameError("undecodable frame")
+        self._connection._process_frame(value)
+
+    def _deliver(self, channel_number: int, buffer: bytes, offset: int) -> None:
+        if channel_number in self._pending:  # a new delivery before the last one's body
+            self._unexpected(channel_number)
+        tag, offset = _short_string(buffer, offset)
+        (delivery_tag,) = _U64.unpack_from(buffer, offset)
+        redelivered = bool(buffer[offset + 8] & 1)
+        exchange, offset = _short_string(buffer, offset + 9)
+        routing_key, _ = _short_string(buffer, offset)
+        self._pending[channel_number] = _Pending(
+            _Deliver(tag, delivery_tag, redelivered, exchange, routing_key)
+        )
+
+    def _header(self, channel_number: int, pending: _Pending, buffer: bytes, start: int) -> None:
+        class_id, _weight, size = _CONTENT_HEADER.unpack_from(buffer, start)
+        if class_id != spec.Basic.INDEX:
+            self._unexpected(channel_number)
+            return
+        pending.properties = decode_properties(buffer, start + 12)
+        pending.size = size
+        if size == 0:
+            self._complete(channel_number, pending, b"")
+
+    def _body(self, channel_number: int, pending: _Pending, fragment: bytes) -> None:
+        if pending.properties is None:
+            self._unexpected(channel_number)
+            return
+        pending.received += len(fragment)
+        if pending.received >= pending.size and not pending.parts:
+            self._complete(channel_number, pending, fragment)
+            return
+        pending.parts.append(fragment)
+        if pending.received >= pending.size:
+            self._complete(channel_number, pending, b"".join(pending.parts))
+
+    def _complete(self, channel_number: int, pending: _Pending, body: bytes) -> None:
+        del self._pending[channel_number]
+        channel = self._connection._channels.get(channel_number)
+        if channel is None:  # as pika: a frame for a channel it does not know
+            return
+        method = pending.method
+        callback = channel._consumers.get(method.consumer_tag)
+        if callback is None or method.consumer_tag in channel._cancelled:
+            # pika's own handling: reject for a cancelled consumer, log otherwise
+            channel._on_deliver(
+                frame.Method(channel_number, method),
+                frame.Header(channel_number, pending.size, pending.properties),
+                body,
+            )
+            return
+        callback(channel, method, pending.properties, body)
+
+    def _unexpected(self, channel_number: int) -> None:
+        """A content frame out of order: dropped, as pika's assembler does."""
+        self._pending.pop(channel_number, None)
+
+
+def _short_string(buffer: bytes, offset: int) -> tuple[str | bytes, int]:
+    """A short string at ``offset``: text when it is UTF-8 (as pika decodes it)."""
+    stop = offset + 1 + buffer[offset]
+    raw = buffer[offset + 1 : stop]
+    try:
+        return raw.decode(), stop
+    except UnicodeDecodeError:
+        return raw, stop
+
+
+def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
+    """``BasicProperties`` from a content header's property list, as pika decodes them."""
+    flags = 0
+    word = 0
+    while True:
+        (partial,) = _U16.unpack_from(buffer, offset)
+        offset += 2
+        flags |= partial << (word * 16)
+        if not partial & 1:
+            break
+        word += 1
+    values: dict[str, Any] = dict.fromkeys(_FIELDS)
+    if flags & 0x8000:
+        values["content_type"], offset = _short_string(buffer, offset)
+    if flags & 0x4000:
+        values["content_encoding"], offset = _short_string(buffer, offset)
+    if flags & 0x2000:
+        values["headers"], offset = decode_table(buffer, offset)
+    if flags & 0x1000:
+        values["delivery_mode"] = buffer[offset]
+        offset += 1
+    if flags & 0x0800:
+        values["priority"] = buffer[offset]
+        offset += 1
+    if flags & 0x0400:
+        values["correlation_id"], offset = _short_string(buffer, offset)
+    if flags & 0x0200:
+        values["reply_to"], offset = _short_string(buffer, offset)
+    if flags & 0x0100:
+        values["expiration"], offset = _short_string(buffer, offset)
+    if flags & 0x0080:
+        values["message_id"], offset = _short_string(buffer, offset)
+    if flags & 0x0040:
+        (values["timestamp"],) = _U64.unpack_from(buffer, offset)
+        offset += 8
+    if flags & 0x0020:
+        values["type"], offset = _short_string(buffer, offset)
+    if flags & 0x0010:
+        values["user_id"], offset = _short_string(buffer, offset)
+    if flags & 0x0008:
+        values["app_id"], offset = _short_string(buffer, offset)
+    if flags & 0x0004:
+        values["cluster_id"], offset = _short_string(buffer, offset)
+    properties = _Properties.__new__(_Properties)
+    properties.__dict__ = values
+    return properties
+
+
+_FIELDS = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+
+
+def decode_table(buffer: bytes, offset: int) -> tuple[dict[str | bytes, Any], int]:
+    """An AMQP field table, as ``pika.data.decode_table`` decodes it.
+
+    The types hubbub and RabbitMQ write (strings, integers, booleans,
+    timestamps, tables, arrays) are decoded here; any other is left to pika.
+    """
+    (size,) = _U32.unpack_from(buffer, offset)
+    offset += 4
+    stop = offset + size
+    table: dict[str | bytes, Any] = {}
+    while offset < stop:
+        key, offset = _short_string(buffer, offset)
+        table[key], offset = _value(buffer, offset)
+    return table, offset
+
+
+def _value(buffer: bytes, offset: int) -> tuple[Any, int]:
+    kind = buffer[offset]
+    if kind == 0x53:  # S: long string
+        (size,) = _U32.unpack_from(buffer, offset + 1)
+        start = offset + 5
+        raw = buffer[start : start + size]
+        try:
+            return raw.decode(), start + size
+        except UnicodeDecodeError:
+            return raw, start + size
+    if kind == 0x6C or kind == 0x4C:  # l, L: signed 64-bit (RabbitMQ's reading)
+        return _I64.unpack_from(buffer, offset + 1)[0], offset + 9
+    if kind == 0x49:  # I: signed 32-bit
+        return _I32.unpack_from(buffer, offset + 1)[0], offset + 5
+    if kind == 0x74:  # t: boolean
+        return buffer[offset + 1] != 0, offset + 2
+    if kind == 0x46:  # F: table
+        return decode_table(buffer, offset + 1)
+    if kind == 0x41:  # A: array
+        (size,) = _U32.unpack_from(buffer, offset + 1)
+        offset += 5
+        stop = offset + size
+        items = []
+        while offset < stop:
+            item, offset = _value(buffer, offset)
+            items.append(item)
+        return items, offset
+    if kind == 0x54:  # T: timestamp
+        (seconds,) = _U64.unpack_from(buffer, offset + 1)
+        return datetime.fromtimestamp(seconds, timezone.utc), offset + 9
+    value, offset = decode_value(buffer, offset)  # the rare types, left to pika
+    return value, offset
