@@ -24,6 +24,7 @@ import orjson
 import pika
 
 from hubbub.errors import MalformedMessageError
+from hubbub.fastinit import builder
 from hubbub.topology import delay
 
 #: The event's topic when the routing key no longer says it (delays, retries, DLQs).
@@ -187,22 +188,47 @@ def decode(
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
-    raw = props.headers or {}
+    raw = props.headers
+    if not raw:  # the common case: no retry, no delay, no causation
+        return _event(
+            _plain_topic(routing_key),
+            data,
+            props.message_id or content_id(props, body),
+            1,
+            {},
+            props.correlation_id,
+            None,
+            _time(props.timestamp),
+            None,
+            None,
+            subscriber,
+            redelivered,
+        )
     delay_ms = raw.get(DELAY_MS)
-    return Event(
-        topic=topic_of(routing_key, raw),
-        data=data,
-        id=props.message_id or content_id(props, body),
-        attempt=_int(raw.get(ATTEMPT), 1),
-        headers={k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)},
-        correlation_id=props.correlation_id,
-        causation_id=_str(raw.get(CAUSATION)),
-        timestamp=_time(props.timestamp),
-        delay=delay_ms / 1000 if isinstance(delay_ms, int) else None,
-        due=_time_ms(raw.get(DUE_MS)),
-        subscriber=subscriber,
-        redelivered=redelivered,
+    return _event(
+        topic_of(routing_key, raw),
+        data,
+        props.message_id or content_id(props, body),
+        _int(raw.get(ATTEMPT), 1),
+        {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)},
+        props.correlation_id,
+        _str(raw.get(CAUSATION)),
+        _time(props.timestamp),
+        delay_ms / 1000 if isinstance(delay_ms, int) else None,
+        _time_ms(raw.get(DUE_MS)),
+        subscriber,
+        redelivered,
     )
+
+
+#: Positional, cheap ``Event(...)`` for decoding (every delivery builds one).
+_event = builder(Event)
+
+
+@lru_cache(maxsize=4096)
+def _plain_topic(routing_key: str) -> str:
+    """The topic of a delivery without hubbub headers (remembered: a hub has few keys)."""
+    return topic_of(routing_key, None)
 
 
 @lru_cache(maxsize=64)
