@@ -39,6 +39,7 @@ from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
+from hubbub.producers.message import EventMessage
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
@@ -257,6 +258,11 @@ class _RecordingPublisher(Publisher):
                 sent = self._pending.pop(future, None)
         if sent is not None:
             self._recorder.sent(*sent)
+
+    def _publish_one(self, message: EventMessage) -> None:
+        """``publish``: a confirmed event is noted."""
+        super()._publish_one(message)
+        self._recorder.sent(message.routing_key, message.properties, message.body)
 
     async def asend(
         self,

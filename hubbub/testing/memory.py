@@ -284,6 +284,12 @@ class _MemoryPublisher(Publisher):
             for delay, deliver_at in [self._on_fake_clock(event.delay, event.deliver_at)]
         )
 
+    def _publish_one(self, message: EventMessage) -> None:
+        """``publish``'s message, through the fake broker (confirmed at once)."""
+        self.wait(
+            self.send(message.exchange, message.routing_key, message.body, message.properties)
+        )
+
     def _send_all(self, messages: Sequence[Outgoing]) -> None:
         """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
         for m in messages:

@@ -36,6 +36,19 @@ def test_a_group_is_done_when_every_message_is_settled_and_names_the_failed():
     messages[1].settle(None)
     assert group.wait(0.05)
     assert group.failed == [2]
+    assert str(group.errors[2]) == "nacked"  # the reason, for publish() to raise
+
+
+def test_a_group_of_one_wakes_its_waiter_and_stays_done():
+    group = ConfirmGroup(1)
+    message = outgoing(group=group)
+    timer = threading.Timer(0.05, message.settle, args=(None,))
+    timer.start()
+    started = time.monotonic()
+    assert group.wait(5)
+    assert time.monotonic() - started < 2
+    assert group.wait(0) and group.wait(0)  # done for good
+    assert group.errors == {}
 
 
 def test_a_message_is_settled_once_whatever_comes_after():
