@@ -31,6 +31,7 @@ from pika.spec import Basic
 from hubbub.connection import connect_error
 from hubbub.errors import HubbubError, PublishError
 from hubbub.frames import one_write
+from hubbub.outbound import publish
 from hubbub.producers.confirms import ConfirmGroup
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Outgoing:
             else:
                 future.set_exception(error)
         if self.group is not None:
-            self.group.settle(self.index, error is None)
+            self.group.settle(self.index, error)
 
 
 class Link:
@@ -210,7 +211,8 @@ class Link:
             if not message.claim():
                 continue
             try:
-                channel.basic_publish(
+                publish(  # channel.basic_publish's bytes, at half its cost
+                    channel,
                     message.exchange,
                     message.routing_key,
                     message.body,
