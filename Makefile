@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration fault cluster demo lint format bench clean
+.PHONY: install test unit integration fault cluster demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format hubbub tests example_app bench
 	$(VENV)/bin/ruff check --fix hubbub tests example_app bench
 
-bench: $(STAMP)
+bench: $(STAMP)         ## the performance suite (with the Go baseline when Go is installed)
 	$(PY) -m bench
+
+bench-deps:             ## Go and amqp091-go from Debian's packages, for the Go baseline
+	apt-get install -y golang-go golang-github-rabbitmq-amqp091-go-dev
 
 clean:
 	rm -rf $(VENV) outbox .pytest_cache .mypy_cache .ruff_cache

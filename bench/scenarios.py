@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench import perfkit
+from bench import gobaseline, perfkit
 from bench.runner import Background, Context, command, run
 
 
@@ -69,6 +69,8 @@ def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
         ),
         "many": lambda: run(command("hubbub_publish", *common, "--mode", "many")),
     }
+    if gobaseline.binary() is not None:
+        runs["go"] = lambda: run(gobaseline.command(*common, "--mode", "publish"))
     for t in sizes.threads:
         threads = command("hubbub_publish", *common, "--mode", "threads", "--threads", str(t))
         window = command("baseline_pika_select_publish", *common, "--window", str(t))
@@ -126,19 +128,20 @@ def together(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
             "cpu_s": published["cpu_s"] + consumed["cpu_s"],
         }
 
-    raw, hubbub = rounds(
-        ctx,
-        sizes.rounds,
-        lambda: pair(
+    runs: dict[str, Callable[[], Result]] = {
+        "raw": lambda: pair(
             command("baseline_pika_select_consume", *common, *prefetch),
             command("baseline_pika_select_publish", *common),
         ),
-        lambda: pair(
+        "hubbub": lambda: pair(
             command("hubbub_consume", *common, *prefetch),
             command("hubbub_publish", *common, "--mode", "many"),
         ),
-    )
-    return {"raw": raw, "hubbub": hubbub}
+    }
+    if gobaseline.binary() is not None:  # publisher and consumer in one process, as PerfTest
+        runs["go"] = lambda: run(gobaseline.command(*common, *prefetch, "--mode", "together"))
+    results = rounds(ctx, sizes.rounds, *runs.values())
+    return dict(zip(runs, results, strict=True))
 
 
 # -- I/O-bound handlers ------------------------------------------------------
