@@ -10,7 +10,10 @@ to the connection as one buffer (and, inside :func:`hubbub.frames.one_write`,
 with the rest of the batch).
 
 Header tables are encoded by pika itself (``pika.data.encode_table``), so a
-header value pika accepts or refuses is accepted or refused here alike.
+header value pika accepts or refuses is accepted or refused here alike. It
+relies on pika 1.x internals (``_adapter_emit_data``, ``_body_max_length``,
+the byte and frame counters); :func:`supported` says whether a connection
+has them, and the publisher uses ``basic_publish`` where it does not.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ _END = bytes([spec.FRAME_END])
 _PUBLISH_ID = spec.Basic.Publish.INDEX
 _BASIC = spec.Basic.INDEX
 _METHOD, _HEADER, _BODY = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY
+
+
+_INTERNALS = ("_adapter_emit_data", "_body_max_length", "bytes_sent", "frames_sent")
+
+
+def supported(connection: object) -> bool:
+    """Whether :func:`publish` can write on ``connection`` (a pika 1.x connection)."""
+    return all(hasattr(connection, name) for name in _INTERNALS)
 
 
 def publish(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +28,10 @@ from pika.channel import Channel
 from pika.frame import Method
 from pika.spec import Basic
 
+from hubbub import outbound
 from hubbub.connection import connect_error
 from hubbub.errors import HubbubError, PublishError
 from hubbub.frames import one_write
-from hubbub.outbound import publish
 from hubbub.producers.confirms import ConfirmGroup
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class Link:
         self._connection: SelectConnection | None = None
         self._channel: Channel | None = None
         self._closing = False
+        self._publish: Callable[..., None] = _basic_publish
         #: Index in ``params`` of the node this link connected to (None until it did).
         self.node: int | None = None
         self._trying = 0
@@ -190,6 +191,8 @@ class Link:
         # is never confirmed, and would wait forever under a tag the broker skips.
         self._channel = channel
         self._tag = 0
+        if outbound.supported(channel.connection):  # basic_publish's bytes at half its cost
+            self._publish = outbound.publish
         if not self.ready.done():
             self.ready.set_result(None)
         with self._lock:
@@ -211,7 +214,7 @@ class Link:
             if not message.claim():
                 continue
             try:
-                publish(  # channel.basic_publish's bytes, at half its cost
+                self._publish(
                     channel,
                     message.exchange,
                     message.routing_key,
@@ -311,6 +314,18 @@ class Link:
             self._incoming.clear()
         for message in stranded:
             message.settle(error)
+
+
+def _basic_publish(
+    channel: Channel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    properties: pika.BasicProperties,
+    *,
+    mandatory: bool = False,
+) -> None:
+    channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
 
 
 class UnroutableError(PublishError):

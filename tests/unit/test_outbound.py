@@ -168,3 +168,8 @@ def test_bad_properties_raise_and_write_nothing():
     with pytest.raises(ShortStringTooLong):
         outbound.publish(channel, "hub", "k" * 256, b"{}", None)
     assert connection.written == []
+
+
+def test_only_connections_with_the_internals_it_writes_through_are_supported():
+    assert outbound.supported(Connected())
+    assert not outbound.supported(object())
