@@ -45,6 +45,8 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _METHOD, _HEADER, _BODY = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY
 _FRAME_END = spec.FRAME_END
 _DELIVER = spec.Basic.Deliver.INDEX
+_BASIC = spec.Basic.INDEX
+_NOT_WHOLE = (0, 0)
 _Deliver = spec.Basic.Deliver
 _Properties = spec.BasicProperties
 
@@ -107,6 +109,11 @@ class _Reader:
                         self._body(channel_number, pending, buffer[start : stop - 1])
                         continue
                 elif kind == _METHOD and _U32.unpack_from(buffer, start)[0] == _DELIVER:
+                    after, count = self._whole(channel_number, buffer, start + 4, offset, end)
+                    if count:  # header and body were in this read too (the usual case)
+                        frames += count
+                        offset = after
+                        continue
                     frames += 1
                     self._deliver(channel_number, buffer, start + 4)
                     continue
@@ -129,6 +136,45 @@ class _Reader:
             raise InvalidFrameError("undecodable frame")
         self._connection._process_frame(value)
 
+    def _whole(
+        self, channel_number: int, buffer: bytes, method_at: int, offset: int, end: int
+    ) -> tuple[int, int]:
+        """Deliver a message whose frames are all in ``buffer``: (offset after, frames).
+
+        Returns ``(0, 0)``, having done nothing, when they are not all there
+        (or anything looks unusual): the frame-by-frame path then takes over.
+        """
+        if end - offset < 8 or channel_number in self._pending:
+            return _NOT_WHOLE
+        kind, number, size = _HEAD.unpack_from(buffer, offset)
+        header_stop = offset + 8 + size
+        if kind != _HEADER or number != channel_number or header_stop > end:
+            return _NOT_WHOLE
+        class_id, _weight, body_size = _CONTENT_HEADER.unpack_from(buffer, offset + 7)
+        if class_id != _BASIC or buffer[header_stop - 1] != _FRAME_END:
+            return _NOT_WHOLE
+        stop = header_stop
+        body = b""
+        if body_size:
+            if end - header_stop < 8:
+                return _NOT_WHOLE
+            kind, number, size = _HEAD.unpack_from(buffer, header_stop)
+            stop = header_stop + 8 + size
+            if kind != _BODY or number != channel_number or size != body_size or stop > end:
+                return _NOT_WHOLE
+            if buffer[stop - 1] != _FRAME_END:
+                return _NOT_WHOLE
+            body = buffer[header_stop + 7 : stop - 1]
+        tag, at = _short_string(buffer, method_at)
+        (delivery_tag,) = _U64.unpack_from(buffer, at)
+        redelivered = bool(buffer[at + 8] & 1)
+        exchange, at = _short_string(buffer, at + 9)
+        routing_key, _ = _short_string(buffer, at)
+        method = _Deliver(tag, delivery_tag, redelivered, exchange, routing_key)
+        properties = decode_properties(buffer, offset + 7 + 12)
+        self._dispatch(channel_number, method, properties, body_size, body)
+        return stop, 3 if body_size else 2
+
     def _deliver(self, channel_number: int, buffer: bytes, offset: int) -> None:
         if channel_number in self._pending:  # a new delivery before the last one's body
             self._unexpected(channel_number)
@@ -143,7 +189,7 @@ class _Reader:
 
     def _header(self, channel_number: int, pending: _Pending, buffer: bytes, start: int) -> None:
         class_id, _weight, size = _CONTENT_HEADER.unpack_from(buffer, start)
-        if class_id != spec.Basic.INDEX:
+        if class_id != _BASIC:
             self._unexpected(channel_number)
             return
         pending.properties = decode_properties(buffer, start + 12)
@@ -165,20 +211,31 @@ class _Reader:
 
     def _complete(self, channel_number: int, pending: _Pending, body: bytes) -> None:
         del self._pending[channel_number]
+        assert pending.properties is not None
+        self._dispatch(channel_number, pending.method, pending.properties, pending.size, body)
+
+    def _dispatch(
+        self,
+        channel_number: int,
+        method: spec.Basic.Deliver,
+        properties: spec.BasicProperties,
+        size: int,
+        body: bytes,
+    ) -> None:
+        """Hand a whole delivery to its consumer, as ``Channel._on_deliver`` does."""
         channel = self._connection._channels.get(channel_number)
         if channel is None:  # as pika: a frame for a channel it does not know
             return
-        method = pending.method
         callback = channel._consumers.get(method.consumer_tag)
         if callback is None or method.consumer_tag in channel._cancelled:
             # pika's own handling: reject for a cancelled consumer, log otherwise
             channel._on_deliver(
                 frame.Method(channel_number, method),
-                frame.Header(channel_number, pending.size, pending.properties),
+                frame.Header(channel_number, size, properties),
                 body,
             )
             return
-        callback(channel, method, pending.properties, body)
+        callback(channel, method, properties, body)
 
     def _unexpected(self, channel_number: int) -> None:
         """A content frame out of order: dropped, as pika's assembler does."""

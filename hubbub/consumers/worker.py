@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal
 
 import pika
@@ -276,10 +277,7 @@ class Worker:
             return
         generation = consumer.generation
         consumer.consumer_tag = channel.basic_consume(
-            consumer.queue,
-            lambda _ch, method, props, body: self._on_message(
-                consumer, generation, method, props, body
-            ),
+            consumer.queue, partial(self._on_message, consumer, generation)
         )
         log.info(
             "consuming %s (prefetch %d, %d handler threads)",
@@ -294,6 +292,7 @@ class Worker:
         self,
         consumer: _Consumer,
         generation: int,
+        _channel: Channel,
         method: Basic.Deliver,
         props: pika.BasicProperties,
         body: bytes,
