@@ -84,6 +84,13 @@ def throughput_table(
                     publish[f"raw_window{t}"],
                     None,
                 )
+                row(
+                    f"`publish()` from {t} threads vs raw pika from {t} threads, "
+                    "each waiting for its confirm",
+                    publish[key],
+                    publish[f"raw_threads{t}"],
+                    None,
+                )
     if consume:
         row(
             "consume, trivial handler, ack after it returned vs Select consumer, multiple acks",

@@ -23,7 +23,7 @@ class Sizes:
     sync_events: int = 1000
     rounds: int = 3
     prefetch: int = 500
-    threads: tuple[int, ...] = (8, 32, 128)
+    threads: tuple[int, ...] = (8, 32, 128, 512)
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
     processes: tuple[int, ...] = (1, 2, 4, 8)
     process_concurrency: int = 32
@@ -57,6 +57,9 @@ def fill(ctx: Context, events: int) -> None:
 def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
     """Pipelined publishing: raw Select (window 1000 and window = threads) vs hubbub.
 
+    ``publish()`` from N threads is also measured against raw pika in the
+    same shape (N threads, each waiting for its own confirm).
+
     The raw publisher runs twice at window 1000: with a careful app's minimal
     properties, and with every property hubbub sends (what the message costs,
     apart from what hubbub's code costs).
@@ -74,8 +77,10 @@ def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
     for t in sizes.threads:
         threads = command("hubbub_publish", *common, "--mode", "threads", "--threads", str(t))
         window = command("baseline_pika_select_publish", *common, "--window", str(t))
+        raw_threads = command("baseline_pika_threads", *common, "--threads", str(t))
         runs[f"threads{t}"] = partial(run, threads)
         runs[f"raw_window{t}"] = partial(run, window)
+        runs[f"raw_threads{t}"] = partial(run, raw_threads)
     results = rounds(ctx, sizes.rounds, *runs.values())
     return dict(zip(runs, results, strict=True))
 
