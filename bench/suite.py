@@ -184,7 +184,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sync-events", type=int, help="publishes in the latency run (1000)")
     parser.add_argument("--rounds", type=int, help="runs per figure; the median is shown (3)")
     parser.add_argument("--prefetch", type=int, help="consumer prefetch (500)")
-    parser.add_argument("--threads", help="publishing threads, comma-separated (8,32,128)")
+    parser.add_argument("--threads", help="publishing threads, comma-separated (8,32,128,512)")
     parser.add_argument("--concurrency", help="handler threads to try (1,2,4,...,512)")
     parser.add_argument("--processes", help="consumer processes to try (1,2,4,8)")
     parser.add_argument("--process-concurrency", type=int, help="handler threads per process (32)")
