@@ -9,6 +9,7 @@ client, and hubbub accepts plain JSON messages it did not publish itself.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import socket
 import threading
@@ -48,6 +49,8 @@ _NOT_THE_PUBLISHERS = (*BROKER_DEATH_PREFIXES, "x-received-from", "x-shovelled",
 
 JSON = "application/json"
 PERSISTENT = 2
+#: The fields of ``pika.BasicProperties``, in wire order (pika's own list).
+PROPERTY_NAMES: tuple[str, ...] = tuple(inspect.signature(pika.BasicProperties).parameters)
 APP_ID = f"hubbub@{socket.gethostname()}"
 
 

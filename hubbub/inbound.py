@@ -34,6 +34,8 @@ from pika.connection import Connection
 from pika.data import decode_value
 from pika.exceptions import InvalidFrameError
 
+from hubbub.envelope import PROPERTY_NAMES
+
 _HEAD = struct.Struct(">BHL")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -263,7 +265,7 @@ def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
         if not partial & 1:
             break
         word += 1
-    values: dict[str, Any] = dict.fromkeys(_FIELDS)
+    values: dict[str, Any] = dict.fromkeys(PROPERTY_NAMES)
     if flags & 0x8000:
         values["content_type"], offset = _short_string(buffer, offset)
     if flags & 0x4000:
@@ -300,22 +302,6 @@ def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
     return properties
 
 
-_FIELDS = (
-    "content_type",
-    "content_encoding",
-    "headers",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "app_id",
-    "cluster_id",
-)
 
 
 def decode_table(buffer: bytes, offset: int) -> tuple[dict[str | bytes, Any], int]:

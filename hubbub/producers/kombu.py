@@ -55,22 +55,6 @@ DEFAULT_ACQUIRE_TIMEOUT = 10.0
 
 #: pika's property names with amqp's (kombu's transport) spelling where it differs.
 _AMQP_NAMES = {"headers": "application_headers"}
-_PROPERTY_FIELDS = (
-    "content_type",
-    "content_encoding",
-    "headers",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "app_id",
-    "cluster_id",
-)
 
 
 class KombuPublisher:
@@ -271,7 +255,7 @@ def require_confirms(connection: Connection) -> None:
 def amqp_properties(props: Any) -> dict[str, Any]:
     """The set fields of pika ``BasicProperties``, named as py-amqp names them."""
     result = {}
-    for name in _PROPERTY_FIELDS:
+    for name in envelope.PROPERTY_NAMES:
         value = getattr(props, name, None)
         if value is not None:
             result[_AMQP_NAMES.get(name, name)] = value

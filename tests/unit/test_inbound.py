@@ -21,37 +21,23 @@ from pika import frame, spec
 from pika.channel import Channel
 from pika.connection import Connection
 from pika.exceptions import InvalidFrameError
+from socketless import SocketlessConnection
 
 from hubbub import inbound
 
 TAG = "ctag-1"
 
 
-class Connected(Connection):
-    """A pika connection with no socket: bytes go in by hand, frames out to a list."""
+class Connected(SocketlessConnection):
+    """Records what reached the consumer and which frames pika processed."""
 
     def __init__(self) -> None:
-        super().__init__(pika.ConnectionParameters(), internal_connection_workflow=False)
-        self.connection_state = self.CONNECTION_OPEN
-        self.sent: list[bytes] = []
+        super().__init__()
         self.received: list[tuple[int, Any, Any, bytes]] = []
         self.processed: list[Any] = []
 
-    def _adapter_connect_stream(self) -> None: ...
-    def _adapter_disconnect_stream(self) -> None: ...
-    def _adapter_call_later(self, *args: Any) -> None: ...
-    def _adapter_remove_timeout(self, *args: Any) -> None: ...
-    def _adapter_add_callback_threadsafe(self, *args: Any) -> None: ...
-    def _adapter_get_write_buffer_size(self) -> int:
-        return 0
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        self.sent.append(data)
-
     def open_channel(self, number: int) -> Channel:
-        channel = Channel(self, number, lambda *_: None)
-        self._channels[number] = channel
-        channel._set_state(channel.OPEN)
+        channel = super().open_channel(number)
         channel._consumers[TAG] = lambda ch, method, props, body: self.received.append(
             (ch.channel_number, vars(method).copy(), vars(props).copy(), body)
         )
@@ -192,7 +178,7 @@ def test_other_frames_go_to_pika_in_order_between_deliveries():
     # pika itself also processes the deliveries' frames: the same others, in the same order
     assert [p for p in plain.processed if p not in ("Deliver", "Header", "Body")] == fast.processed
     assert fast.frames_received == plain.frames_received
-    assert fast.sent == plain.sent  # Channel.Flow was answered the same way
+    assert fast.written == plain.written  # Channel.Flow was answered the same way
 
 
 def test_deliveries_interleaved_across_channels():
@@ -215,8 +201,8 @@ def test_a_cancelled_consumer_gets_nothing_and_the_delivery_is_rejected_as_pika_
     plain._on_data_available(data)
     fast._on_data_available(data)
     assert fast.received == plain.received == []
-    assert fast.sent == plain.sent
-    assert len(fast.sent) == 1  # the basic.reject
+    assert fast.written == plain.written
+    assert len(fast.written) == 1  # the basic.reject
 
 
 def test_an_unknown_consumer_gets_nothing():
@@ -225,7 +211,7 @@ def test_an_unknown_consumer_gets_nothing():
     plain._on_data_available(data)
     fast._on_data_available(data)
     assert fast.received == plain.received == []
-    assert fast.sent == plain.sent == []
+    assert fast.written == plain.written == []
 
 
 def test_a_bad_frame_end_is_an_error_as_in_pika():

@@ -3,47 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
-import pika
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika import spec
-from pika.channel import Channel
-from pika.connection import Connection
 from pika.exceptions import ChannelWrongStateError, ShortStringTooLong
+from socketless import SocketlessConnection
 
 from hubbub import outbound
 
-
-class Connected(Connection):
-    """A pika connection with no socket, collecting what it would write."""
-
-    def __init__(self, frame_max: int = 131072) -> None:
-        super().__init__(
-            pika.ConnectionParameters(frame_max=frame_max), internal_connection_workflow=False
-        )
-        self.connection_state = self.CONNECTION_OPEN
-        self._body_max_length = self._get_body_frame_max_length()
-        self.written: list[bytes] = []
-
-    def _adapter_connect_stream(self) -> None: ...
-    def _adapter_disconnect_stream(self) -> None: ...
-    def _adapter_call_later(self, *args: Any) -> None: ...
-    def _adapter_remove_timeout(self, *args: Any) -> None: ...
-    def _adapter_add_callback_threadsafe(self, *args: Any) -> None: ...
-    def _adapter_get_write_buffer_size(self) -> int:
-        return 0
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def channel_number(self, number: int) -> Channel:
-        channel = Channel(self, number, lambda *_: None)
-        self._channels[number] = channel
-        channel._set_state(channel.OPEN)
-        return channel
+Connected = SocketlessConnection
 
 
 def both(
@@ -57,8 +27,8 @@ def both(
     number: int = 1,
 ) -> tuple[Connected, Connected]:
     theirs, ours = Connected(frame_max), Connected(frame_max)
-    theirs.channel_number(number).basic_publish(exchange, key, body, props, mandatory)
-    outbound.publish(ours.channel_number(number), exchange, key, body, props, mandatory=mandatory)
+    theirs.open_channel(number).basic_publish(exchange, key, body, props, mandatory)
+    outbound.publish(ours.open_channel(number), exchange, key, body, props, mandatory=mandatory)
     return theirs, ours
 
 
@@ -151,7 +121,7 @@ def test_any_message_is_written_as_pika_writes_it(
 
 def test_a_closed_channel_refuses_as_pika_does():
     connection = Connected()
-    channel = connection.channel_number(1)
+    channel = connection.open_channel(1)
     channel._set_state(channel.CLOSED)
     with pytest.raises(ChannelWrongStateError):
         outbound.publish(channel, "hub", "k", b"{}", None)
@@ -160,7 +130,7 @@ def test_a_closed_channel_refuses_as_pika_does():
 
 def test_bad_properties_raise_and_write_nothing():
     connection = Connected()
-    channel = connection.channel_number(1)
+    channel = connection.open_channel(1)
     with pytest.raises(ShortStringTooLong):
         outbound.publish(channel, "hub", "k", b"{}", spec.BasicProperties(message_id="x" * 256))
     with pytest.raises(TypeError, match="message_id"):
