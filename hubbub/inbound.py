@@ -302,8 +302,6 @@ def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
     return properties
 
 
-
-
 def decode_table(buffer: bytes, offset: int) -> tuple[dict[str | bytes, Any], int]:
     """An AMQP field table, as ``pika.data.decode_table`` decodes it.
 

@@ -23,6 +23,8 @@ and ``hubbub_queue_consumers``. Histogram: ``hubbub_handler_duration_seconds``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hubbub.consumers.handling import Outcome
@@ -85,26 +87,37 @@ class Metrics(Observer):
             registry=r,
         )
 
+        #: Labelled series already looked up: ``labels()`` validates and locks on
+        #: every call, which cost more than consuming a trivial event.
+        self._series: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = metric.labels(*labels)
+        return child
+
     def declare(self, subscribers: list[str]) -> None:
         """Show every subscriber's series at zero before its first event."""
         for name in subscribers:
-            self.in_flight.labels(name)
-            self.duration.labels(name)
+            self._child(self.in_flight, name)
+            self._child(self.duration, name)
 
     # -- Observer hooks -------------------------------------------------------
 
     def started(self, subscriber: str) -> None:
-        self.in_flight.labels(subscriber).inc()
+        self._child(self.in_flight, subscriber).inc()
 
     def settled(self, subscriber: str) -> None:
-        self.in_flight.labels(subscriber).dec()
+        self._child(self.in_flight, subscriber).dec()
 
     def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
-        self.duration.labels(subscriber).observe(seconds)
-        labels = (subscriber, outcome.topic)
+        self._child(self.duration, subscriber).observe(seconds)
         if outcome.action == "ack":
-            self.handled.labels(*labels).inc()
+            self._child(self.handled, subscriber, outcome.topic).inc()
             return
+        labels = (subscriber, outcome.topic)
         self.failed.labels(*labels).inc()
         counter = {
             "retry": self.retried,

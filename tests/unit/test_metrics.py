@@ -45,3 +45,17 @@ def test_two_workers_in_one_process_do_not_share_counters():
     a.finished("s", Outcome("ack", topic="t"), 0.1)
     assert value(a, "hubbub_events_handled_total", subscriber="s", topic="t") == 1
     assert value(b, "hubbub_events_handled_total", subscriber="s", topic="t") is None
+
+
+def test_each_subscriber_and_topic_keeps_its_own_series():
+    m = Metrics()
+    for subscriber, topic in [("a", "t.1"), ("a", "t.2"), ("b", "t.1"), ("a", "t.1")]:
+        m.started(subscriber)
+        m.finished(subscriber, Outcome("ack", topic=topic), 0.01)
+    m.settled("b")
+    assert value(m, "hubbub_events_handled_total", subscriber="a", topic="t.1") == 2
+    assert value(m, "hubbub_events_handled_total", subscriber="a", topic="t.2") == 1
+    assert value(m, "hubbub_events_handled_total", subscriber="b", topic="t.1") == 1
+    assert value(m, "hubbub_events_in_flight", subscriber="a") == 3
+    assert value(m, "hubbub_events_in_flight", subscriber="b") == 0
+    assert value(m, "hubbub_handler_duration_seconds_count", subscriber="a") == 3
