@@ -25,6 +25,8 @@ from typing import Any
 
 from bench import perfkit
 from hubbub import Event
+from hubbub.consumers.handling import Outcome
+from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
 
@@ -49,6 +51,26 @@ class Clock(Observer):
         self.last = time.time()
         if self.settled_count == self.events:
             self.done.set()
+
+
+class MeteredClock(Clock):
+    """The clock, plus the Prometheus metrics a production consumer keeps."""
+
+    def __init__(self, events: int) -> None:
+        super().__init__(events)
+        self.metrics = Metrics()
+        self.metrics.declare([perfkit.SUBSCRIBER])
+
+    def started(self, subscriber: str) -> None:
+        super().started(subscriber)
+        self.metrics.started(subscriber)
+
+    def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
+        self.metrics.finished(subscriber, outcome, seconds)
+
+    def settled(self, subscriber: str) -> None:
+        self.metrics.settled(subscriber)
+        super().settled(subscriber)
 
 
 def make_handler(
@@ -84,6 +106,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="handler threads")
     parser.add_argument("--latency", action="store_true", help="record publish-to-handler latency")
     parser.add_argument("--fill", action="store_true", help="publish --events events first")
+    parser.add_argument("--metrics", action="store_true", help="keep Prometheus metrics too")
     args = parser.parse_args()
     with perfkit.hub_of(args) as hub:
         if args.fill:
@@ -94,7 +117,7 @@ def main() -> None:
 def consume(args: argparse.Namespace, hub: str) -> None:
     """Run a worker until the run's end; print its RESULT."""
     latencies: list[float] | None = [] if args.latency else None
-    clock = Clock(args.events)
+    clock = MeteredClock(args.events) if args.metrics else Clock(args.events)
     worker = Worker(
         perfkit.topology(hub),
         {perfkit.SUBSCRIBER: make_handler(args.handler, args.sleep_ms, latencies)},
@@ -126,7 +149,8 @@ def _result(
 ) -> dict[str, Any]:
     seconds = clock.last - clock.first
     result: dict[str, Any] = {
-        "what": f"hubbub consume {args.handler} x{args.concurrency}",
+        "what": f"hubbub consume {args.handler} x{args.concurrency}"
+        + (" with metrics" if args.metrics else ""),
         "events": clock.settled_count,
         "seconds": seconds,
         "rate": clock.settled_count / seconds if seconds > 0 else 0.0,

@@ -98,6 +98,13 @@ def throughput_table(
             consume["raw"],
             0.85,
         )
+        if "metrics" in consume:
+            row(
+                "the same, the consumer keeping Prometheus metrics (`--metrics-port`)",
+                consume["metrics"],
+                consume["raw"],
+                None,
+            )
     if both:
         if "go" in both:
             row(

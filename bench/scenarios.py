@@ -101,19 +101,22 @@ def sync_latency(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
 
 
 def consuming(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
-    """Pre-filled queue, trivial handler: raw Select with multiple acks vs hubbub's Worker."""
+    """Pre-filled queue, trivial handler: raw Select with multiple acks vs hubbub's Worker
+    (and the same Worker keeping Prometheus metrics, as ``--metrics-port`` does)."""
     common = [*ctx.common(sizes.events), "--prefetch", str(sizes.prefetch)]
 
     def raw() -> Result:
         fill(ctx, sizes.events)
         return run(command("baseline_pika_select_consume", *common))
 
-    def hubbub() -> Result:
+    def hubbub(*extra: str) -> Result:
         fill(ctx, sizes.events)
-        return run(command("hubbub_consume", *common))
+        return run(command("hubbub_consume", *common, *extra))
 
-    raw_results, hubbub_results = rounds(ctx, sizes.rounds, raw, hubbub)
-    return {"raw": raw_results, "hubbub": hubbub_results}
+    raw_results, hubbub_results, metered = rounds(
+        ctx, sizes.rounds, raw, hubbub, partial(hubbub, "--metrics")
+    )
+    return {"raw": raw_results, "hubbub": hubbub_results, "metrics": metered}
 
 
 def together(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
