@@ -71,3 +71,33 @@ def test_every_event_of_a_burst_is_handled_once_and_acked(declare, hub_name, bro
         thread.join(30)
     assert sorted(seen) == list(range(count))
     assert depth(broker_url, f"{hub_name}.s") == 0  # all acked: nothing came back
+
+
+def test_events_of_every_size_reach_the_handler_whole(declare, hub_name, broker_url):
+    """Bodies from empty to several frames long (pika's default frame_max is
+    128 KiB), headers of every kind, interleaved: the inbound reader hands the
+    handler exactly what was published."""
+    topo = declare(topology(hub_name))
+    sizes = [0, 1, 200, 131_000, 131_072, 400_000, 3, 1_000_000, 50]
+    sent = []
+    with Publisher(hub_name, url=broker_url) as publisher:
+        for i, size in enumerate(sizes):
+            data = {"i": i, "pad": "é" * (size // 2)}
+            headers = {"n": i, "when": "now", "nested": {"a": [1, "b", True]}}
+            sent.append((publisher.publish("t.size", data, headers=headers), data, headers))
+    got: dict[str, tuple[object, object]] = {}
+
+    def handler(event):
+        got[event.id] = (event.data, dict(event.headers))
+
+    worker = Worker(topo, {"s": handler}, url=broker_url, prefetch=4)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(got) >= len(sizes), 30, "every event handled")
+    finally:
+        worker.stop()
+        thread.join(30)
+    for event_id, data, headers in sent:
+        assert got[event_id] == (data, headers)
+    assert depth(broker_url, f"{hub_name}.s") == 0
