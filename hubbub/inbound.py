@@ -48,7 +48,7 @@ _METHOD, _HEADER, _BODY = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY
 _FRAME_END = spec.FRAME_END
 _DELIVER = spec.Basic.Deliver.INDEX
 _BASIC = spec.Basic.INDEX
-_NOT_WHOLE = (0, 0)
+_NOT_WHOLE: tuple[int, int, None] = (0, 0, None)
 _Deliver = spec.Basic.Deliver
 _Properties = spec.BasicProperties
 
@@ -64,6 +64,10 @@ def install(connection: Connection) -> bool:
         return False
     connection._on_data_available = _Reader(connection).receive
     return True
+
+
+#: A whole delivery: channel number, method, properties, body size, body.
+_Whole = tuple[int, spec.Basic.Deliver, spec.BasicProperties, int, bytes]
 
 
 class _Pending:
@@ -111,10 +115,13 @@ class _Reader:
                         self._body(channel_number, pending, buffer[start : stop - 1])
                         continue
                 elif kind == _METHOD and _U32.unpack_from(buffer, start)[0] == _DELIVER:
-                    after, count = self._whole(channel_number, buffer, start + 4, offset, end)
-                    if count:  # header and body were in this read too (the usual case)
+                    after, count, whole = self._whole(
+                        channel_number, buffer, start + 4, offset, end
+                    )
+                    if whole is not None:  # header and body were in this read too (usual)
                         frames += count
-                        offset = after
+                        offset = after  # before the consumer runs: it may raise
+                        self._dispatch(*whole)
                         continue
                     frames += 1
                     self._deliver(channel_number, buffer, start + 4)
@@ -140,11 +147,11 @@ class _Reader:
 
     def _whole(
         self, channel_number: int, buffer: bytes, method_at: int, offset: int, end: int
-    ) -> tuple[int, int]:
-        """Deliver a message whose frames are all in ``buffer``: (offset after, frames).
+    ) -> tuple[int, int, _Whole | None]:
+        """A delivery whose frames are all in ``buffer``: (offset after, frames, delivery).
 
-        Returns ``(0, 0)``, having done nothing, when they are not all there
-        (or anything looks unusual): the frame-by-frame path then takes over.
+        The delivery is None when they are not all there (or anything looks
+        unusual): the frame-by-frame path then takes over.
         """
         if end - offset < 8 or channel_number in self._pending:
             return _NOT_WHOLE
@@ -174,8 +181,7 @@ class _Reader:
         routing_key, _ = _short_string(buffer, at)
         method = _Deliver(tag, delivery_tag, redelivered, exchange, routing_key)
         properties = decode_properties(buffer, offset + 7 + 12)
-        self._dispatch(channel_number, method, properties, body_size, body)
-        return stop, 3 if body_size else 2
+        return stop, 3 if body_size else 2, (channel_number, method, properties, body_size, body)
 
     def _deliver(self, channel_number: int, buffer: bytes, offset: int) -> None:
         if channel_number in self._pending:  # a new delivery before the last one's body

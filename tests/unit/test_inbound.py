@@ -285,3 +285,28 @@ def _split_frames(data: bytes) -> list[bytes]:
         frames.append(data[offset : offset + 8 + size])
         offset += 8 + size
     return frames
+
+
+def test_a_consumer_that_raises_leaves_the_stream_where_pika_leaves_it():
+    """The rest of the read is delivered on the next one, as with pika."""
+    plain, fast = connections()
+    for connection in (plain, fast):
+        record = connection._channels[1]._consumers[TAG]
+        calls = []
+
+        def flaky(ch, method, props, body, record=record, calls=calls):
+            calls.append(method.delivery_tag)
+            if len(calls) == 1:
+                raise RuntimeError("handler bug")
+            record(ch, method, props, body)
+
+        connection._channels[1]._consumers[TAG] = flaky
+    props = spec.BasicProperties(message_id="m")
+    first = delivery(1, props, b"a") + delivery(2, props, b"b")
+    for connection in (plain, fast):
+        with pytest.raises(RuntimeError):
+            connection._on_data_available(first)
+        connection._on_data_available(delivery(3, props, b"c"))
+    assert [r[3] for r in fast.received] == [b"b", b"c"]
+    assert fast.received == plain.received
+    assert fast.bytes_received == plain.bytes_received
