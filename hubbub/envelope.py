@@ -192,33 +192,28 @@ def decode(
     except orjson.JSONDecodeError as exc:
         raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
     raw = props.headers
-    if not raw:  # the common case: no retry, no delay, no causation
-        return _event(
-            _plain_topic(routing_key),
-            data,
-            props.message_id or content_id(props, body),
-            1,
-            {},
-            props.correlation_id,
-            None,
-            _time(props.timestamp),
-            None,
-            None,
-            subscriber,
-            redelivered,
-        )
-    delay_ms = raw.get(DELAY_MS)
+    if raw:
+        topic = topic_of(routing_key, raw)
+        attempt = _int(raw.get(ATTEMPT), 1)
+        headers = {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)}
+        causation_id = _str(raw.get(CAUSATION))
+        delay_ms = raw.get(DELAY_MS)
+        delay_s = delay_ms / 1000 if isinstance(delay_ms, int) else None
+        due = _time_ms(raw.get(DUE_MS))
+    else:  # the common case: no retry, no delay, no cause
+        topic, attempt, headers = _plain_topic(routing_key), 1, {}
+        causation_id = delay_s = due = None
     return _event(
-        topic_of(routing_key, raw),
+        topic,
         data,
         props.message_id or content_id(props, body),
-        _int(raw.get(ATTEMPT), 1),
-        {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)},
+        attempt,
+        headers,
         props.correlation_id,
-        _str(raw.get(CAUSATION)),
+        causation_id,
         _time(props.timestamp),
-        delay_ms / 1000 if isinstance(delay_ms, int) else None,
-        _time_ms(raw.get(DUE_MS)),
+        delay_s,
+        due,
         subscriber,
         redelivered,
     )
