@@ -15,6 +15,7 @@ import orjson
 import pytest
 from core_support import depth, take_all, wait_until
 
+from hubbub import inbound, outbound
 from hubbub.consumers.worker import Worker
 from hubbub.errors import ConfigurationError
 from hubbub.producers import OutgoingEvent, Publisher
@@ -101,3 +102,24 @@ def test_events_of_every_size_reach_the_handler_whole(declare, hub_name, broker_
     for event_id, data, headers in sent:
         assert got[event_id] == (data, headers)
     assert depth(broker_url, f"{hub_name}.s") == 0
+
+
+def test_real_connections_read_and_write_through_hubbubs_frame_paths(declare, hub_name, broker_url):
+    """The consumer's connection reads with hubbub.inbound, the publisher's
+    link writes with hubbub.outbound (pika's own paths are only fallbacks)."""
+    topo = declare(topology(hub_name))
+    with Publisher(hub_name, url=broker_url) as publisher:
+        publisher.publish("t.x", {"i": 1})
+        link = publisher._current_link()
+        assert link._publish is outbound.publish
+    handled = threading.Event()
+    worker = Worker(topo, {"s": lambda event: handled.set()}, url=broker_url)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert handled.wait(30)
+        reader = getattr(worker._connection._on_data_available, "__self__", None)
+        assert isinstance(reader, inbound._Reader)
+    finally:
+        worker.stop()
+        thread.join(30)

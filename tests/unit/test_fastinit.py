@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from hubbub.consumers.handling import Delivery, Outcome, new_delivery
+from hubbub.consumers.handling import Delivery, Outcome, _outcome, new_delivery
 from hubbub.envelope import Event, _event
 from hubbub.fastinit import builder
 
@@ -29,6 +29,33 @@ def test_the_hot_path_constructors_follow_the_field_order():
     assert new_delivery(1, "x", "k", False, None, b"{}") == Delivery(
         1, "x", "k", False, None, b"{}"
     )  # type: ignore[arg-type]
+
+
+def test_the_call_sites_order_matches_the_fields_by_name():
+    """The positional calls on the hot path, against keyword construction:
+    reordering a class's fields (two of the same type swapped) fails here."""
+    assert _event(
+        "t", {"a": 1}, "id", 2, {"h": 1}, "corr", "cause", None, 1.5, None, "sub", True
+    ) == Event(
+        topic="t",
+        data={"a": 1},
+        id="id",
+        attempt=2,
+        headers={"h": 1},
+        correlation_id="corr",
+        causation_id="cause",
+        timestamp=None,
+        delay=1.5,
+        due=None,
+        subscriber="sub",
+        redelivered=True,
+    )
+    assert new_delivery(7, "ex", "key", True, None, b"{}") == Delivery(
+        tag=7, exchange="ex", routing_key="key", redelivered=True, properties=None, body=b"{}"
+    )  # type: ignore[arg-type]
+    assert _outcome("ack", 0.0, None, "t.x", "id-1", 3, "") == Outcome(
+        "ack", topic="t.x", event_id="id-1", attempt=3
+    )
 
 
 def test_a_missing_argument_is_an_error():
