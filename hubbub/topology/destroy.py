@@ -64,7 +64,8 @@ class Teardown:
         """One line per removal, the delay ladder in one line unless ``verbose``."""
         if self.empty:
             return f"nothing to destroy: the broker has no exchange or queue of hub {self.hub!r}"
-        return "\n".join(summarize(self.changes(), verbose=verbose))
+        held = {q for q, _ in self.holding}
+        return "\n".join(summarize(self.changes(), verbose=verbose, keep=held))
 
     def refusal(self) -> str | None:
         """Why destroying without ``--force`` would lose events (None when it would not)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -81,15 +81,25 @@ class Plan:
         return "\n".join(summarize(self.changes, verbose=verbose))
 
 
-def summarize(changes: tuple[Change, ...], *, verbose: bool = False) -> list[str]:
+def summarize(
+    changes: tuple[Change, ...], *, verbose: bool = False, keep: Collection[str] = ()
+) -> list[str]:
     """One line per change; unless ``verbose``, each action on the ladder in one line.
 
     The ladder is 28 exchanges, 28 queues and 56 bindings that no one reads
     one by one: ``plan``, ``apply`` and ``destroy`` all print it this way.
+    Changes to the queues named in ``keep`` get their own line all the same
+    (``destroy``: a level that holds delayed events).
     """
     if verbose:
         return [str(c) for c in changes]
-    ladder = [c for c in changes if c.action in ("create", "remove") and _in_ladder(c)]
+    ladder = [
+        c
+        for c in changes
+        if c.action in ("create", "remove")
+        and _in_ladder(c)
+        and not (c.kind == "queue" and c.name in keep)
+    ]
     lines = [str(c) for c in changes if c not in ladder]
     for action in ("create", "remove"):
         mine = [c for c in ladder if c.action == action]
