@@ -30,7 +30,7 @@ from typing import Any
 
 import pika
 
-from hubbub import envelope
+from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
 from hubbub.consumers.handling import Handler, Outcome
@@ -104,7 +104,7 @@ class LiveHub(Hub, Assertions):
         if not self.topology.subscribers:
             return  # nothing to consume: a hub that only publishes
         handlers = {
-            name: _skip_sentinels(self._recorder.spy(name, h))
+            name: _skip_sentinels(self._recorder.spy(name, current.through(h, lambda: self)))
             for name, h in self.handlers().items()
         }
         options = {"name": f"hubbub test {self.name}", **self._worker_options}
@@ -269,7 +269,8 @@ class _RecordingPublisher(Publisher):
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """``publish_many``: its confirmed events are noted, in order, once it returns or
         raises (the batch's messages never pass through :meth:`send`)."""
-        self._batch.messages = batch = []
+        batch: list[tuple[str, EventMessage]] = []
+        self._batch.messages = batch
         try:
             ids = super().publish_many(events)
         except PublishError as exc:
