@@ -5,7 +5,7 @@ from __future__ import annotations
 
 pytest_plugins = ["pytester"]
 
-APP_TESTS = '''
+APP_TESTS = """
 from hubbub import Hub
 from hubbub.producers.publisher import Publisher
 from hubbub.testing import InMemoryHub
@@ -22,7 +22,7 @@ def test_uses_the_memory_hub_fixture(memory_hub):
 def test_a_later_test_gets_the_real_publisher_back():
     publisher = app_hub.publisher  # built, not connected
     assert type(publisher) is Publisher
-'''
+"""
 
 
 def test_the_plugin_withdraws_in_memory_hubs_after_each_test(pytester):
