@@ -57,6 +57,7 @@ def test_an_in_memory_test_keeps_the_apps_module_level_hub_off_the_broker(
 
 def test_hubbub_publish_in_a_consumer_goes_through_and_carries_causation(declare, run_worker):
     hub = unique_name("t-handler-publish")
+    # The handler references only name the subscribers: the worker runs the functions below.
     topology = declare(
         {
             "hub": hub,
