@@ -58,7 +58,14 @@ MAX_DELIVERIES = 10_000
 
 
 class InMemoryHub(Hub, Assertions):
-    """A hub with its broker in memory; see the module docstring. Not thread-safe."""
+    """A hub with its broker in memory; see the module docstring. Not thread-safe.
+
+    From construction until :meth:`close` (and under pytest at most until the
+    test ends) it stands in for the broker: every other :class:`~hubbub.Hub`
+    of the process publishes into it when it has the same name, and raises
+    instead of connecting otherwise (:mod:`hubbub.current`). Handlers it runs
+    publish into it with ``hubbub.publish``.
+    """
 
     def __init__(
         self,
