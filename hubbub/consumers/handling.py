@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import Any, Literal
 
 import pika
@@ -129,7 +130,13 @@ def handle(
         )
     finally:
         envelope.current_event.reset(token)
-    if result is not None and inspect.isawaitable(result):  # `is not None`: cheap on the hot path
+    # The hot path: None costs one comparison, any other value ~50 ns (the
+    # __await__ probe) before the exact but ~6x dearer inspect.isawaitable.
+    if (
+        result is not None
+        and (hasattr(result, "__await__") or type(result) is GeneratorType)
+        and inspect.isawaitable(result)
+    ):
         return _not_awaited(subscriber, queue, delivery, event, result)
     return _outcome("ack", 0.0, None, event.topic, event.id, event.attempt, "")
 

@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import textwrap
+import types
 import warnings
 
 import pytest
@@ -41,6 +42,15 @@ class Awaitable:
 
 def returns_awaitable(event):
     return Awaitable()
+
+
+@types.coroutine
+def legacy_coroutine(event):
+    yield None
+
+
+def returns_legacy_coroutine(event):
+    return legacy_coroutine(event)
 
 
 class AsyncCallable:
@@ -155,8 +165,14 @@ def test_a_worker_refuses_an_async_handler_before_it_connects():
         (returns_coroutine, "coroutine send_async"),
         (functools.partial(send_async), "coroutine send_async"),
         (returns_awaitable, "Awaitable"),
+        (returns_legacy_coroutine, "generator legacy_coroutine"),
     ],
-    ids=["plain-def-returning-a-coroutine", "partial-of-async-def", "object-with-await"],
+    ids=[
+        "plain-def-returning-a-coroutine",
+        "partial-of-async-def",
+        "object-with-await",
+        "generator-based-coroutine",
+    ],
 )
 def test_a_handler_returning_an_awaitable_is_dead_lettered_at_once_not_handled(handler, returned):
     hub = InMemoryHub("h")
@@ -176,6 +192,18 @@ def test_a_handler_returning_an_awaitable_is_dead_lettered_at_once_not_handled(h
     assert dead.attempts == 1
     assert f"returned {returned}, which hubbub does not await" in dead.record["message"]
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+@pytest.mark.parametrize(
+    "value", [1, "done", {"n": 1}, (x for x in ()), Awaitable, types.SimpleNamespace(close=None)]
+)
+def test_a_handler_returning_anything_else_is_acked(value):
+    hub = InMemoryHub("h")
+    hub.subscriber("s", topics=["t"])(lambda event: value)
+    hub.publish("t", {})
+    hub.run_until_idle()
+    assert [a.outcome for a in hub.attempts("s")] == ["ack"]
+    assert hub.dead_lettered() == []
 
 
 def _plain(handler):
