@@ -25,7 +25,7 @@ from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
 from hubbub.topology.plan import Plan
-from hubbub.topology.references import handler_problems, resolve_handlers
+from hubbub.topology.references import Passed, handler_problems, resolve_handlers
 from hubbub.topology.sync import apply as apply_topology
 from hubbub.topology.sync import make_plan
 
@@ -66,6 +66,7 @@ class Hub:
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._passed: Passed = {}  # handlers found good: checked once, not on every run
 
     @classmethod
     def from_file(cls, path: str | Path, *, url: str | None = None) -> Hub:
@@ -173,7 +174,7 @@ class Hub:
             for sub in specs
             if (decorated := self._decorated.get(sub.name)) and decorated[0].handler == sub.handler
         }
-        result, problems = resolve_handlers(specs, given)
+        result, problems = resolve_handlers(specs, given, passed=self._passed)
         if problems:
             raise TopologyError(problems, source=f"hub {self.name!r}")
         return result

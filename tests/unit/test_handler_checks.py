@@ -304,6 +304,16 @@ def test_the_hub_checks_handlers_and_dont_retry_when_it_builds_its_handlers():
         hub.worker()
 
 
+def test_a_handler_replaced_after_the_first_check_is_checked_again(monkeypatch):
+    import sys
+
+    hub = InMemoryHub(topology=loader.loads(topology(("s", "one_argument"))))
+    assert hub.handlers() == {"s": one_argument}
+    monkeypatch.setattr(sys.modules[HERE], "one_argument", no_argument)  # as a test might
+    with pytest.raises(TopologyError, match="must accept exactly one positional argument"):
+        hub.handlers()
+
+
 def test_the_decorator_refuses_a_function_that_cannot_take_the_event():
     hub = Hub("h")
     with pytest.raises(TopologyError, match=r"signature is \(\) \(too many positional"):
