@@ -21,7 +21,7 @@ from hubbub.topology.model import Subscriber
 
 #: What to do with an ``async def`` handler until hubbub runs them.
 ASYNC_ADVICE = (
-    "hubbub does not await handlers yet, so its events would be acked without running: "
+    "hubbub does not await handlers yet, so it would never run: "
     "make it a plain def, or wrap it in one that runs the coroutine "
     "(def handler(event): asyncio.run(the_async_handler(event)))"
 )

@@ -101,7 +101,7 @@ def test_consume_refuses_an_async_handler_in_one_line(declare, hub_name, broker_
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"error: {path}: subscribers.s.handler: handler 'app:send_async' is an async def: "
-        "hubbub does not await handlers yet, so its events would be acked without running: "
+        "hubbub does not await handlers yet, so it would never run: "
         "make it a plain def, or wrap it in one that runs the coroutine "
         "(def handler(event): asyncio.run(the_async_handler(event)))"
     ]

@@ -130,7 +130,7 @@ def validate_problems(text: str) -> list[str]:
 def test_validate_refuses_async_handlers_saying_what_to_do(handler):
     (problem,) = validate_problems(topology(("s", handler)))
     assert problem.startswith(f"subscribers.s.handler: handler '{HERE}:{handler}' is an async def")
-    assert "would be acked without running: make it a plain def, or wrap it" in problem
+    assert "so it would never run: make it a plain def, or wrap it" in problem
 
 
 def test_the_decorator_refuses_an_async_def_at_once():
@@ -153,7 +153,7 @@ def test_a_worker_refuses_an_async_handler_before_it_connects():
         Worker(spec, {"s": one_argument, "a": send_async}, url=NOWHERE)
     assert info.value.problems == [
         f"subscribers.a.handler: handler '{HERE}:send_async' is an async def: "
-        "hubbub does not await handlers yet, so its events would be acked without running: "
+        "hubbub does not await handlers yet, so it would never run: "
         "make it a plain def, or wrap it in one that runs the coroutine "
         "(def handler(event): asyncio.run(the_async_handler(event)))"
     ]
