@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hubbub.cli import consume, dlq, health, publish, status, topology
+from hubbub.cli import console, consume, dlq, health, publish, status, topology
 from hubbub.cli.options import setup_logging
 
 
@@ -36,6 +36,7 @@ cli.add_command(consume.command)
 cli.add_command(health.command)
 cli.add_command(dlq.group)
 cli.add_command(status.command)
+cli.add_command(console.command)
 
 
 def main() -> None:
