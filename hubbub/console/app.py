@@ -178,7 +178,12 @@ class _Pages:
         status: int = 200,
         fragment: bool = False,
     ) -> HTMLResponse:
-        """``template`` filled in; a ``fragment`` (refreshed by script) keeps the notice."""
+        """``template`` filled in; a ``fragment`` (refreshed by script) keeps the notice.
+
+        The whole page goes through :func:`~hubbub.connection.mask`: no URL
+        password, wherever it came from (a status source, an error, a header,
+        the event's own data), reaches the browser.
+        """
         page = self.templates.get_template(template).render(
             base=str(request.scope.get("root_path", "")).rstrip("/"),
             hub=self.service.hub,
@@ -189,7 +194,7 @@ class _Pages:
             refresh=int(self.settings.refresh * 1000),
             **values,
         )
-        return HTMLResponse(page, status_code=status)
+        return HTMLResponse(mask(page), status_code=status)
 
     def _back(self, ctx: Ctx, path: str, notice: str) -> Response:
         ctx.session.notice = mask(notice)

@@ -69,7 +69,7 @@ class Session:
 
 def sign(session: Session, secret: bytes) -> str:
     payload = json.dumps({"c": session.csrf, "u": session.user, "n": session.notice})
-    body = base64.urlsafe_b64encode(payload.encode()).decode()
+    body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")  # no quoting
     return f"{body}.{_mac(body, secret)}"
 
 
@@ -81,7 +81,7 @@ def unsign(cookie: str | None, secret: bytes) -> Session | None:
     if not hmac.compare_digest(mac, _mac(body, secret)):
         return None
     try:
-        data: Any = json.loads(base64.urlsafe_b64decode(body.encode()))
+        data: Any = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except (ValueError, binascii.Error):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("c"), str):
