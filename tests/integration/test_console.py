@@ -150,7 +150,9 @@ def test_purge_needs_the_typed_confirmation(client, parked, broker_url):
     )
     assert "nothing deleted: type billing in the confirmation box" in refused.text
     assert len(ids_in(broker_url, dlq)) == 3
-    one = client.post("/dlq/billing/purge", data={"csrf": token, "id": ids[0], "confirm": "billing"})
+    one = client.post(
+        "/dlq/billing/purge", data={"csrf": token, "id": ids[0], "confirm": "billing"}
+    )
     assert "deleted 1 event(s)" in one.text
     rest = client.post(
         "/dlq/billing/purge", data={"csrf": token, "scope": "filter", "confirm": "billing"}
@@ -159,10 +161,8 @@ def test_purge_needs_the_typed_confirmation(client, parked, broker_url):
     assert ids_in(broker_url, dlq) == []
 
 
-def test_actions_without_the_form_token_or_in_read_only_mode_change_nothing(
-    parked, broker_url
-):
-    topology, ids = parked
+def test_actions_without_the_form_token_or_in_read_only_mode_change_nothing(parked, broker_url):
+    topology, _ids = parked
     dlq = topology.names.dead_letter_queue("billing")
     service = ConsoleService(Admin(topology, url=broker_url))
     with TestClient(create_app(service, ConsoleSettings())) as client:

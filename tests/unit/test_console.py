@@ -16,8 +16,16 @@ from hubbub.admin import PurgeResult, ReplayResult
 from hubbub.admin.rates import QueueRates
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.status import HubStatus, QueueCounts, SubscriberStatus
-from hubbub.console import Auth, ConsoleSettings, auth_from_env, check_bind, create_app, graph
-from hubbub.console import security, views
+from hubbub.console import (
+    Auth,
+    ConsoleSettings,
+    auth_from_env,
+    check_bind,
+    create_app,
+    graph,
+    security,
+    views,
+)
 from hubbub.console.service import ConsoleService, Query
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 from hubbub.topology import loader
@@ -47,9 +55,9 @@ def test_loopback_needs_no_login(host):
     check_bind(host, None)
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "no-such-host.invalid"])  # noqa: S104
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "no-such-host.invalid"])
 def test_anything_beyond_loopback_is_refused_without_login(host):
-    with pytest.raises(ConfigurationError, match="refusing to listen on .* without auth"):
+    with pytest.raises(ConfigurationError, match=r"refusing to listen on .* without auth"):
         check_bind(host, None)
     check_bind(host, Auth(token=TOKEN))
 
@@ -59,7 +67,7 @@ def test_a_session_cookie_cannot_be_forged_or_altered():
     cookie = security.sign(session, b"k" * 32)
     assert security.unsign(cookie, b"k" * 32).user == "ops"
     assert security.unsign(cookie, b"other-key" * 4) is None
-    body, mac = cookie.rsplit(".", 1)
+    _body, mac = cookie.rsplit(".", 1)
     forged = base64.urlsafe_b64encode(b'{"c": "x", "u": "admin"}').decode()
     assert security.unsign(f"{forged}.{mac}", b"k" * 32) is None
     assert security.unsign("garbage", b"k" * 32) is None
