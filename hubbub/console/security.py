@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ class Session:
     user: str | None = None
     notice: str | None = None
     changed: bool = True
+    #: When the session began (seconds since the epoch): it ends :data:`SESSION_SECONDS` later.
+    issued: int = field(default_factory=lambda: int(time.time()))
 
     def pop_notice(self) -> str | None:
         notice, self.notice = self.notice, None
@@ -68,13 +71,19 @@ class Session:
 
 
 def sign(session: Session, secret: bytes) -> str:
-    payload = json.dumps({"c": session.csrf, "u": session.user, "n": session.notice})
+    payload = json.dumps(
+        {"c": session.csrf, "u": session.user, "n": session.notice, "t": session.issued}
+    )
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")  # no quoting
     return f"{body}.{_mac(body, secret)}"
 
 
-def unsign(cookie: str | None, secret: bytes) -> Session | None:
-    """The session in ``cookie``, or None when it is missing, forged or damaged."""
+def unsign(cookie: str | None, secret: bytes, *, now: float | None = None) -> Session | None:
+    """The session in ``cookie``, or None when it is missing, forged, damaged or expired.
+
+    The expiry is checked here, not left to the cookie's ``Max-Age``: a
+    copied cookie stops working too.
+    """
     if not cookie or "." not in cookie:
         return None
     body, _, mac = cookie.rpartition(".")
@@ -86,12 +95,16 @@ def unsign(cookie: str | None, secret: bytes) -> Session | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("c"), str):
         return None
+    issued = data.get("t")
+    if not isinstance(issued, int) or (now or time.time()) - issued > SESSION_SECONDS:
+        return None
     user, notice = data.get("u"), data.get("n")
     return Session(
         data["c"],
         user if isinstance(user, str) else None,
         notice if isinstance(notice, str) else None,
         changed=False,
+        issued=issued,
     )
 
 

@@ -87,7 +87,6 @@ class Tally:
     selection: Selection = EVERYTHING
     matched: int = 0
     at: float = 0.0
-    truncated: bool = False
 
     def count(self, event: FailedEvent) -> None:
         self.scanned += 1

@@ -73,6 +73,14 @@ def test_a_session_cookie_cannot_be_forged_or_altered():
     assert security.unsign("garbage", b"k" * 32) is None
 
 
+def test_a_session_ends_after_its_lifetime_even_if_the_cookie_is_kept():
+    session = security.Session(user="ops")
+    cookie = security.sign(session, b"k" * 32)
+    later = session.issued + security.SESSION_SECONDS
+    assert security.unsign(cookie, b"k" * 32, now=later - 1) is not None
+    assert security.unsign(cookie, b"k" * 32, now=later + 1) is None
+
+
 def test_scripts_authenticate_with_bearer_or_basic():
     token, basic = Auth(token=TOKEN), Auth(user="ops", password="long-enough-pw")
     assert security.from_header(token, f"Bearer {TOKEN}") == "token"
