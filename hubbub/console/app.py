@@ -30,7 +30,7 @@ from hubbub.connection import mask
 from hubbub.console import graph, security, views
 from hubbub.console.security import Session
 from hubbub.console.service import ConsoleService
-from hubbub.console.settings import ConsoleSettings
+from hubbub.console.settings import ConsoleSettings, loopback_host_header
 from hubbub.errors import ConfigurationError, HubbubError
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,16 @@ class _Pages:
         async def endpoint(request: Request) -> Response:
             session = security.load(request, self.settings.secret)
             user = self._user(request, session)
-            if user is None:
-                response: Response = self._to_login(request)
+            if self.settings.auth is None and not loopback_host_header(
+                request.headers.get("host", "")
+            ):
+                response: Response = PlainTextResponse(
+                    "this console has no login: it answers only to localhost or a loopback "
+                    "address (set HUBBUB_CONSOLE_TOKEN to serve it under another name)",
+                    status_code=403,
+                )
+            elif user is None:
+                response = self._to_login(request)
             elif act and self.settings.read_only:
                 response = self._refuse(request, session, "this console is read-only", 403)
             else:
@@ -210,7 +218,7 @@ class _Pages:
         session = security.load(request, self.settings.secret)
         auth = self.settings.auth
         target = request.query_params.get("next", "/")
-        if not target.startswith("/") or target.startswith("//"):
+        if not target.startswith("/") or target.startswith(("//", "/\\")):
             target = "/"  # only our own pages: no open redirect
         base = str(request.scope.get("root_path", "")).rstrip("/")
         problem = None

@@ -92,6 +92,26 @@ def is_loopback(host: str) -> bool:
     )
 
 
+def loopback_host_header(host: str) -> bool:
+    """True when an HTTP ``Host`` header names this machine by a loopback name.
+
+    No DNS lookup: only ``localhost`` and loopback IP literals count. A console
+    without a login serves only such requests, so a web page that rebinds its
+    own name to 127.0.0.1 (DNS rebinding) cannot read or drive it.
+    """
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name in ("localhost", "localhost.") or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def check_bind(host: str, auth: Auth | None) -> None:
     """Refuse to serve the console beyond this machine without authentication."""
     if auth is None and not is_loopback(host):

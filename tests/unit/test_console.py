@@ -4,18 +4,22 @@ response headers, password masking, the reverse-proxy prefix (no broker)."""
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
-from starlette.testclient import TestClient
+from click.testing import CliRunner
+from starlette import testclient
 
 from hubbub.admin import PurgeResult, ReplayResult
 from hubbub.admin.rates import QueueRates
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.status import HubStatus, QueueCounts, SubscriberStatus
+from hubbub.cli.main import cli
 from hubbub.console import (
     Auth,
     ConsoleSettings,
@@ -27,10 +31,13 @@ from hubbub.console import (
     views,
 )
 from hubbub.console.service import ConsoleService, Query
+from hubbub.console.settings import loopback_host_header
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 from hubbub.topology import loader
 from hubbub.topology.names import HubNames
 
+#: A console without a login answers only to a loopback Host (not "testserver").
+TestClient = functools.partial(testclient.TestClient, base_url="http://localhost")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 TOKEN = "s3cret-token-123"
 SECRET_URL = "amqp://ops:hunter2-pw@broker:5672/%2F"
@@ -90,6 +97,41 @@ def test_scripts_authenticate_with_bearer_or_basic():
     assert security.from_header(basic, f"Basic {good}") == "ops"
     assert security.from_header(basic, f"Basic {bad}") is None
     assert security.from_header(basic, "Basic !!!") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("localhost:8470", True), ("127.0.0.2", True), ("[::1]:80", True), ("app.localhost", True),
+     ("evil.example", False), ("evil.example:8470", False), ("127.0.0.1.nip.io", False),
+     ("192.0.2.1", False), ("", False)],
+)  # fmt: skip
+def test_only_loopback_host_headers_count_as_local(host, local):
+    assert loopback_host_header(host) is local
+
+
+def test_without_a_login_a_request_for_another_host_name_is_refused(admin):
+    rebound = testclient.TestClient(app(admin), base_url="http://evil.example:8470")
+    refused = rebound.get("/dlq/billing")
+    assert refused.status_code == 403 and "answers only to localhost" in refused.text
+    assert refused.headers["x-frame-options"] == "DENY"
+    assert admin.actions == []
+    with_login = testclient.TestClient(
+        app(admin, auth=Auth(token=TOKEN)), base_url="http://ops.example"
+    )
+    page = with_login.get("/", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert page.status_code == 200
+
+
+def test_the_cli_refuses_to_serve_beyond_loopback_without_a_login(monkeypatch):
+    for name in ("HUBBUB_CONSOLE_TOKEN", "HUBBUB_CONSOLE_USER", "HUBBUB_CONSOLE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    refused = CliRunner().invoke(cli, ["console", "--hub", "shop", "--host", "0.0.0.0"])
+    assert refused.exit_code == 1
+    assert refused.output.startswith("error: refusing to listen on 0.0.0.0 without auth")
+    assert len(refused.output.splitlines()) == 1
+    monkeypatch.setenv("HUBBUB_CONSOLE_TOKEN", "short")
+    bad = CliRunner().invoke(cli, ["console", "--hub", "shop"])
+    assert bad.exit_code == 1 and "HUBBUB_CONSOLE_TOKEN is too short" in bad.output
 
 
 def test_views_parse_pages_and_mask_urls_in_headers():
@@ -294,12 +336,14 @@ def test_the_login_cookie_is_http_only_and_same_site_strict(admin):
 
 def test_the_login_never_redirects_to_another_site(admin):
     client = TestClient(app(admin, auth=Auth(token=TOKEN)))
-    token = token_of(client, "/login")
-    done = client.post(
-        "/login?next=//evil.example/x", data={"csrf": token, "password": TOKEN},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert done.headers["location"] == "/"
+    for target in ("//evil.example/x", "/\\evil.example/x", "https://evil.example/"):
+        token = token_of(client, "/login")  # each login gives the session a new token
+        done = client.post(
+            "/login?" + urlencode({"next": target}),
+            data={"csrf": token, "password": TOKEN},
+            follow_redirects=False,
+        )
+        assert done.headers["location"] == "/", target
 
 
 def test_scripts_may_read_with_a_bearer_token(admin):

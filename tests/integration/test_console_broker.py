@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 
 import pytest
 from dlq_support import Failure, ids_in, park, read
-from starlette.testclient import TestClient
+from starlette import testclient
 
 from hubbub.admin import Admin
 from hubbub.admin.edit import EDITED
@@ -18,6 +19,8 @@ from hubbub.console.service import ConsoleService
 pytestmark = pytest.mark.integration
 
 ORDER = {"order_id": 7, "email": "alice@exmaple.com"}
+#: A console without a login answers only to a loopback Host (not "testserver").
+TestClient = functools.partial(testclient.TestClient, base_url="http://localhost")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
