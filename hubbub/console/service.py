@@ -37,7 +37,6 @@ from hubbub.admin import Admin, FailedEvent, PurgeResult, ReplayResult, Selectio
 from hubbub.admin.filters import EVERYTHING
 from hubbub.admin.listing import label
 from hubbub.admin.rates import QueueRates
-from hubbub.admin.sources import UNROUTED
 from hubbub.admin.status import HubStatus
 from hubbub.topology.model import Topology
 
@@ -118,10 +117,6 @@ class ConsoleService:
     @property
     def hub(self) -> str:
         return self.admin.names.hub
-
-    def names(self) -> list[str]:
-        """The parking queues the console can open: each subscriber's, then ``unrouted``."""
-        return [*self.admin.subscribers(), UNROUTED]
 
     def overview(self) -> Overview:
         return Overview(self.admin.status(), self.admin.rates(), self.admin.topology)
