@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster browser console demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never
 
 cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
+
+browser: $(STAMP) broker ## the console end to end in Debian's Chromium (apt-get install chromium chromium-driver)
+	$(PY) -m pytest -m browser
+
+console: $(STAMP)       ## the web console on http://127.0.0.1:8470/ (HUBBUB_TOPOLOGY or HUBBUB_HUB)
+	$(VENV)/bin/hubbub console
 
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo
