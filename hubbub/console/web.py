@@ -20,6 +20,8 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from hubbub.admin.access import AccessRefusedError
+from hubbub.admin.browse import QueueBusyError
 from hubbub.connection import mask
 from hubbub.console import security, views
 from hubbub.console.security import Session
@@ -115,8 +117,8 @@ class Web:
                 )
             return await handler(ctx)
         except HubbubError as exc:
-            status = 400 if isinstance(exc, ConfigurationError) else 502
-            return self._refuse(request, session, str(exc), status)
+            log.info("console: %s %s: %s", request.method, request.url.path, exc)
+            return self._refuse(request, session, str(exc), status_of(exc))
 
     def _user(self, request: Request, session: Session) -> str | None:
         """Who asks (``name@address``, for the log), or None when not logged in."""
@@ -169,6 +171,17 @@ class Web:
         ctx.session.notice = mask(notice)
         ctx.session.changed = True
         return RedirectResponse(f"{ctx.base}{path}", status_code=303)
+
+
+def status_of(error: HubbubError) -> int:
+    """The HTTP status of a page that failed with ``error``."""
+    if isinstance(error, AccessRefusedError):
+        return 403  # the broker refused the console's user a permission: the page says which
+    if isinstance(error, QueueBusyError):
+        return 409  # someone else reads the queue right now
+    if isinstance(error, ConfigurationError):
+        return 400
+    return 502  # the broker could not be reached or failed
 
 
 async def read_form(request: Request) -> Form:

@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from starlette import testclient
 
-from hubbub.admin import PurgeResult, ReplayResult
+from hubbub.admin import AccessRefusedError, PurgeResult, ReplayResult
+from hubbub.admin.browse import QueueBusyError
 from hubbub.admin.rates import QueueRates
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.status import HubStatus, QueueCounts, SubscriberStatus
@@ -191,6 +192,13 @@ class StubAdmin:
     def events(self, name: str) -> Iterator[Iterator[FailedEvent]]:
         if name == "broken":
             raise BrokerConnectionError(f"cannot reach {SECRET_URL}")
+        if name == "secret":
+            raise AccessRefusedError(
+                "the broker refused user ops read on queue 'shop.secret.dlq'",
+                permission="read", kind="queue", name="shop.secret.dlq", vhost="/", user="ops",
+            )  # fmt: skip
+        if name == "busy":
+            raise QueueBusyError("queue 'shop.busy.dlq' has 1 consumer(s)")
         yield iter(list(self.parked))
 
     def replay(self, name: str, selection: Any) -> ReplayResult:
@@ -204,7 +212,9 @@ class StubAdmin:
 
 
 def failed(n: int) -> FailedEvent:
+    earlier = {"exception": "TimeoutError", "message": "smtp slow", "replayed_ms": 1}
     return FailedEvent(
+        history=(earlier,) if n == 1 else (),
         id=f"e{n}",
         topic="order.created",
         subscriber="billing",
@@ -213,7 +223,11 @@ def failed(n: int) -> FailedEvent:
         dead_lettered_by="hubbub",
         exception="ValueError" if n % 2 else "KeyError",
         message=f"failure {n}",
-        headers={"hubbub-failure-exchange": "shop", "origin": SECRET_URL},
+        headers={
+            "hubbub-failure-exchange": "shop",
+            "origin": SECRET_URL,
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
         body=b'{"n": %d}' % n,
         content_type="application/json",
     )
@@ -256,6 +270,25 @@ def test_pages_hold_no_inline_script_or_style(admin):
         html = client.get(path).text
         assert "<script>" not in html and "<style" not in html and " style=" not in html
         assert " onclick=" not in html
+
+
+def test_one_event_shows_its_history_and_trace_id(admin):
+    page = TestClient(app(admin)).get("/dlq/billing/events/e1").text
+    assert 'id="trace">4bf92f3577b34da6a3ce929d0e0e4736<' in page
+    assert "TimeoutError" in page and "smtp slow" in page
+    assert (
+        "None: this is its first failure round"
+        in TestClient(app(admin)).get("/dlq/billing/events/e2").text
+    )
+
+
+def test_a_refused_permission_or_a_busy_queue_is_one_line_with_its_own_status(admin):
+    client = TestClient(app(admin))
+    refused = client.get("/dlq/secret")
+    assert refused.status_code == 403
+    assert "refused user ops read on queue" in refused.text
+    assert client.get("/dlq/busy").status_code == 409
+    assert client.get("/dlq/broken").status_code == 502
 
 
 def test_no_broker_password_reaches_a_page(admin):
