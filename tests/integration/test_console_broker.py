@@ -203,3 +203,20 @@ def test_unrouted_events_are_listed_and_replayed_once_a_subscriber_matches(
     done = client.post("/dlq/unrouted/replay", data={"csrf": token, "scope": "filter"})
     assert "nothing to replay" in done.text or "left 1 event(s) in place" in done.text
     assert "no subscriber for invoice.sent" in done.text
+
+
+def test_publish_rates_come_from_the_management_api(parked, broker_url):
+    topology, _ = parked
+    admin = Admin(topology, url=broker_url)
+    queue = topology.names.queue("billing")
+    deadline = time.monotonic() + 30  # the API samples rates every ~5 s
+    from hubbub.producers import Publisher
+
+    with Publisher(topology.hub, url=broker_url) as publisher:
+        while (rate := admin.rates().get(queue)) is None or rate.publish == 0:
+            assert time.monotonic() < deadline, rate
+            for n in range(50):
+                publisher.publish("order.created", {"n": n})
+            time.sleep(0.2)
+    assert rate.publish > 0 and rate.deliver == 0  # no consumer
+    assert topology.names.unrouted not in {q for q, r in admin.rates().items() if r.publish}

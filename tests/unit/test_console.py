@@ -272,6 +272,16 @@ def test_pages_hold_no_inline_script_or_style(admin):
         assert " onclick=" not in html
 
 
+def test_the_overview_shows_counts_and_rates_and_refreshes_by_script(admin):
+    client = TestClient(app(admin, refresh=2.0))
+    page = client.get("/").text
+    row = page.split('data-subscriber="billing"')[1].split("</tr>")[0]
+    cells = re.findall(r'<td class="num[^"]*">(?:<a[^>]*>)?([^<]*)<', row)
+    assert cells == ["4", "1", "2", "12.0/s", "11.5/s", "5"]
+    assert 'data-refresh="/fragment/overview" data-every="2000"' in page
+    assert '<script src="/static/console.js" defer></script>' in page
+
+
 def test_one_event_shows_its_history_and_trace_id(admin):
     page = TestClient(app(admin)).get("/dlq/billing/events/e1").text
     assert 'id="trace">4bf92f3577b34da6a3ce929d0e0e4736<' in page
