@@ -192,7 +192,7 @@ class ConsoleService:
             result = self.admin.replay(name, selection)
         log.info(
             "console: %s replayed %d event(s) of %s (%s) to %s",
-            user, result.moved, name, selection.describe(), result.target,
+            user, result.moved, name, _brief(selection), result.target,
         )  # fmt: skip
         return result
 
@@ -208,14 +208,14 @@ class ConsoleService:
             result = self.admin.purge(name, selection)
         log.info(
             "console: %s purged %d event(s) of %s (%s)",
-            user, result.purged, name, selection.describe(),
+            user, result.purged, name, _brief(selection),
         )  # fmt: skip
         return result
 
     @contextmanager
     def _changing(self, name: str, verb: str, selection: Selection, user: str) -> Iterator[None]:
         """Hold the queue's lock; log the attempt and its failure, drop stale counts."""
-        log.info("console: %s asks to %s %s (%s)", user, verb, name, selection.describe())
+        log.info("console: %s asks to %s %s (%s)", user, verb, name, _brief(selection))
         with self._lock(name):
             try:
                 yield
@@ -232,3 +232,10 @@ class ConsoleService:
 
 def _since(started: float) -> float:
     return time.monotonic() - started
+
+
+def _brief(selection: Selection) -> str:
+    """The selection for a log line, cut short: its text comes from a form, and log
+    lines are masked by a pattern that slows down on long words."""
+    text = selection.describe()
+    return text if len(text) <= 200 else text[:200] + "..."

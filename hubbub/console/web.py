@@ -22,11 +22,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from hubbub.admin.access import AccessRefusedError
 from hubbub.admin.browse import QueueBusyError
-from hubbub.connection import mask
 from hubbub.console import security, views
 from hubbub.console.security import Session
 from hubbub.console.service import ConsoleService
 from hubbub.console.settings import ConsoleSettings, loopback_host_header
+from hubbub.console.views import mask
 from hubbub.errors import ConfigurationError, HubbubError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 #: Largest form accepted (an edited event's data included).
 MAX_FORM = 2 * 1024 * 1024
+#: Longest notice kept for the next page (characters).
+MAX_NOTICE = 600
 
 Form = dict[str, list[str]]
 
@@ -151,7 +153,7 @@ class Web:
     ) -> HTMLResponse:
         """``template`` filled in; a ``fragment`` (refreshed by script) keeps the notice.
 
-        The whole page goes through :func:`~hubbub.connection.mask`: no URL
+        The whole page goes through :func:`~hubbub.console.views.mask`: no URL
         password, wherever it came from (a status source, an error, a header,
         the event's own data), reaches the browser.
         """
@@ -168,7 +170,13 @@ class Web:
         return HTMLResponse(mask(page), status_code=status)
 
     def _back(self, ctx: Ctx, path: str, notice: str) -> Response:
-        ctx.session.notice = mask(notice)
+        """Redirect to ``path`` (under the root path), showing ``notice`` there once.
+
+        The notice travels in the session cookie: cut short so the cookie
+        stays well under the 4 KB a browser keeps.
+        """
+        notice = mask(notice)
+        ctx.session.notice = notice if len(notice) <= MAX_NOTICE else notice[:MAX_NOTICE] + "…"
         ctx.session.changed = True
         return RedirectResponse(f"{ctx.base}{path}", status_code=303)
 

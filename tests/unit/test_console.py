@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -309,6 +310,19 @@ def test_no_broker_password_reaches_a_page(admin):
     assert "amqp://ops:***@broker" in client.get("/dlq/broken").text
 
 
+def test_masking_a_page_stays_fast_with_a_large_event():
+    big = FailedEvent(
+        id="big", topic="t.x", subscriber="billing", attempts=1, reason="r",
+        dead_lettered_by="hubbub", content_type="application/json",
+        body=('{"blob": "' + "x" * 300_000 + f'", "dsn": "{SECRET_URL}"}}').encode(),
+    )  # fmt: skip
+    client = TestClient(app(StubAdmin([big])))
+    started = time.perf_counter()
+    page = client.get("/dlq/billing/events/big")
+    assert time.perf_counter() - started < 3.0
+    assert "amqp://ops:***@broker" in page.text and "hunter2" not in page.text
+
+
 def test_a_post_without_the_sessions_form_token_is_refused(admin):
     client = TestClient(app(admin))
     token = token_of(client, "/dlq/billing")
@@ -404,6 +418,16 @@ def test_behind_a_proxy_every_link_carries_the_root_path(admin):
     page = client.get("/ops/hubbub/login")
     assert 'href="/ops/hubbub/static/console.css"' in page.text
     assert 'action="/ops/hubbub/login?next=' in page.text
+
+
+def test_a_long_notice_is_cut_so_the_session_cookie_stays_small(admin):
+    client = TestClient(app(admin))
+    token = token_of(client, "/dlq/billing")
+    done = client.post(
+        "/dlq/billing/replay", data={"csrf": token, "scope": "filter", "text": "x" * 10_000}
+    )
+    assert "nothing to replay" in done.text and "…" in done.text
+    assert all(len(c) < 2000 for c in done.history[0].headers.get_list("set-cookie"))
 
 
 def test_purge_needs_the_name_typed_and_replay_needs_a_tick_or_the_filter_scope(admin):
