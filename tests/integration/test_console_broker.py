@@ -203,6 +203,14 @@ def test_unrouted_events_are_listed_and_replayed_once_a_subscriber_matches(
     done = client.post("/dlq/unrouted/replay", data={"csrf": token, "scope": "filter"})
     assert "nothing to replay" in done.text or "left 1 event(s) in place" in done.text
     assert "no subscriber for invoice.sent" in done.text
+    groups = client.get("/dlq/unrouted/groups").text
+    assert 'data-group="invoice.sent"' in groups
+    gone = client.post(
+        "/dlq/unrouted/purge",
+        data={"csrf": token, "scope": "filter", "topic": "invoice.*", "confirm": "unrouted"},
+    )
+    assert "deleted 1 event(s) of unrouted" in gone.text
+    assert ids_in(broker_url, topology.names.unrouted) == []
 
 
 def test_publish_rates_come_from_the_management_api(parked, broker_url):
