@@ -63,7 +63,7 @@ def command(
 
         from hubbub.console import ConsoleSettings, auth_from_env, check_bind, create_app
         from hubbub.console.service import CHUNKS, ConsoleService
-        from hubbub.console.settings import SECRET_ENV
+        from hubbub.console.settings import secret_from_env
     except ImportError as exc:
         raise ConfigurationError(
             f"the console needs its extra dependencies ({exc.name} is missing): "
@@ -72,9 +72,7 @@ def command(
     auth = auth_from_env(os.environ)
     check_bind(host, auth)
     name, topology = hub_from(file, hub)
-    settings = ConsoleSettings(
-        auth=auth, read_only=read_only, secret=os.environ.get(SECRET_ENV, "").encode()
-    )
+    settings = ConsoleSettings(auth=auth, read_only=read_only, secret=secret_from_env(os.environ))
     app = create_app(ConsoleService(Admin(topology or name, url=url, chunks=CHUNKS)), settings)
     log.info(
         "console for hub %s on http://%s:%d%s (%s%s)",

@@ -72,6 +72,17 @@ def auth_from_env(env: Mapping[str, str]) -> Auth | None:
     return None
 
 
+def secret_from_env(env: Mapping[str, str]) -> bytes:
+    """The session-signing key from ``HUBBUB_CONSOLE_SECRET`` (empty: a random one per process)."""
+    secret = env.get(SECRET_ENV, "")
+    if secret and len(secret) < 2 * MIN_SECRET:
+        raise ConfigurationError(
+            f"{SECRET_ENV} is too short: use at least {2 * MIN_SECRET} random characters "
+            "(e.g. openssl rand -hex 32)"
+        )
+    return secret.encode()
+
+
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` stands for is a loopback address.
 

@@ -134,6 +134,10 @@ def test_the_cli_refuses_to_serve_beyond_loopback_without_a_login(monkeypatch):
     monkeypatch.setenv("HUBBUB_CONSOLE_TOKEN", "short")
     bad = CliRunner().invoke(cli, ["console", "--hub", "shop"])
     assert bad.exit_code == 1 and "HUBBUB_CONSOLE_TOKEN is too short" in bad.output
+    monkeypatch.setenv("HUBBUB_CONSOLE_TOKEN", TOKEN)
+    monkeypatch.setenv("HUBBUB_CONSOLE_SECRET", "abc")
+    weak = CliRunner().invoke(cli, ["console", "--hub", "shop"])
+    assert weak.exit_code == 1 and "HUBBUB_CONSOLE_SECRET is too short" in weak.output
 
 
 def test_views_parse_pages_and_mask_urls_in_headers():
