@@ -74,7 +74,7 @@ def test_the_console_service_refuses_to_start_without_a_login_and_serves_with_on
     env = environment(
         service, broker_url, topology, HUBBUB_CONSOLE_PORT=port, HUBBUB_CONSOLE_TOKEN=TOKEN
     )
-    with HubbubProcess(argv(service), env=env).start() as process:
+    with HubbubProcess(argv(service), env=env) as process:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
