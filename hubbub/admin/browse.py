@@ -18,6 +18,13 @@ RabbitMQ 3.10.8 (quorum queues), not assumed:
   client had not received, go back *behind* the rest of the queue. So
   before closing, a browser receives everything sent to its consumer, and
   it opens a consumer only when it needs more messages;
+- messages that arrive during the browse, past the snapshot, are sent to
+  the active consumer and are still in flight at the close. The browser
+  closes its channel without cancelling the consumer first (pika's
+  ``BlockingChannel.close`` would reject them one by one, and RabbitMQ
+  4.0.5 puts such a rejected message *ahead* of the held ones; 3.10.8
+  behind), so the broker gives everything back together, in order, on both
+  versions (see :meth:`Browser._close_channel`);
 - a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
   at most 65535 (``prefetch`` is 16 bits), so a pass opens consumers one
   after the other (:data:`CHUNKS`), cancelling each once it holds its
@@ -183,7 +190,7 @@ class Browser:
             if self._channel is not None and self._channel.is_open:
                 if finish and self._started:
                     self._finish()
-                self._channel.close()
+                self._close_channel()
             self._wait_returned(self.depth - self.acked)
         except (pe.AMQPError, OSError, BrokerConnectionError) as exc:
             # Whatever was done stays done; the broker gives back the rest on disconnect.
@@ -191,6 +198,26 @@ class Browser:
         finally:
             self._channel = None
             self._disconnect()
+
+    def _close_channel(self) -> None:
+        """Close the channel without cancelling its consumers first.
+
+        pika's ``BlockingChannel.close`` cancels every consumer and rejects
+        (requeues) each delivery that reaches it meanwhile: a message sent to
+        the active consumer but not yet received (one that arrived during the
+        browse, past the snapshot) then goes back on its own, *before* the
+        held ones are given back. RabbitMQ 3.10.8 still puts it behind them;
+        4.0.5 puts it ahead, and the queue's order is lost (checked on both).
+        A plain ``channel.close`` lets the broker give back everything the
+        channel holds, in flight or not, together and in queue order on both
+        versions.
+        """
+        channel = self._require_channel()
+        impl = channel._impl  # the asynchronous channel: closes without cancelling
+        impl.close()
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not impl.is_closed and time.monotonic() < deadline:
+            self._pump(0.05)
 
     def _finish(self) -> None:
         """Make closing keep the order (checked on 3.10.8, see the module docstring).
