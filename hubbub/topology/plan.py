@@ -209,8 +209,18 @@ def _replicas_hint(want: Mapping[str, Any], have: Mapping[str, Any]) -> str:
     )
 
 
+#: Arguments whose absence means a value: RabbitMQ 4.0 reports ``x-queue-type:
+#: classic`` on every plain queue, 3.10 leaves it out. Both are the same queue.
+IMPLIED_ARGUMENTS: Mapping[str, Any] = {"x-queue-type": "classic"}
+
+
 def argument_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two queue argument tables."""
+    """Human-readable differences between two queue argument tables.
+
+    Implied values (:data:`IMPLIED_ARGUMENTS`) are filled in on both sides, so
+    a plain queue matches on every broker version and reads the same.
+    """
+    want, have = {**IMPLIED_ARGUMENTS, **want}, {**IMPLIED_ARGUMENTS, **have}
     return [
         f"argument {key} is {_shown(have.get(key))} on the broker, "
         f"the topology needs {_shown(want.get(key))}"
