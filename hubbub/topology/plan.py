@@ -42,6 +42,9 @@ class Observed:
     exchanges: Mapping[str, ObservedExchange] = field(default_factory=dict)
     queues: Mapping[str, ObservedQueue] = field(default_factory=dict)
     bindings: frozenset[Binding] = frozenset()
+    #: Queues the API listed without a message count (their ``messages`` reads 0
+    #: until counted over AMQP; see :func:`hubbub.topology.observe.has_counts`).
+    uncounted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
