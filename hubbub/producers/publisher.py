@@ -139,7 +139,7 @@ class Publisher:
         message ids to match those ids to them.
         """
         batch = list(events)
-        _check_batch(batch)
+        check_batch(batch)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
         group = ConfirmGroup(len(batch))
         ids: list[str] = []
@@ -211,7 +211,7 @@ class Publisher:
         event goes alone (it connects, or finds the broker gone for all).
         """
         batch = list(events)
-        _check_batch(batch)
+        check_batch(batch)
         prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
         sends = [self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared]
@@ -408,7 +408,7 @@ _BLOCKED = (
 )
 
 
-def _check_batch(batch: Sequence[OutgoingEvent]) -> None:
+def check_batch(batch: Sequence[OutgoingEvent]) -> None:
     """Raise, naming the first bad event, unless every event of ``batch`` can be sent.
 
     A PublishError lists an id for every event (nothing was sent: the ones
