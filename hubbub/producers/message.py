@@ -24,6 +24,9 @@ from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
 from hubbub.topology.names import HubNames
 
+#: The longest AMQP short string (message_id), in bytes.
+_SHORT = wire.MAX_SHORT_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:
@@ -54,7 +57,9 @@ def event_message(
     correlation id, and its id as causation id.
     """
     exchange, key = _route(names, topic, seconds)
-    _check_envelope(message_id, headers)
+    plain_id = type(message_id) is str and len(message_id) <= _SHORT and message_id.isascii()
+    if headers or not plain_id:  # a generated id and no headers: the hot path, nothing to check
+        _check_envelope(message_id, headers)
     cause = envelope.current_event.get()
     props = envelope.properties(
         topic,
