@@ -15,7 +15,9 @@ retry on its own (a hidden retry loop would block callers for as long as
 the outage lasts and hide it): every event in flight when the connection
 drops fails with PublishError (stored or not: publish again with the same
 id), and while the broker stays unreachable each publish fails fast with
-:class:`~hubbub.errors.BrokerConnectionError` (nothing was sent). The first
+:class:`~hubbub.errors.PublishConnectionError` (a PublishError and a
+BrokerConnectionError: nothing was sent). Whatever goes wrong, the
+PublishError's ``failed`` lists exactly the ids not confirmed. The first
 publish after the broker is back reconnects. With several cluster nodes
 listed, each publisher starts on a random one and the next publish after a
 lost connection tries the other nodes first (``tests/cluster``). The fault suite
@@ -142,8 +144,10 @@ class Publisher:
         check_batch(batch)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
         group = ConfirmGroup(len(batch))
+        sent_some = False
         ids: list[str] = []
         unreachable: BrokerConnectionError | PublishError | None = None
+        unsent: PublishError | None = None
         for start in range(0, len(batch), CHUNK):
             prepared = self._prepare(batch[start : start + CHUNK])
             messages = [
@@ -151,15 +155,18 @@ class Publisher:
                 for i, (_, m) in enumerate(prepared, start)
             ]
             ids += [message_id for message_id, _ in prepared]
-            if unreachable is None:
+            if unsent is None:
                 unreachable = self._try_send_all(messages)
-            if unreachable is not None:  # the broker is gone: the rest is not sent
+                unsent = None if unreachable is None else PublishError(f"not sent: {unreachable}")
+            if unsent is not None:  # the broker is gone: the rest of the batch is not sent
                 for message in messages:
-                    message.settle(PublishError(f"not sent: {unreachable}"))
+                    message.settle(unsent)
+            else:
+                sent_some = True
             time.sleep(0)  # let the I/O thread publish it now, not after a GIL switch interval
         timed_out = not group.wait(self.confirm_timeout)
         failed = sorted({*group.unsettled(), *group.failed}) if timed_out else group.failed
-        if failed and len(failed) == len(ids) and isinstance(unreachable, BrokerConnectionError):
+        if isinstance(unreachable, BrokerConnectionError) and not sent_some:
             raise _unreachable(unreachable, ids) from unreachable
         if failed:
             raise _unconfirmed(ids, failed, group.errors, self._timeout_text(timed_out))
@@ -428,7 +435,7 @@ def check_batch(batch: Sequence[OutgoingEvent]) -> None:
         except PublishError as exc:
             text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
             ids = [e.message_id or envelope.new_id() for e in batch]
-            raise PublishError(text, failed=ids) from exc
+            raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
         except ConfigurationError as exc:
             raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
 
