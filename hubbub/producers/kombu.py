@@ -143,6 +143,7 @@ class KombuPublisher:
                 message_id=message_id,
                 headers=event.headers,
                 seconds=seconds,
+                checked=True,
             )
             prepared.append((message_id, message))
         done = 0

@@ -47,12 +47,15 @@ def event_message(
     message_id: str,
     headers: Mapping[str, Any] | None = None,
     seconds: int | None = None,
+    checked: bool = False,
 ) -> EventMessage:
     """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
 
     Raises ConfigurationError for a topic that is not a valid routing key,
     and PublishError for data, headers or an id the wire cannot carry
     (:mod:`hubbub.producers.wire`: the one line names the field or header).
+    ``checked``: :func:`check_event` already passed the data (a batch), so
+    it is serialized without looking for NaN again.
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
@@ -68,7 +71,7 @@ def event_message(
         correlation_id=cause.correlation_id if cause else None,
         causation_id=cause.id if cause else None,
     )
-    body = wire.body(data)
+    body = envelope.dumps(data) if checked else wire.body(data)
     if seconds is not None:
         envelope.delayed(props, topic, seconds)
     return EventMessage(exchange, key, body, props)
@@ -90,7 +93,8 @@ def check_event(
     """
     seconds = delay_seconds(delay_, deliver_at)
     _route(HubNames("check"), topic, seconds)
-    _check_envelope(message_id or "-", headers)
+    if message_id or headers:  # none: a generated id, nothing to check
+        _check_envelope(message_id, headers)
     wire.body(data)
 
 

@@ -264,7 +264,7 @@ class Publisher:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
-        """Each event's id and message; raises on the first invalid one, before any send."""
+        """Each event's id and message, of events :func:`check_batch` passed."""
         prepared = []
         for event in events:
             message_id = event.message_id or envelope.new_id()
@@ -275,6 +275,7 @@ class Publisher:
                 message_id=message_id,
                 headers=event.headers,
                 seconds=delay_seconds(event.delay, event.deliver_at),
+                checked=True,
             )
             prepared.append((message_id, message))
         return prepared
