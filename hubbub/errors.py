@@ -68,6 +68,10 @@ class HandlerImportError(HubbubError):
     """A subscriber's handler reference does not import."""
 
 
+class AsyncHandlerError(HubbubError):
+    """A handler returned an awaitable, which hubbub does not await: the event did not run."""
+
+
 class MalformedMessageError(HubbubError):
     """A delivered message cannot be decoded into an event (bad JSON, content type)."""
 

@@ -40,7 +40,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
-from hubbub import inbound
+from hubbub import current, inbound
 from hubbub.connection import connect_error, node_order, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.dispatch import Dispatcher
@@ -59,6 +59,7 @@ from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.model import Subscriber, Topology
+from hubbub.topology.references import refuse_unusable
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -111,6 +112,11 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
+        refuse_unusable(  # async def, wrong signatures, dont_retry typos: before consuming
+            [topology.subscriber(n) for n in chosen],
+            handlers,
+            source=f"consumer of hub {topology.hub!r}",
+        )
         self._consumers = [
             self._make_consumer(topology.subscriber(n), handlers[n], prefetch, concurrency)
             for n in chosen
@@ -136,7 +142,8 @@ class Worker:
         threads = concurrency or spec.concurrency
         return _Consumer(
             spec=spec,
-            handler=handler,
+            # hubbub.publish() in the handler goes through this worker's own connection
+            handler=current.through(handler, lambda: self._publisher),
             queue=self.topology.names.queue(spec.name),
             pool=Dispatcher(threads, name=f"hubbub-{spec.name}"),
             prefetch=prefetch or max(spec.prefetch, threads),
