@@ -140,7 +140,7 @@ class Link:
         """Wait up to ``timeout`` s for in-flight confirms, then close without them.
 
         Messages still unconfirmed then fail (stored or not), as on a lost
-        connection. Returns within ``timeout`` plus a few seconds; a broker
+        connection. Returns within ``timeout`` plus at most 5.5 s; a broker
         that never answers the close (it blocks the connection) is left to
         the I/O thread, a daemon.
         """
@@ -149,7 +149,7 @@ class Link:
         self._thread.join(timeout)
         if self._thread.is_alive() and self._connection is not None:
             self._call(self._shutdown)
-            self._thread.join(min(timeout, 5) + 1)
+            self._thread.join(min(timeout, 5) + 0.5)
 
     def _call(self, callback: Any) -> None:
         connection = self._connection

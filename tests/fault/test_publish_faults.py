@@ -183,18 +183,21 @@ def test_a_silent_port_fails_in_one_line_at_the_connect_timeout(silent_port):
 # -- the broker dies mid-batch (last: it restarts the node) ----------------------
 
 
-class StopsTheBrokerMidBatch(Publisher):
-    """Stops the broker while publish_many prepares its 40th chunk, once 2,000 were stored."""
+class BreaksTheBrokerMidBatch(Publisher):
+    """Stops or kills the broker while publish_many prepares its 40th chunk, 2,000 stored."""
 
-    def __init__(self, node: RabbitNode, queue: str, hub: str) -> None:
+    def __init__(self, node: RabbitNode, queue: str, hub: str, how: str) -> None:
         super().__init__(hub, url=node.url)
-        self.node, self.queue, self.chunks = node, queue, 0
+        self.node, self.queue, self.how, self.chunks = node, queue, how, 0
 
     def _prepare(self, events):  # type: ignore[no-untyped-def]
         self.chunks += 1
         if self.chunks == 40:
             wait_for(lambda: stored(self.node.url, self.queue) >= 2000, 30, "2,000 stored")
-            self.node.stop_app()
+            if self.how == "kill":
+                self.node.kill()  # kill -9: in-flight confirms are lost with the VM
+            else:
+                self.node.stop_app()  # clients are told, the node stays up
         return super()._prepare(events)
 
 
@@ -206,18 +209,33 @@ def stored(url: str, queue: str) -> int:
         connection.close()
 
 
-def test_publish_many_when_the_broker_dies_mid_batch_lists_exactly_the_unconfirmed(node, cleanup):
+def readable(url: str, queue: str) -> bool:
+    try:
+        stored(url, queue)
+    except pika.exceptions.AMQPError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("how", ["stop_app", "kill"])
+def test_publish_many_when_the_broker_dies_mid_batch_lists_exactly_the_unconfirmed(
+    node, cleanup, how
+):
     hub = unique_name("fault-midbatch")
     cleanup(node.url, declare_on(node.url, recording_spec(hub)))
     queue = f"{hub}.work"
     batch = [OutgoingEvent("job.n", {"i": i}, message_id=f"e{i:05d}") for i in range(20000)]
-    publisher = StopsTheBrokerMidBatch(node, queue, hub)
+    publisher = BreaksTheBrokerMidBatch(node, queue, hub, how)
     try:
         with pytest.raises(PublishError) as caught:
             publisher.publish_many(batch)
     finally:
         publisher.close()
-        node.start_app()
+        if how == "kill":
+            node.start()
+        else:
+            node.start_app()
+        wait_for(lambda: readable(node.url, queue), 60, "the queue back")
     failed = set(caught.value.failed)
     arrived = consume_ids(node.url, queue)
     ids = {e.message_id for e in batch}
@@ -229,6 +247,6 @@ def test_publish_many_when_the_broker_dies_mid_batch_lists_exactly_the_unconfirm
     assert len(lost_confirms) <= DEFAULT_WINDOW
     assert "were not confirmed" in str(caught.value) and "\n" not in str(caught.value)
     print(
-        f"\nbroker stopped mid-batch: {len(confirmed)} confirmed, {len(failed)} in error.failed "
+        f"\nbroker {how} mid-batch: {len(confirmed)} confirmed, {len(failed)} in error.failed "
         f"({len(lost_confirms)} of them stored all the same: their confirms were lost)"
     )
