@@ -173,8 +173,11 @@ def check_headers(headers: Mapping[str, Any]) -> None:
     signed), Decimal (32-bit unscaled), datetime, dict, list, None; never a
     float (NOTES.md). Names are short strings of at most 255 bytes.
     """
-    if all(_plain_header(k, v) for k, v in headers.items()):
-        return
+    for key, value in headers.items():
+        if not _plain_header(key, value):
+            break
+    else:
+        return  # every header plain: the common case, checked by type alone
     problem = _table_problem(headers, "")
     if problem:
         raise PublishError(f"cannot publish: {problem}")
