@@ -10,13 +10,21 @@ from types import FrameType
 
 import click
 
-from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option
+from hubbub.cli.options import (
+    app_on_path,
+    file_option,
+    friendly_errors,
+    topology_from,
+    url_option,
+)
 from hubbub.consumers.depth import DEFAULT_INTERVAL
+from hubbub.consumers.handling import Handler
 from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, Worker
-from hubbub.errors import ConfigurationError, HubbubError
-from hubbub.topology.loader import resolve_handler
+from hubbub.errors import ConfigurationError, HubbubError, TopologyError
+from hubbub.topology.model import Topology
+from hubbub.topology.references import resolve_handlers
 
 log = logging.getLogger("hubbub.cli")
 
@@ -94,7 +102,7 @@ def command(
     depth_interval: float,
 ) -> None:
     """Consume events for the topology's subscribers, each on its own queue."""
-    topology = topology_from(file, check_handlers=True)
+    topology = topology_from(file)
     names = list(subscribers) or [s.name for s in topology.subscribers]
     unknown = [n for n in names if n not in {s.name for s in topology.subscribers}]
     if unknown:
@@ -102,7 +110,7 @@ def command(
             f"unknown subscriber(s) {', '.join(unknown)} in --subscriber; {file} defines "
             f"{', '.join(s.name for s in topology.subscribers) or 'none'}"
         )
-    handlers = {n: resolve_handler(topology.subscriber(n).handler) for n in names}
+    handlers = handlers_for(topology, names, source=str(file))
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
         topology,
@@ -122,6 +130,20 @@ def command(
         worker, metrics, port=metrics_port, host=metrics_host, depth_interval=depth_interval
     ):
         run_until_signalled(worker)
+
+
+def handlers_for(topology: Topology, names: list[str], *, source: str) -> dict[str, Handler]:
+    """Import and check the handlers of ``names`` alone, every problem at once.
+
+    A process needs only the dependencies of the subscribers it runs, and
+    another subscriber's broken import does not stop it ('hubbub topology
+    validate' still imports them all).
+    """
+    app_on_path()
+    handlers, problems = resolve_handlers([topology.subscriber(n) for n in names])
+    if problems:
+        raise TopologyError(problems, source=source)
+    return handlers
 
 
 def run_until_signalled(worker: Worker) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from hubbub.cli import consume, dlq, health, publish, status, topology
@@ -39,7 +42,27 @@ cli.add_command(status.command)
 
 
 def main() -> None:
+    _refuse_undecodable(sys.argv[1:])
     cli(prog_name="hubbub")
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """Exit with one line when an argument's bytes are not UTF-8 (no traceback later).
+
+    Python hands such bytes over as lone surrogates, which no topic, JSON
+    or header can carry; the raw bytes say what the user typed.
+    """
+    for position, arg in enumerate(args, 1):
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            raw = os.fsencode(arg)
+            click.echo(
+                f"error: argument {position} ({raw!r}) is not valid UTF-8: "
+                "pass UTF-8 text (check the terminal's or the script's encoding)",
+                err=True,
+            )
+            sys.exit(2)
 
 
 if __name__ == "__main__":

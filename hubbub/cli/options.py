@@ -53,9 +53,15 @@ def topology_from(file: Path | None, *, check_handlers: bool = False) -> Topolog
     """The topology a command works on; a missing ``--file`` is a usage error."""
     if file is None:
         raise click.UsageError("give a topology file with --file (or HUBBUB_TOPOLOGY)")
-    if check_handlers and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # handlers of the app the command runs in
+    if check_handlers:
+        app_on_path()
     return loader.load(file, check_handlers=check_handlers)
+
+
+def app_on_path() -> None:
+    """Let handler references name modules of the app the command runs in (the cwd)."""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
 
 
 def hub_from(file: Path | None, hub: str | None) -> tuple[str, Topology | None]:

@@ -59,6 +59,7 @@ from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.model import Subscriber, Topology
+from hubbub.topology.references import refuse_unusable
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -111,6 +112,11 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
+        refuse_unusable(  # async def, wrong signatures, dont_retry typos: before consuming
+            [topology.subscriber(n) for n in chosen],
+            handlers,
+            source=f"consumer of hub {topology.hub!r}",
+        )
         self._consumers = [
             self._make_consumer(topology.subscriber(n), handlers[n], prefetch, concurrency)
             for n in chosen
