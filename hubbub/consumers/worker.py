@@ -686,9 +686,15 @@ class Worker:
 
 
 def _consumer_timeout(reason: BaseException) -> bool:
-    """True for the broker's ``consumer_timeout`` closing a channel (406, "acknowledgement")."""
+    """True for the broker's ``consumer_timeout`` closing a channel.
+
+    RabbitMQ 3.10 says: ``PRECONDITION_FAILED - delivery acknowledgement on
+    channel 1 timed out. Timeout value used: 3000 ms. ...`` (406).
+    """
+    text = str(getattr(reason, "reply_text", ""))
     return (
         isinstance(reason, pe.ChannelClosedByBroker)
         and reason.reply_code == 406
-        and "acknowledgement timed out" in reason.reply_text
+        and "delivery acknowledgement" in text
+        and "timed out" in text
     )
