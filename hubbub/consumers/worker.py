@@ -78,6 +78,7 @@ from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
+from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 
 log = logging.getLogger("hubbub.consumers")
@@ -352,12 +353,12 @@ class Worker:
         )
         threads = consumer.pool.threads
         log.info(
-            "consuming %s (prefetch %d, %d handler thread%s, time limit %gs)",
+            "consuming %s (prefetch %d, %d handler thread%s, time limit %s)",
             consumer.queue,
             consumer.prefetch,
             threads,
             "" if threads == 1 else "s",
-            consumer.spec.timeout,
+            format_duration(consumer.spec.timeout),
         )
         if all(c.consumer_tag for c in self._consumers):
             self.consuming.set()
@@ -406,10 +407,10 @@ class Worker:
                 "the broker closed the channel of %s because an event stayed unacked past "
                 "its consumer_timeout: every event the channel held goes back to the queue "
                 "and counts towards its delivery limit; keep the subscriber's timeout "
-                "(%gs) and prefetch x timeout / concurrency below the broker's "
+                "(%s) and prefetch x timeout / concurrency below the broker's "
                 "consumer_timeout; reconnecting",
                 consumer.queue,
-                consumer.spec.timeout,
+                format_duration(consumer.spec.timeout),
             )
         else:
             log.error(
