@@ -503,8 +503,8 @@ class Worker:
     ) -> None:
         """Record the outcome and hand the verdict to the I/O thread (any thread)."""
         if copy_error is not None:
-            outcome = replace(outcome, action="release")
             self._copy_failed(consumer, generation, delivery, outcome, copy_error)
+            outcome = replace(outcome, action="release")
         elif outcome.action != "ack":
             consumer.copy_failures = 0
         self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
@@ -547,10 +547,10 @@ class Worker:
         consumer.copy_failures += 1
         wait = min(COPY_RETRY_CAP, COPY_RETRY_FIRST * 2 ** min(consumer.copy_failures - 1, 10))
         log.error(
-            "could not copy event %s from %s (%s), releasing it to its queue in %.0fs: %s",
+            "could not %s event %s from %s, releasing it to its queue in %.0fs: %s",
+            outcome.action,
             outcome.event_id,
             consumer.queue,
-            "retry or dead-letter",
             wait,
             error,
         )
