@@ -96,9 +96,7 @@ def test_a_copy_refused_while_running_stops_the_consumer_instead_of_a_redelivery
     assert str(error).startswith(f"cannot retry or dead-letter: user '{name}' may not write")
     assert f"'{names.level(0)}'" in str(error)
     assert calls == [event_id]  # once, not until the delivery limit
-    wait_for(
-        lambda: queue_depth(node.url, names.queue("work"))[0] == 1, 10, "the event to be back"
-    )
+    wait_for(lambda: queue_depth(node.url, names.queue("work"))[0] == 1, 10, "the event to be back")
     assert queue_depth(node.url, names.dead_letter_queue("work"))[0] == 0
 
 

@@ -12,7 +12,9 @@ prefetched events running.
 from __future__ import annotations
 
 import json
+import logging
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +25,7 @@ import pytest
 from fault_support import declare_on, queue_depth, recording_spec, wait_for, write_topology
 
 from hubbub.consumers import failure
+from hubbub.consumers.worker import Worker
 from hubbub.producers import Publisher
 from hubbub.testing.broker import unique_name
 from hubbub.testing.node import RabbitNode
@@ -138,3 +141,29 @@ def test_the_shutdown_timeout_names_each_unfinished_event_and_exits_3_at_once(
     assert "Traceback" not in output
     assert event_id not in recording.done()  # the side effect never happened here...
     assert queue_depth(broker_url, topology.names.queue("work")) == (1, 0)  # ...and it is back
+
+
+def test_a_channel_closed_by_the_brokers_consumer_timeout_is_explained(
+    strict_node, cleanup, caplog
+):
+    """A time limit above the broker's consumer_timeout: the close says what to change."""
+    url = strict_node.url
+    topology = declare_on(url, recording_spec(unique_name("ctimeout"), timeout="1m"))
+    cleanup(url, topology)
+    gate = threading.Event()
+    worker = Worker(topology, {"work": lambda event: gate.wait(30)}, url=url)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert worker.consuming.wait(15)
+        with caplog.at_level(logging.ERROR, logger="hubbub.consumers"):
+            with Publisher(topology.hub, url=url) as publisher:
+                publisher.publish("job.x", {})
+            wait_for(lambda: "consumer_timeout" in caplog.text, 10, "the channel to be closed")
+    finally:
+        gate.set()
+        worker.stop()
+        thread.join(15)
+    [line] = [r.getMessage() for r in caplog.records if "consumer_timeout" in r.getMessage()]
+    assert "stayed unacked past its consumer_timeout" in line
+    assert "keep the subscriber's timeout (1m)" in line
