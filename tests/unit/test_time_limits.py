@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from hubbub import Hub, envelope, logs
+from hubbub.cli import health as health_command
 from hubbub.cli.main import cli
 from hubbub.consumers import failure
 from hubbub.consumers.dispatch import Dispatcher
@@ -170,3 +171,10 @@ def test_consume_takes_the_log_options_after_the_subcommand_too(
     root = logging.getLogger()
     assert isinstance(root.handlers[-1].formatter, logs.JsonFormatter)
     assert root.level == level
+
+
+def test_health_says_which_subscriber_has_stuck_handler_threads():
+    details = {"consuming": True, "responsive": True, "stuck": {"mail": 2}}
+    assert health_command._explain(details) == (
+        "handler threads stuck past their time limit (2 in mail): restart the consumer"
+    )
