@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test unit integration fault cluster demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,20 +14,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)          ## the whole suite: unit, integration and fault tests
+broker:                 ## RabbitMQ running with its management API (starts/enables what is missing)
+	scripts/broker-ready
+
+test: $(STAMP) broker   ## the whole suite: unit, integration, fault and cluster tests
 	$(PY) -m pytest
 
 unit: $(STAMP)          ## fast tests, no broker (the contract suite on the in-memory hub too)
 	$(PY) -m pytest tests/unit tests/contract -m "not integration"
 
-integration: $(STAMP)   ## tests against the real broker (the contract suite's broker half too)
+integration: $(STAMP) broker ## tests against the real broker (the contract suite's broker half too)
 	$(PY) -m pytest tests/integration
 	$(PY) -m pytest tests/contract -m integration
 
-fault: $(STAMP)         ## kills consumers, restarts a private broker node (never the shared one)
+fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never the shared one)
 	$(PY) -m pytest -m fault
 
-cluster: $(STAMP)       ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
+cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
 
 demo: $(STAMP)          ## the example app end to end

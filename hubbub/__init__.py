@@ -5,6 +5,7 @@ its own durable queue, acks, retries with backoff inside the broker, and
 dead-letters what keeps failing to its own dead-letter queue.
 """
 
+from hubbub.current import publish, publish_many
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError, PublishError, Retry, TopologyError
 from hubbub.hub import Hub
@@ -23,5 +24,7 @@ __all__ = [
     "Subscriber",
     "Topology",
     "TopologyError",
+    "publish",
+    "publish_many",
 ]
 __version__ = "0.1.0"

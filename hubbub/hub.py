@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hubbub import current
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import TopologyError
@@ -160,6 +161,11 @@ class Hub:
 
     @property
     def publisher(self) -> Publisher:
+        """The hub's publisher; while an in-memory test runs, the in-memory hub's
+        (or BrokerOffLimitsError): see :mod:`hubbub.current`."""
+        stand_in = current.stand_in_for(self.name, to="publish to")
+        if stand_in is not None:
+            return stand_in
         with self._lock:
             if self._publisher is None:
                 self._publisher = Publisher(self.name, url=self.url, name=f"hubbub {self.name}")
@@ -240,6 +246,7 @@ class Hub:
 
     def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
         """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it."""
+        current.refuse_broker(self.name, to="consume from")
         return Worker(
             self.topology, self.handlers(), url=self.url, subscribers=subscribers, **options
         )
@@ -263,6 +270,7 @@ class Hub:
     def _publisher_urls(self) -> list[str]:
         from hubbub.connection import resolve_urls
 
+        current.refuse_broker(self.name, to="declare its topology on")
         return resolve_urls(self.url)
 
 

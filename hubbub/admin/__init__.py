@@ -5,7 +5,9 @@ filters, the browser that reads a queue without disturbing it, replay,
 purge, status) for code that needs them alone.
 """
 
+from hubbub.admin.access import AccessRefusedError
 from hubbub.admin.admin import Admin
+from hubbub.admin.edit import EditError
 from hubbub.admin.filters import Selection, select
 from hubbub.admin.listing import Summary
 from hubbub.admin.purge import PurgeResult
@@ -14,7 +16,9 @@ from hubbub.admin.replay import ReplayError, ReplayResult, parse_rate
 from hubbub.admin.status import HubStatus, QueueCounts, SubscriberStatus
 
 __all__ = [
+    "AccessRefusedError",
     "Admin",
+    "EditError",
     "FailedEvent",
     "HubStatus",
     "PurgeResult",

@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from typing import Any
 from urllib.parse import quote
 
 import pika.exceptions as pe
 
-from hubbub.admin import listing, status
+from hubbub.admin import access, edit, listing, status
 from hubbub.admin.browse import CHUNKS, Browser, QueueNotFoundError
 from hubbub.admin.filters import EVERYTHING, Selection
 from hubbub.admin.guard import delivery_limit_problem
@@ -151,7 +152,33 @@ class Admin:
                     subscriber=where.subscriber,
                     rate=rate,
                     on_event=on_event,
+                    grant=access.operator(self.names),
                 )
+
+    def replay_edited(self, name: str, event_id: str, data: Any) -> ReplayResult:
+        """Replace parked event ``event_id`` of ``name`` by a copy carrying ``data``.
+
+        The copy goes where :meth:`replay` would send it, marked as edited
+        (see :mod:`hubbub.admin.edit`); the original is removed only once
+        the broker confirmed the copy, else it stays parked and
+        :class:`~hubbub.admin.edit.EditError` is raised.
+        """
+        body = edit.encode(data)
+        where = self._source(name)
+        target = self._target(where)
+        with (
+            self._browse(where, "replay") as browser,
+            Publisher(self.names.hub, url=",".join(self.urls), name="hubbub dlq replay") as p,
+        ):
+            return edit.replay_edited(
+                browser,
+                p,
+                target,
+                event_id,
+                body,
+                subscriber=where.subscriber,
+                grant=access.operator(self.names),
+            )
 
     def purge(
         self, name: str, selection: Selection, *, on_event: OnEvent | None = None
@@ -178,7 +205,11 @@ class Admin:
     @contextmanager
     def _browse(self, where: Source, verb: str) -> Iterator[Browser]:
         browser = Browser(
-            self.urls, where.queue, name=f"hubbub dlq {verb} {where.queue}", chunks=self._chunks
+            self.urls,
+            where.queue,
+            name=f"hubbub dlq {verb} {where.queue}",
+            chunks=self._chunks,
+            grant=access.operator(self.names),
         )
         try:
             browser.open()

@@ -58,10 +58,11 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
-from hubbub.admin import records
+from hubbub.admin import access, records
 from hubbub.admin.records import FailedEvent
 from hubbub.connection import connect
 from hubbub.errors import BrokerConnectionError, HubbubError
+from hubbub.topology.permissions import Permissions
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ class Browser:
         name: str = "hubbub browse",
         chunks: Sequence[int] = CHUNKS,
         idle_timeout: float = IDLE_TIMEOUT,
+        grant: Permissions | None = None,
     ) -> None:
+        """``grant``: the permissions to suggest when the broker refuses to let us read."""
         if not chunks or any(not 0 < c <= 65535 for c in chunks):
             raise ValueError("chunks must be 1..65535")
         self.queue = queue
@@ -120,6 +123,7 @@ class Browser:
         self._name = name
         self._chunks = list(chunks)
         self._idle = idle_timeout
+        self._grant = grant
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._buffer: deque[tuple[Basic.Deliver, pika.BasicProperties, bytes]] = deque()
@@ -303,10 +307,20 @@ class Browser:
         try:
             step()
         except (pe.AMQPError, OSError) as exc:
+            if isinstance(exc, pe.ChannelClosedByBroker):
+                self._refused(exc)
             raise BrokerConnectionError(
                 f"lost the broker while reading {self.queue!r}: {type(exc).__name__} {exc} "
                 "(nothing was removed that had not been handled; run the command again)"
             ) from exc
+
+    def _refused(self, exc: pe.ChannelClosedByBroker) -> None:
+        """Raise which permission is missing when the broker refused us (403)."""
+        refusal = access.refused(
+            exc.reply_text, permission="read", doing=f"read queue {self.queue!r}", grant=self._grant
+        )
+        if refusal is not None:
+            raise refusal from exc
 
     def _on_delivery(
         self, _ch: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes

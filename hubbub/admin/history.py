@@ -54,9 +54,12 @@ def decode(value: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(e for e in entries if isinstance(e, dict))
 
 
-def entry(event: FailedEvent, *, replayed_ms: int) -> dict[str, Any]:
-    """What one failure round leaves in the history when its event is replayed."""
-    return {
+def entry(event: FailedEvent, *, replayed_ms: int, edited: bool = False) -> dict[str, Any]:
+    """What one failure round leaves in the history when its event is replayed.
+
+    ``edited``: the replay carried data an operator changed (the entry says so).
+    """
+    record: dict[str, Any] = {
         "reason": event.reason,
         "dead_lettered_by": event.dead_lettered_by,
         "exception": event.exception,
@@ -68,6 +71,9 @@ def entry(event: FailedEvent, *, replayed_ms: int) -> dict[str, Any]:
         "last_failed_ms": _ms(event.last_failed),
         "replayed_ms": replayed_ms,
     }
+    if edited:
+        record["edited"] = True
+    return record
 
 
 def encode(entries: list[Mapping[str, Any]]) -> str:
@@ -80,7 +86,7 @@ def encode(entries: list[Mapping[str, Any]]) -> str:
         kept = kept[1:]
 
 
-def replay_headers(event: FailedEvent, *, now_ms: int) -> dict[str, Any]:
+def replay_headers(event: FailedEvent, *, now_ms: int, edited: bool = False) -> dict[str, Any]:
     """Headers of the copy that replays ``event`` to its subscriber's queue."""
     headers = envelope.without_broker_headers(event.headers)
     headers = {
@@ -88,15 +94,15 @@ def replay_headers(event: FailedEvent, *, now_ms: int) -> dict[str, Any]:
     }
     headers.pop(envelope.ATTEMPT, None)
     headers[envelope.TOPIC] = event.topic
-    headers[HISTORY] = encode([*event.history, entry(event, replayed_ms=now_ms)])
+    headers[HISTORY] = encode([*event.history, entry(event, replayed_ms=now_ms, edited=edited)])
     return headers
 
 
 def replay_properties(
-    props: pika.BasicProperties, event: FailedEvent, *, now_ms: int
+    props: pika.BasicProperties, event: FailedEvent, *, now_ms: int, edited: bool = False
 ) -> pika.BasicProperties:
     """Properties of the replayed copy: the original's, persistent, with :func:`replay_headers`."""
-    return copy_properties(props, replay_headers(event, now_ms=now_ms))
+    return copy_properties(props, replay_headers(event, now_ms=now_ms, edited=edited))
 
 
 def unrouted_properties(props: pika.BasicProperties) -> pika.BasicProperties:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+import orjson
 import pika
 
 from hubbub import envelope
@@ -65,11 +66,29 @@ class FailedEvent:
     position: int = 0
     routing_key: str = ""
     headers: Mapping[str, Any] = field(default_factory=dict)
+    #: The message body as parked: the event's data as JSON (see :attr:`data`).
+    body: bytes = b""
+    content_type: str | None = None
 
     @property
     def when(self) -> datetime | None:
         """The moment that dates this record: its last failure, else its publication."""
         return self.last_failed or self.published
+
+    @property
+    def data(self) -> Any:
+        """The event's data, decoded from the body (None when it is not JSON: see
+        :attr:`data_problem`). Decoded on each access: listing never pays for it."""
+        return decode_data(self.body, self.content_type)[0]
+
+    @property
+    def data_problem(self) -> str | None:
+        """Why the body is not the event's JSON data (a malformed event), or None."""
+        return decode_data(self.body, self.content_type)[1]
+
+    def body_text(self) -> str:
+        """The body as text (undecodable bytes replaced), for showing a malformed event."""
+        return self.body.decode("utf-8", "replace")
 
     def to_json(self, *, with_traceback: bool = True) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings) for ``--json`` and web pages."""
@@ -90,6 +109,11 @@ class FailedEvent:
         }
         if with_traceback:
             data["traceback"] = self.traceback
+        value, problem = decode_data(self.body, self.content_type)
+        data["data"] = value
+        if problem is not None:
+            data["data_problem"] = problem
+            data["body"] = self.body_text()
         return data
 
 
@@ -115,6 +139,8 @@ def parse(
         position=position,
         routing_key=routing_key,
         headers=headers,
+        body=body,
+        content_type=props.content_type,
     )
     if subscriber is None:
         return base
@@ -159,6 +185,17 @@ def _broker_record(
         first_failed=_from_ms(headers.get(failure.FIRST_TIME)) or died,
         last_failed=died,
     )
+
+
+def decode_data(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """``(data, None)`` for a JSON body, ``(None, why not)`` for anything else."""
+    ctype = (content_type or envelope.JSON).split(";")[0].strip().lower()
+    if ctype not in (envelope.JSON, "text/json") and not ctype.endswith("+json"):
+        return None, f"content type {content_type!r} is not JSON"
+    try:
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError as exc:
+        return None, f"body is not valid JSON: {exc}"
 
 
 def broker_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:

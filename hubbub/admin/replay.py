@@ -26,12 +26,13 @@ from typing import Protocol
 
 import pika
 
-from hubbub.admin import history
+from hubbub.admin import access, history
 from hubbub.admin.browse import Browser, Message
 from hubbub.admin.filters import Selection
 from hubbub.admin.records import FailedEvent
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.producers.publisher import Publisher
+from hubbub.topology.permissions import Permissions
 
 #: Copies in flight (unconfirmed) at once.
 DEFAULT_WINDOW = 500
@@ -81,11 +82,13 @@ def replay(
     rate: float | None = None,
     window: int = DEFAULT_WINDOW,
     on_event: OnEvent | None = None,
+    grant: Permissions | None = None,
 ) -> ReplayResult:
     """Copy the events ``selection`` picks out of ``browser``'s queue to ``target``.
 
     ``on_event`` is called for each event moved (or, with ``dry_run``, that
     would be). ``rate`` is in events per second. A dry run needs no publisher.
+    ``grant``: the permissions to suggest if the broker refuses a copy.
     """
     if publisher is None and not dry_run:
         raise ValueError("a replay needs a publisher (only a dry run does not)")
@@ -115,12 +118,28 @@ def replay(
     finally:
         mover.settle_all()
     if mover.error is not None:
+        refusal = refused_publish(mover.error, target, grant)
+        if refusal is not None:
+            raise ReplayError(
+                f"replay stopped after moving {result.moved} event(s): {refusal} "
+                "(the events not moved are still parked)",
+                result,
+            ) from refusal
         raise ReplayError(
             f"replay stopped after moving {result.moved} event(s) to {result.target}: "
             f"{mover.error} (the events not moved are still parked; run it again)",
             result,
         )
     return result
+
+
+def refused_publish(
+    error: str, target: Target, grant: Permissions | None
+) -> access.AccessRefusedError | None:
+    """Which permission a copy's publish lacked, when the broker refused it (403)."""
+    return access.refused(
+        error, permission="write", doing=f"publish to {target.describe()}", grant=grant
+    )
 
 
 def _properties(

@@ -6,13 +6,16 @@ queue of events no subscriber matched; a name no subscriber may take).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from hubbub.admin import Admin, FailedEvent, Selection, parse_rate, select
+from hubbub.admin.edit import parse as parse_data
 from hubbub.cli import tables
 from hubbub.cli.options import file_option, friendly_errors, hub_from, hub_option, url_option
 from hubbub.errors import ConfigurationError
@@ -21,6 +24,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Events ``dlq show`` prints unless ``--limit`` says otherwise.
 DEFAULT_LIMIT = 50
+#: Exit status of a replay or purge that found nothing to act on (not an error:
+#: scripts tell it from success, 0, and from a failure, 1).
+NOTHING_TO_DO = 3
 
 
 def admin_from(file: Path | None, hub: str | None, url: str | None) -> Admin:
@@ -140,6 +146,16 @@ def show(
 @click.option("--all", "all_", is_flag=True, help="Every event of NAME.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be replayed.")
 @click.option("--rate", default=None, help="At most this many per second: 10/s, 600/m.")
+@click.option(
+    "--edit", is_flag=True, help="Edit the data of the one --id event in $EDITOR, replay that."
+)
+@click.option(
+    "--data",
+    "new_data",
+    default=None,
+    metavar="JSON|@FILE|-",
+    help="Replay the one --id event with this data instead (JSON, @file, - for stdin).",
+)
 @friendly_errors
 def replay(
     name: str,
@@ -153,13 +169,19 @@ def replay(
     all_: bool,
     dry_run: bool,
     rate: str | None,
+    edit: bool,
+    new_data: str | None,
 ) -> None:
     """Send events back to NAME's own queue (unrouted: to the hub), attempts reset.
 
     Each event leaves the dead-letter queue only after the broker confirmed
-    its copy; an interrupted replay loses none.
+    its copy; an interrupted replay loses none. Exits 3 when there was
+    nothing to replay.
     """
     selection = chosen(selection_from(ids, exception, topic, since), all_)
+    if edit or new_data is not None:
+        _replay_edited(admin_from(file, hub, url), name, selection, edit, new_data, (dry_run, rate))
+        return
     per_second = None
     if rate is not None:
         try:
@@ -180,6 +202,78 @@ def replay(
         click.echo(f"left {count} event(s) in place: {why}")
     if result.truncated:
         click.echo("note: the queue is too long to scan in one go; run the command again")
+    if not done:
+        _nothing(f"nothing to replay: {_why_nothing(name, selection, result.skipped)}")
+
+
+def _why_nothing(name: str, selection: Selection, skipped: Mapping[str, int]) -> str:
+    if skipped:
+        return "every matching event stays in place (see above)"
+    return f"no event of {name} matches ({selection.describe()})"
+
+
+def _nothing(line: str) -> NoReturn:
+    """End a command that found nothing to act on: one line, exit :data:`NOTHING_TO_DO`."""
+    click.echo(line)
+    sys.exit(NOTHING_TO_DO)
+
+
+def _replay_edited(
+    admin: Admin,
+    name: str,
+    selection: Selection,
+    edit: bool,
+    new_data: str | None,
+    others: tuple[bool, str | None],
+) -> None:
+    """``replay --id ID --edit`` / ``--data``: one event, replaced by an edited copy."""
+    if edit and new_data is not None:
+        raise ConfigurationError("--edit and --data exclude each other: give one")
+    filtered = selection.exception or selection.topic or selection.since
+    if len(selection.ids) != 1 or filtered or any(others):
+        raise ConfigurationError(
+            "--edit and --data replay one event: give exactly one --id "
+            "(and no filter, --all, --dry-run or --rate)"
+        )
+    [event_id] = selection.ids
+    data = _from_editor(admin, name, event_id) if edit else _from_option(new_data or "")
+    result = admin.replay_edited(name, event_id, data)
+    click.echo(f"replayed an edited copy of {event_id} to {result.target}")
+
+
+def _from_option(value: str) -> Any:
+    """The data of ``--data``: inline JSON, ``@file``, or ``-`` (standard input)."""
+    if value == "-":
+        return parse_data(sys.stdin.read(), source="standard input")
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"--data: cannot read {path}: {exc}") from exc
+        return parse_data(text, source=str(path))
+    return parse_data(value, source="--data")
+
+
+def _from_editor(admin: Admin, name: str, event_id: str) -> Any:
+    """Open the event's data in $EDITOR; the edited JSON, or an error if left unchanged."""
+    found = admin.show(name, select(ids=[event_id]), limit=1)
+    if not found:
+        raise ConfigurationError(f"no event {event_id} in {name}: nothing replayed")
+    original = _editable(found[0])
+    text = click.edit(original, extension=".json", require_save=True)
+    if text is None or text.strip() == original.strip():
+        raise ConfigurationError(
+            "the data was not changed: nothing replayed (to replay it as it is, drop --edit)"
+        )
+    return parse_data(text, source="the editor")
+
+
+def _editable(event: FailedEvent) -> str:
+    """What the editor starts from: pretty JSON, or a malformed event's body as text."""
+    if event.data_problem is not None:
+        return event.body_text()
+    return json.dumps(event.data, indent=2, ensure_ascii=False) + "\n"
 
 
 @group.command("purge")
@@ -201,14 +295,18 @@ def purge(
     all_: bool,
     yes: bool,
 ) -> None:
-    """Delete events of NAME for good (asks first unless --yes)."""
+    """Delete events of NAME for good.
+
+    Asks first (unless --yes) when --all or a filter chose them, since how
+    many match is only known now; --id alone names exactly what goes and
+    does not ask. Exits 3 when nothing matched.
+    """
     selection = chosen(selection_from(ids, exception, topic, since), all_)
     admin = admin_from(file, hub, url)
-    if not yes:
+    if not yes and _open_ended(selection):
         count = admin.count(name, selection)
         if count == 0:
-            click.echo(f"no event of {name} matches ({selection.describe()}): nothing to delete")
-            return
+            _nothing(f"nothing to delete: no event of {name} matches ({selection.describe()})")
         if not click.confirm(
             f"Delete {count} event(s) of {name} ({selection.describe()}) for good?"
         ):
@@ -218,17 +316,46 @@ def purge(
         name, selection, on_event=lambda e: click.echo(f"deleted {e.id} {e.topic}")
     )
     click.echo(f"{result.purged} event(s) deleted from {name} ({selection.describe()})")
+    if not result.purged:
+        _nothing(f"nothing to delete: no event of {name} matches ({selection.describe()})")
 
 
-_COLUMNS = (("ID", 32), ("TOPIC", 28), ("TRIES", 5), ("FAILED", 28), ("WHY", 24), ("MESSAGE", 50))
+def _open_ended(selection: Selection) -> bool:
+    """True when a selection may match any number of events (--all or a filter)."""
+    return selection.everything or bool(selection.exception or selection.topic or selection.since)
+
+
+#: FAILED holds ``2024-05-01 09:00:03 (9999d ago)`` whole: 19 + 2 + 9 + 1 characters.
+_FAILED_WIDTH = 31
+_COLUMNS = (
+    ("ID", 32),
+    ("TOPIC", 28),
+    ("TRIES", 5),
+    ("FAILED", _FAILED_WIDTH),
+    ("WHY", 24),
+    ("MESSAGE", 40),
+    ("DATA", 40),
+)
 _HEADER = tables.fixed(_COLUMNS)
 
 
 def _row(event: FailedEvent) -> str:
     why = event.exception or f"[{event.reason}]"
-    values = (event.id, event.topic, str(event.attempts), tables.when(event.when), why)
-    cells = [(v, w) for v, (_, w) in zip(values, _COLUMNS, strict=False)]
-    return tables.fixed([*cells, (event.message, _COLUMNS[-1][1])])
+    values = (
+        event.id,
+        event.topic,
+        str(event.attempts),
+        tables.when(event.when),
+        why,
+        event.message,
+        _preview(event, _COLUMNS[-1][1]),
+    )
+    return tables.fixed([(v, w) for v, (_, w) in zip(values, _COLUMNS, strict=True)])
+
+
+def _preview(event: FailedEvent, width: int) -> str:
+    """The start of the body as one line: cheap (no parsing), enough to recognise an event."""
+    return event.body[: 4 * width].decode("utf-8", "replace")
 
 
 def _details(event: FailedEvent) -> str:
@@ -248,7 +375,19 @@ def _details(event: FailedEvent) -> str:
             f"  earlier #{n}: {old.get('exception') or old.get('reason')}: "
             f"{tables.clip(str(old.get('message') or ''), 80)}"
         )
+    lines.extend(_data_lines(event))
     if event.traceback:
         lines.append("  traceback:")
         lines.extend("    " + line for line in event.traceback.rstrip().splitlines())
     return "\n".join(lines) + "\n"
+
+
+def _data_lines(event: FailedEvent) -> list[str]:
+    """The event's data, pretty-printed (or, for a malformed event, its body as text)."""
+    problem = event.data_problem
+    if problem is not None:
+        return [f"  data:       not JSON ({problem}); the body as text:"] + [
+            "    " + line for line in event.body_text().splitlines() or [""]
+        ]
+    pretty = json.dumps(event.data, indent=2, ensure_ascii=False, sort_keys=False)
+    return ["  data:"] + ["    " + line for line in pretty.splitlines()]

@@ -1,4 +1,4 @@
-"""``hubbub topology validate | plan | apply``."""
+"""``hubbub topology validate | plan | apply | destroy``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import click
 
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option, urls
 from hubbub.topology import apply, make_plan
+from hubbub.topology.destroy import DestroyRefusedError
+from hubbub.topology.sync import destroy, make_teardown
 
 
 @click.group("topology")
@@ -24,24 +26,36 @@ def validate(file: Path | None) -> None:
     click.echo(f"{file}: valid: hub {topology.hub!r}, {len(topology.subscribers)} subscriber(s)")
 
 
+#: ``plan --detailed-exitcode``: the broker differs from the file (terraform's convention).
+CHANGES_PENDING = 2
+
+
 @group.command("plan")
 @file_option
 @url_option
 @click.option("--verbose", "-v", is_flag=True, help="List every ladder object too.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when apply would change something (0: nothing, 1: error or conflict).",
+)
 @friendly_errors
-def plan(file: Path | None, url: str | None, verbose: bool) -> None:
+def plan(file: Path | None, url: str | None, verbose: bool, detailed_exitcode: bool) -> None:
     """Show what 'apply' would create, change or remove on the broker."""
     result = make_plan(topology_from(file), urls(url))
     click.echo(result.describe(verbose=verbose))
     if result.conflicts:
         raise SystemExit(1)
+    if detailed_exitcode and not result.empty:
+        raise SystemExit(CHANGES_PENDING)
 
 
 @group.command("apply")
 @file_option
 @url_option
+@click.option("--verbose", "-v", is_flag=True, help="List every ladder object too.")
 @friendly_errors
-def apply_(file: Path | None, url: str | None) -> None:
+def apply_(file: Path | None, url: str | None, verbose: bool) -> None:
     """Declare the hub, subscriber queues, dead-letter queues and delay ladder (idempotent)."""
     topology = topology_from(file)
     result = apply(topology, urls(url))
@@ -49,9 +63,42 @@ def apply_(file: Path | None, url: str | None) -> None:
         click.echo("applied (management API unreachable: stale bindings were not checked)")
         return
     done = [c for c in result.changes if c.action in ("create", "remove")]
-    for change in done:
-        click.echo(str(change))
-    for change in result.changes:
-        if change.action == "obsolete":
-            click.echo(str(change))
+    if result.changes:
+        click.echo(result.describe(verbose=verbose))
     click.echo(f"applied hub {topology.hub!r}: {len(done)} change(s)")
+
+
+@group.command("destroy")
+@file_option
+@url_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Delete queues that hold events, and the events.")
+@click.option("--verbose", "-v", is_flag=True, help="List every ladder object too.")
+@friendly_errors
+def destroy_(file: Path | None, url: str | None, yes: bool, force: bool, verbose: bool) -> None:
+    """Delete the hub's exchanges and queues, delay ladder included (asks first).
+
+    Refuses, before deleting anything, when a queue holds events, unless --force.
+    """
+    topology = topology_from(file)
+    brokers = urls(url)
+    target = make_teardown(topology, brokers)
+    if target.empty:
+        click.echo(target.describe())
+        return
+    if not force and (why := target.refusal()) is not None:
+        raise DestroyRefusedError(why)
+    click.echo(target.describe(verbose=verbose))
+    lost = f", deleting {target.events} event(s)" if target.events else ""
+    if not yes and not click.confirm(
+        f"Destroy hub {topology.hub!r}: remove the {len(target.queues)} queue(s) and "
+        f"{len(target.exchanges)} exchange(s) above{lost}?"
+    ):
+        click.echo("nothing removed")
+        return
+    removed = destroy(target, brokers, force=force)
+    deleted = f", {removed.events} event(s) deleted" if removed.events else ""
+    click.echo(
+        f"destroyed hub {topology.hub!r}: removed {len(removed.queues)} queue(s) and "
+        f"{len(removed.exchanges)} exchange(s){deleted}"
+    )

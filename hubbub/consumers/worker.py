@@ -56,7 +56,7 @@ from pika.adapters.select_connection import SelectConnection
 from pika.channel import Channel
 from pika.spec import Basic
 
-from hubbub import inbound
+from hubbub import current, inbound
 from hubbub.connection import connect_error, node_order, parameters, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.dispatch import Dispatcher
@@ -182,7 +182,8 @@ class Worker:
         threads = concurrency or spec.concurrency
         return _Consumer(
             spec=spec,
-            handler=handler,
+            # hubbub.publish() in the handler goes through this worker's own connection
+            handler=current.through(handler, lambda: self._publisher),
             queue=self.topology.names.queue(spec.name),
             pool=Dispatcher(threads, name=f"hubbub-{spec.name}"),
             prefetch=prefetch or max(spec.prefetch, threads),

@@ -30,17 +30,17 @@ from typing import Any
 
 import pika
 
-from hubbub import envelope
+from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
-from hubbub.errors import HubbubError
+from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
 from hubbub.producers.message import EventMessage
-from hubbub.producers.publisher import Publisher
+from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
 from hubbub.testing.records import Assertions, Recorder, replay_selection
@@ -104,7 +104,7 @@ class LiveHub(Hub, Assertions):
         if not self.topology.subscribers:
             return  # nothing to consume: a hub that only publishes
         handlers = {
-            name: _skip_sentinels(self._recorder.spy(name, h))
+            name: _skip_sentinels(self._recorder.spy(name, current.through(h, lambda: self)))
             for name, h in self.handlers().items()
         }
         options = {"name": f"hubbub test {self.name}", **self._worker_options}
@@ -234,6 +234,8 @@ class _RecordingPublisher(Publisher):
         self._recorder = recorder
         self._pending: dict[Future[None], tuple[str, pika.BasicProperties, bytes]] = {}
         self._pending_lock = threading.Lock()
+        #: The messages of the publish_many running on this thread.
+        self._batch = threading.local()
 
     def send(
         self,
@@ -263,6 +265,33 @@ class _RecordingPublisher(Publisher):
         """``publish``: a confirmed event is noted."""
         super()._publish_one(message)
         self._recorder.sent(message.routing_key, message.properties, message.body)
+
+    def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
+        """``publish_many``: its confirmed events are noted, in order, once it returns or
+        raises (the batch's messages never pass through :meth:`send`)."""
+        batch: list[tuple[str, EventMessage]] = []
+        self._batch.messages = batch
+        try:
+            ids = super().publish_many(events)
+        except PublishError as exc:
+            self._note(batch, unconfirmed=set(exc.failed))
+            raise
+        finally:
+            del self._batch.messages
+        self._note(batch, unconfirmed=set())
+        return ids
+
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+        prepared = super()._prepare(events)
+        batch: list[tuple[str, EventMessage]] | None = getattr(self._batch, "messages", None)
+        if batch is not None:  # inside this thread's publish_many
+            batch += prepared
+        return prepared
+
+    def _note(self, batch: list[tuple[str, EventMessage]], *, unconfirmed: set[str]) -> None:
+        for message_id, m in batch:
+            if message_id not in unconfirmed:
+                self._recorder.sent(m.routing_key, m.properties, m.body)
 
     async def asend(
         self,

@@ -34,6 +34,7 @@ from typing import Any
 
 import pika
 
+from hubbub import current
 from hubbub.admin import history
 from hubbub.admin.records import FailedEvent, parse
 from hubbub.admin.sources import ToSubscriber
@@ -57,7 +58,14 @@ MAX_DELIVERIES = 10_000
 
 
 class InMemoryHub(Hub, Assertions):
-    """A hub with its broker in memory; see the module docstring. Not thread-safe."""
+    """A hub with its broker in memory; see the module docstring. Not thread-safe.
+
+    From construction until :meth:`close` (and under pytest at most until the
+    test ends) it stands in for the broker: every other :class:`~hubbub.Hub`
+    of the process publishes into it when it has the same name, and raises
+    instead of connecting otherwise (:mod:`hubbub.current`). Handlers it runs
+    publish into it with ``hubbub.publish``.
+    """
 
     def __init__(
         self,
@@ -79,6 +87,7 @@ class InMemoryHub(Hub, Assertions):
         self._declared: Topology | None = None
         self._tags = 0
         self.clock.attach(self)
+        current.stand_in(self)
 
     @classmethod
     def from_file(cls, path: str | Path, *, url: str | None = None) -> InMemoryHub:
@@ -105,7 +114,9 @@ class InMemoryHub(Hub, Assertions):
         )
 
     def close(self) -> None:
-        """Nothing to close; the hub stays usable."""
+        """Stop standing in for the broker (other hubs may reach it again); the hub
+        stays usable."""
+        current.withdraw(self)
 
     # -- running ---------------------------------------------------------------
 
@@ -117,6 +128,7 @@ class InMemoryHub(Hub, Assertions):
         reaches them. Returns the number of deliveries made.
         """
         self._declare()
+        current.stand_in(self)  # a hub kept across tests stands in again while it runs
         handlers = {name: self._recorder.spy(name, h) for name, h in self.handlers().items()}
         names = self.topology.names
         delivered = 0
@@ -227,7 +239,8 @@ class InMemoryHub(Hub, Assertions):
         )
         spec = self.topology.subscriber(subscriber)
         queue = self.topology.names.queue(subscriber)
-        outcome = handle(spec, queue, handler, delivery, self._rng)
+        with current.publishing_through(self):
+            outcome = handle(spec, queue, handler, delivery, self._rng)
         if outcome.action in ("retry", "dead-letter"):
             exchange, key = copy_destination(self.topology.names, subscriber, outcome)
             props = copy_properties(message.properties, outcome.headers or {})

@@ -90,6 +90,13 @@ class RabbitNode:
         return f"http://127.0.0.1:{self.management_port}"
 
     @property
+    def environment(self) -> dict[str, str]:
+        """The environment in which RabbitMQ's own scripts (``rabbitmqctl``,
+        ``rabbitmq-plugins``, ``rabbitmq-server``) act on this node alone, e.g. to
+        run a shell script against it (put :attr:`scripts` first on ``PATH``)."""
+        return self._env()
+
+    @property
     def accepting(self) -> bool:
         """True while the node's AMQP port accepts connections."""
         return _answers(self.port)

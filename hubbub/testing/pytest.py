@@ -8,7 +8,11 @@ Fixtures, all prefixed so they never clash with an app's own:
     return a topology file path or a :class:`~hubbub.Topology`.
 ``memory_hub``
     An :class:`~hubbub.testing.InMemoryHub`: no broker, handlers run when
-    the test calls ``run_until_idle()`` or moves ``hub.clock``.
+    the test calls ``run_until_idle()`` or moves ``hub.clock``. During the
+    test no other :class:`~hubbub.Hub` of the process reaches a broker: one
+    of the same name publishes into it, any other raises (see
+    :mod:`hubbub.current`). That holds for any ``InMemoryHub`` a test builds,
+    until it is closed or the test ends.
 ``hubbub_broker_url`` (session)
     A real broker: ``HUBBUB_TEST_URL``, else the local one on
     127.0.0.1:5672, else a testcontainers RabbitMQ when a Docker engine
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from hubbub import current
 from hubbub.testing.broker import test_broker_url
 from hubbub.testing.live import LiveHub
 from hubbub.testing.memory import InMemoryHub
@@ -47,12 +52,24 @@ def hubbub_topology() -> TopologySource:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _hubbub_in_memory_hubs_end_with_the_test() -> Iterator[None]:
+    """An in-memory hub a test built stops standing in for the broker when the test
+    ends, so a later real-broker test in the same session reaches its broker."""
+    yield
+    current.withdraw()
+
+
 @pytest.fixture
-def memory_hub(hubbub_topology: TopologySource) -> InMemoryHub:
-    """An in-memory hub on ``hubbub_topology`` (or an empty hub called ``events``)."""
+def memory_hub(hubbub_topology: TopologySource) -> Iterator[InMemoryHub]:
+    """An in-memory hub on ``hubbub_topology`` (or an empty hub called ``events``);
+    every other hub of the process stays off the broker while the test runs."""
     if hubbub_topology is None:
-        return InMemoryHub(DEFAULT_HUB)
-    return InMemoryHub(topology=hubbub_topology)
+        hub = InMemoryHub(DEFAULT_HUB)
+    else:
+        hub = InMemoryHub(topology=hubbub_topology)
+    with hub:
+        yield hub
 
 
 @pytest.fixture(scope="session")

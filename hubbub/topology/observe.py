@@ -72,9 +72,7 @@ class ManagementAPI:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
-                raise BrokerConnectionError(
-                    f"the management API at {mask(base)} refused the credentials"
-                ) from exc
+                raise BrokerConnectionError(_refusal(base, auth, path, exc)) from exc
             raise BrokerConnectionError(
                 f"the management API at {mask(base)} answered {exc.code} for /api/{path}"
             ) from exc
@@ -97,6 +95,42 @@ class ManagementAPI:
                     "or fix the URL"
                 ) from cause
             raise
+
+
+def _refusal(base: str, auth: str, path: str, exc: urllib.error.HTTPError) -> str:
+    """Why the management API answered 401, from the reason in its body.
+
+    RabbitMQ 3.10 answers 401 for wrong credentials ("Login failed"), for a
+    user without a management tag ("Not management user") and for a user
+    without access to the virtual host; only the first is a credentials
+    problem.
+    """
+    try:
+        reason = str(json.loads(exc.read() or b"{}").get("reason") or "")
+    except (ValueError, OSError, AttributeError):
+        reason = ""
+    user = _user(auth)
+    where = f"the management API at {mask(base)}"
+    if reason == "Not management user":
+        return (
+            f"{where} refused user {user!r}: it has no management tag, which the API needs "
+            f"(rabbitmqctl set_user_tags {user} monitoring)"
+        )
+    if "virtual host" in reason:
+        vhost = unquote(path.split("/")[1].split("?")[0]) if "/" in path else "?"
+        return (
+            f"{where} refused user {user!r} access to virtual host {vhost!r}: "
+            f"rabbitmqctl set_permissions -p {vhost} {user} ... gives it some"
+        )
+    return f"{where} refused the credentials"
+
+
+def _user(auth: str) -> str:
+    """The user name in a Basic ``Authorization`` header."""
+    try:
+        return base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return "?"
 
 
 class _Unreachable(Exception):  # noqa: N818 - internal signal: try the next node

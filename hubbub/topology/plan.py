@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,20 +75,43 @@ class Plan:
         return self.describe(verbose=True)
 
     def describe(self, *, verbose: bool = False) -> str:
-        """The plan as lines; unless ``verbose``, the delay ladder's creations in one line."""
+        """The plan as lines; unless ``verbose``, the delay ladder's changes in one line."""
         if not self.changes:
             return "no changes: the broker matches the topology"
-        if verbose:
-            return "\n".join(str(c) for c in self.changes)
-        ladder = [c for c in self.changes if c.action == "create" and _in_ladder(c)]
-        lines = [str(c) for c in self.changes if c not in ladder]
-        if ladder:
-            counts = Counter(c.kind for c in ladder)
-            parts = ", ".join(f"{n} {kind}s" for kind, n in counts.items())
-            sizes = {m[1] for c in ladder if (m := _GROUP_SIZE.search(c.detail))}
-            each = f" ({', '.join(sorted(sizes))} replicas each)" if sizes else ""
-            lines.append(f"+ create delay ladder: {parts}{each} (--verbose lists them)")
-        return "\n".join(lines)
+        return "\n".join(summarize(self.changes, verbose=verbose))
+
+
+def summarize(
+    changes: tuple[Change, ...], *, verbose: bool = False, keep: Collection[str] = ()
+) -> list[str]:
+    """One line per change; unless ``verbose``, each action on the ladder in one line.
+
+    The ladder is 28 exchanges, 28 queues and 56 bindings that no one reads
+    one by one: ``plan``, ``apply`` and ``destroy`` all print it this way.
+    Changes to the queues named in ``keep`` get their own line all the same
+    (``destroy``: a level that holds delayed events).
+    """
+    if verbose:
+        return [str(c) for c in changes]
+    ladder = [
+        c
+        for c in changes
+        if c.action in ("create", "remove")
+        and _in_ladder(c)
+        and not (c.kind == "queue" and c.name in keep)
+    ]
+    lines = [str(c) for c in changes if c not in ladder]
+    for action in ("create", "remove"):
+        mine = [c for c in ladder if c.action == action]
+        if not mine:
+            continue
+        counts = Counter(c.kind for c in mine)
+        parts = ", ".join(f"{n} {kind}s" for kind, n in counts.items())
+        sizes = {m[1] for c in mine if (m := _GROUP_SIZE.search(c.detail))}
+        each = f" ({', '.join(sorted(sizes))} replicas each)" if sizes else ""
+        sign = "+" if action == "create" else "-"
+        lines.append(f"{sign} {action} delay ladder: {parts}{each} (--verbose lists them)")
+    return lines
 
 
 #: A queue's replicas as :func:`_describe` writes them in a change's detail.

@@ -1,19 +1,22 @@
-"""Plan and apply a topology against a live broker."""
+"""Plan, apply and destroy a topology against a live broker."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pika
+import pika.exceptions as pe
 
 from hubbub.connection import connect, mask
 from hubbub.errors import BrokerConnectionError, DeclarationError
 from hubbub.topology.declare import declare, remove_bindings
+from hubbub.topology.destroy import DestroyRefusedError, Teardown, teardown
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.observe import ManagementAPI, observe
-from hubbub.topology.plan import Plan, plan
+from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue, Plan, plan
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +87,117 @@ def _check_same_broker(connection: pika.BlockingConnection, urls: Sequence[str])
             f"the management API at {mask(api.base)} belongs to cluster {managed!r}, not to "
             f"the broker connected over AMQP ({amqp!r}): set HUBBUB_MANAGEMENT_URL"
         )
+
+
+def make_teardown(topology: Topology, urls: Sequence[str]) -> Teardown:
+    """What ``destroy`` would delete of ``topology``'s hub, with each queue's messages.
+
+    The management API finds every object of the hub, those the file no
+    longer names included; without it, the file's layout is checked name by
+    name over AMQP. Either way each queue's ready count is read again by a
+    passive declare (the API's counts lag by seconds) and the higher figure
+    kept, so a queue that just received an event is not taken for empty.
+    """
+    connection = connect(urls, name=f"hubbub topology destroy {topology.hub}")
+    try:
+        try:
+            _check_same_broker(connection, urls)
+            observed = observe(ManagementAPI(urls), topology.names)
+        except BrokerConnectionError as exc:
+            log.warning("looking for the file's objects only: %s", exc)
+            observed = _observe_layout(connection, topology)
+        ready = _Passive(connection)
+        queues = {
+            name: replace(q, messages=max(q.messages, count))
+            for name, q in observed.queues.items()
+            if (count := ready.queue(name)) is not None
+        }
+        return teardown(topology.names, replace(observed, queues=queues))
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def destroy(target: Teardown, urls: Sequence[str], *, force: bool = False) -> Teardown:
+    """Delete what ``target`` lists; returns what was deleted.
+
+    Without ``force`` a queue holding events is refused up front
+    (:meth:`Teardown.refusal`), and each queue's depth is read again just
+    before it is deleted, so one that received an event meanwhile stops the
+    destroy, named. (Quorum queues refuse the broker's own ``if-empty``
+    delete, so a publish in the instant between the check and the delete
+    would still go with the queue: stop the publishers first.)
+    """
+    if not force and (why := target.refusal()) is not None:
+        raise DestroyRefusedError(why)
+    connection = connect(urls, name=f"hubbub topology destroy {target.hub}")
+    done: list[str] = []
+    try:
+        probe = _Passive(connection)
+        for change in target.changes():
+            what = f"{change.kind} {change.name!r}"
+            if change.kind == "queue" and not force and (probe.queue(change.name) or 0) > 0:
+                raise DestroyRefusedError(
+                    _stopped(target, done, f"{what} received events meanwhile")
+                )
+            try:
+                if change.kind == "queue":
+                    probe.channel.queue_delete(change.name)
+                else:
+                    probe.channel.exchange_delete(change.name)
+            except pe.AMQPError as exc:
+                raise DeclarationError(
+                    _stopped(target, done, f"the broker refused to delete {what}: {exc}")
+                ) from exc
+            done.append(change.name)
+    finally:
+        if connection.is_open:
+            connection.close()
+    return Teardown(
+        target.hub,
+        tuple(q for q in target.queues if q[0] in done),
+        tuple(e for e in target.exchanges if e in done),
+    )
+
+
+def _stopped(target: Teardown, done: list[str], why: str) -> str:
+    return (
+        f"stopped destroying hub {target.hub!r}: {why}; removed {len(done)} of "
+        f"{len(target.changes())} object(s) so far, the rest stays"
+    )
+
+
+def _observe_layout(connection: pika.BlockingConnection, topology: Topology) -> Observed:
+    """The file's exchanges and queues that exist, by passive declares (no bindings)."""
+    wanted = layout(topology)
+    probe = _Passive(connection)
+    exchanges = {e.name: ObservedExchange(e.type, e.args) for e in wanted.exchanges}
+    queues = {q.name: ObservedQueue(q.args) for q in wanted.queues}
+    return Observed(
+        exchanges={n: e for n, e in exchanges.items() if probe.exchange(n)},
+        queues={n: q for n, q in queues.items() if probe.queue(n) is not None},
+    )
+
+
+class _Passive:
+    """Passive declares on one connection; a missing object closes only its channel."""
+
+    def __init__(self, connection: pika.BlockingConnection) -> None:
+        self.connection = connection
+        self.channel = connection.channel()
+
+    def queue(self, name: str) -> int | None:
+        """The queue's ready messages, or None when it does not exist."""
+        try:
+            return int(self.channel.queue_declare(name, passive=True).method.message_count)
+        except pe.ChannelClosedByBroker:
+            self.channel = self.connection.channel()
+            return None
+
+    def exchange(self, name: str) -> bool:
+        try:
+            self.channel.exchange_declare(name, passive=True)
+        except pe.ChannelClosedByBroker:
+            self.channel = self.connection.channel()
+            return False
+        return True
