@@ -9,7 +9,9 @@ and an ``expiration`` that is not a number is then refused with 406
 ``PRECONDITION_FAILED``. So a probe with such an expiration tells the three
 cases apart and is never routed: not even to the hub's alternate exchange,
 which every hub exchange has (an unmatched routing key alone would park the
-probe in ``<hub>.unrouted``).
+probe in ``<hub>.unrouted``). A broker that checked the properties first
+would answer 406 everywhere: the check would then pass, never fail wrongly,
+and a refused copy would still stop the consumer (:func:`is_refusal`).
 """
 
 from __future__ import annotations
