@@ -113,7 +113,7 @@ def test_a_hung_handler_is_failed_at_its_time_limit_and_the_prefetched_events_ru
     process.signal(signal.SIGTERM)
     signalled = time.monotonic()
     assert process.wait(10) == 0, process.output()
-    assert time.monotonic() - signalled < 2 + 1.5, process.output()
+    assert time.monotonic() - signalled < 2 + 2.5, process.output()
 
 
 def test_the_shutdown_timeout_names_each_unfinished_event_and_exits_3_at_once(
@@ -134,7 +134,7 @@ def test_the_shutdown_timeout_names_each_unfinished_event_and_exits_3_at_once(
     took = time.monotonic() - signalled
     output = process.output()
     assert status == 3, output
-    assert 2 <= took < 2 + 1.5, output
+    assert 2 <= took < 2 + 2.5, output  # the handler alone needs 8 s
     [warning] = [line for line in output.splitlines() if "released unfinished" in line]
     assert "WARNING" in warning and event_id in warning, warning
     assert "(job.slow) of work" in warning, warning
