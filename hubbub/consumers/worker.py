@@ -674,7 +674,10 @@ class Worker:
             ),
         )
         if generation != consumer.generation:
-            return  # its channel is gone: the broker has redelivered it already
+            # Its channel is gone and the broker has redelivered it already: no
+            # copy; the void hand-over only takes it out of flight (metrics).
+            self._hand_over(consumer, generation, delivery.tag, "requeue")
+            return
         self._copy(consumer, generation, delivery, outcome, started)
 
     def _finish_stop_when_drained(self) -> None:

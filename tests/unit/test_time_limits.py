@@ -182,3 +182,19 @@ def test_health_says_which_subscriber_has_stuck_handler_threads():
     assert health_command._explain(details) == (
         "handler threads stuck past their time limit (2 in mail): restart the consumer"
     )
+
+
+def test_a_written_off_delivery_of_a_lost_channel_is_not_copied_but_leaves_flight(monkeypatch):
+    worker = Worker(loader.loads(FILE), {"mail": print, "sales": print})
+    consumer = worker._consumers[0]
+    delivery = _delivery()
+    entry = (delivery, 0, 0.0, threading.get_ident())
+    consumer.running[id(delivery)] = entry
+    consumer.generation = 1  # the channel that delivered it was lost since
+    handed, copied = [], []
+    monkeypatch.setattr(worker, "_hand_over", lambda *args: handed.append(args))
+    monkeypatch.setattr(worker, "_copy", lambda *args: copied.append(args))
+    monkeypatch.setattr(consumer.pool, "write_off", lambda ident: None)
+    worker._watch(now=consumer.spec.timeout + 1)
+    assert handed == [(consumer, 0, delivery.tag, "requeue")]  # void: only out of flight
+    assert copied == [] and consumer.running == {}
