@@ -73,7 +73,7 @@ from hubbub.consumers.handling import (
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.probe import check_copy_targets, is_refusal, refusal
 from hubbub.consumers.watchdog import HandlerTimeoutError, Watchdog, period, stack_of
-from hubbub.envelope import topic_of
+from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.frames import one_write
 from hubbub.logs import event_fields
@@ -615,22 +615,26 @@ class Worker:
         """
         for consumer in self._consumers:
             for key, entry in list(consumer.running.items()):
-                if consumer.running.pop(key, None) is not entry:
-                    continue
-                delivery = entry[0]
-                event_id = delivery.properties.message_id or f"tag {delivery.tag}"
-                topic = topic_of(delivery.routing_key, delivery.properties.headers)
-                self._unfinished.append(event_id)
-                log.warning(
-                    "event %s (%s) of %s released unfinished: its handler still ran at the "
-                    "%gs shutdown timeout; the broker will deliver it again",
-                    event_id,
-                    topic,
-                    consumer.spec.name,
-                    self.shutdown_timeout,
-                    extra=event_fields(event_id, topic, consumer.spec.name, 0),
-                )
+                if consumer.running.pop(key, None) is entry:
+                    self._released_unfinished(consumer, entry[0])
         self._close()
+
+    def _released_unfinished(self, consumer: _Consumer, delivery: Delivery) -> None:
+        headers = delivery.properties.headers or {}
+        event_id = delivery.properties.message_id or f"tag {delivery.tag}"
+        topic = topic_of(delivery.routing_key, headers)
+        attempt = headers.get(ATTEMPT)
+        attempt = attempt if isinstance(attempt, int) else 1
+        self._unfinished.append(event_id)
+        log.warning(
+            "event %s (%s) of %s released unfinished: its handler still ran at the %gs "
+            "shutdown timeout; the broker will deliver it again",
+            event_id,
+            topic,
+            consumer.spec.name,
+            self.shutdown_timeout,
+            extra=event_fields(event_id, topic, consumer.spec.name, attempt),
+        )
 
     # -- time limits (the watchdog thread) ----------------------------------
 
