@@ -164,11 +164,6 @@ class Worker:
         self._opened = False  # the current connection opened
         self._stop_deadline: float | None = None  # monotonic time the stop must end by
         self._unfinished: list[str] = []  # ids of events released at the shutdown timeout
-        self._watchdog = Watchdog(
-            self._watch,
-            interval=period([c.spec.timeout for c in self._consumers]),
-            name="hubbub-watchdog",
-        )
         #: ``host:port`` of the node the consumer is connected to, None between connections.
         self.connected_to: str | None = None
         #: Set while every subscriber is consuming (for health checks and tests).
@@ -226,7 +221,8 @@ class Worker:
         """
         failures = attempts = 0
         check_copy_targets(self.urls, self.topology.names, self.subscribers, name=self._name)
-        self._watchdog.start()
+        limits = [c.spec.timeout for c in self._consumers]
+        watchdog = Watchdog(self._watch, interval=period(limits), name="hubbub-watchdog").start()
         try:
             while not self._stopping.is_set():
                 params = self._params[attempts % len(self._params)]
@@ -247,7 +243,7 @@ class Worker:
                 log.warning("connection to the broker lost; reconnecting in %.1fs", wait)
                 self._stopping.wait(wait)
         finally:
-            self._watchdog.stop()
+            watchdog.stop()
             self.consuming.clear()
             self._shut_down_pools()
             self._publisher.close()
