@@ -8,7 +8,7 @@ import sys
 import click
 
 from hubbub.cli import consume, dlq, health, publish, status, topology
-from hubbub.cli.options import setup_logging
+from hubbub.cli.options import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,14 +17,14 @@ from hubbub.cli.options import setup_logging
     envvar="HUBBUB_LOG_LEVEL",
     show_envvar=True,
     default="INFO",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=LOG_LEVELS,
 )
 @click.option(
     "--log-format",
     envvar="HUBBUB_LOG_FORMAT",
     show_envvar=True,
     default="text",
-    type=click.Choice(["text", "json"], case_sensitive=False),
+    type=LOG_FORMATS,
     help="json: one JSON object per line, with event_id, topic, subscriber, attempt.",
 )
 @click.version_option(package_name="hubbub")
