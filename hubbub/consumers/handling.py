@@ -274,3 +274,39 @@ def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pik
         priority=props.priority,
         headers=headers,
     )
+
+
+def timed_out(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    error: BaseException,
+    stack: str = "",
+    rng: random.Random | None = None,
+) -> Outcome:
+    """The outcome of a delivery whose handler ran past its time limit.
+
+    The same decision and failure record as a handler that raised
+    ``error``: retried by the subscriber's policy, or dead-lettered (at once
+    when ``dont_retry`` names the error's type). ``stack``, where the handler
+    was stuck, stands in for the traceback the record would otherwise lack.
+    Called off the handler thread (by the watchdog), so it logs nothing.
+    """
+    event = envelope.decode(
+        delivery.routing_key,
+        delivery.properties,
+        delivery.body,
+        subscriber=subscriber.name,
+        redelivered=delivery.redelivered,
+    )
+    decision = decide(subscriber.retry, error, event.attempt, rng)
+    reason = "retrying" if decision.action == "retry" else decision.reason
+    headers = _record(subscriber, queue, delivery, error, reason, event.topic, event.attempt)
+    if stack:
+        headers[failure.TRACEBACK] = stack[-failure.MAX_TRACEBACK :]
+    if decision.action == "retry":
+        headers[envelope.ATTEMPT] = event.attempt + 1
+    name = failure.exception_name(error)
+    return Outcome(
+        decision.action, decision.delay, headers, event.topic, event.id, event.attempt, name
+    )
