@@ -13,9 +13,9 @@ from hubbub.admin.filters import Selection
 from hubbub.console.service import Query
 
 #: A URL's ``scheme://user:password@``, with bounded parts: the whole page is masked
-#: (event data included), so the pattern must stay linear on any text. The
-#: unbounded pattern of :func:`hubbub.connection.mask` takes quadratic time on a
-#: long run of letters (seconds for 10 KB of data).
+#: (event data included, which anyone who can publish controls), so the pattern must
+#: stay linear on any text, even many ``a://b:`` in a row, which still cost
+#: :func:`hubbub.connection.mask` (made for URLs and log lines) quadratic time.
 _PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]{0,31}://[^:/@,\s]{0,256}:)[^\s,]{0,1024}@", re.I)
 
 #: Query-string keys of the dead-letter filter form.
