@@ -9,6 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hubbub ./hubbub
+# Not installed (the wheel ships hubbub alone): `hubbub consume` imports the
+# handlers of example_app from its working directory, /app.
 COPY example_app ./example_app
 RUN pip install ".[console]" \
     && useradd --system --uid 10001 --no-create-home --home-dir /app hubbub \

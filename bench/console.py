@@ -36,8 +36,8 @@ from pathlib import Path
 from bench.dlq import check_intact, fill
 from hubbub.connection import resolve_urls
 from hubbub.testing.broker import delete_hub, unique_name
-from hubbub.testing.process import free_port
 from hubbub.topology import apply, loader
+from tests.support.process import free_port
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import BrokerConnectionError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.testing.cluster import RabbitCluster
-from hubbub.testing.node import RabbitNode
 from hubbub.topology.declare import declare
 from hubbub.topology.layout import layout
 from hubbub.topology.loader import from_mapping
 from hubbub.topology.model import Topology
+from tests.support.cluster import RabbitCluster
+from tests.support.node import RabbitNode
 
 
 def declare_through(node: RabbitNode, spec: Mapping[str, Any]) -> Topology:

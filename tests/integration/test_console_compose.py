@@ -19,7 +19,7 @@ import pytest
 import yaml
 from test_compose import interpolate
 
-from hubbub.testing.process import HubbubProcess, free_port
+from tests.support.process import HubbubProcess, free_port
 
 pytestmark = pytest.mark.integration
 
