@@ -379,23 +379,27 @@ class Browser:
         """Run one step of the session, saying what a failure means for the browse."""
         try:
             step()
-        except AccessRefusedError as exc:
-            raise self._refused(exc) from exc
-        except (RefusedError, ConnectionLostError) as exc:
-            detail = exc.detail if isinstance(exc, ConnectionLostError) else str(exc)
-            raise BrokerConnectionError(
-                f"lost the broker while reading {self.queue!r}: {detail} "
-                "(nothing was removed that had not been handled; run the command again)"
-            ) from exc
+        except RefusedError as exc:
+            refusal = self._refused(exc.reply)
+            if refusal is not None:
+                raise refusal from exc
+            raise self._lost(str(exc)) from exc
+        except ConnectionLostError as exc:
+            raise self._lost(exc.detail) from exc
         finally:
             self._collect()
 
-    def _refused(self, exc: AccessRefusedError) -> AccessRefusedError:
+    def _refused(self, reply: str) -> AccessRefusedError | None:
         """Which permission is missing when the broker refused us (403), with the grant."""
-        refusal = access.refused(
-            exc.reply, permission="read", doing=f"read queue {self.queue!r}", grant=self._grant
+        return access.refused(
+            reply, permission="read", doing=f"read queue {self.queue!r}", grant=self._grant
         )
-        return refusal or exc
+
+    def _lost(self, detail: str) -> BrokerConnectionError:
+        return BrokerConnectionError(
+            f"lost the broker while reading {self.queue!r}: {detail} "
+            "(nothing was removed that had not been handled; run the command again)"
+        )
 
     def _start_consumer(self, reader: QueueReader) -> bool:
         """Open the next consumer of the pass; False at the consumer cap.

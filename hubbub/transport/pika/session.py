@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, TypeVar
 
 import pika
@@ -56,6 +56,10 @@ def _edge(
         raise ConnectionLostError(
             f"lost the broker trying to {doing}: {detail}", detail=detail
         ) from exc
+
+
+def _nothing() -> None:
+    pass
 
 
 def _text(value: Any) -> str | None:
@@ -163,11 +167,11 @@ class PikaSession:
     # -- browsing and the connection -------------------------------------------
 
     def reader(self) -> PikaReader:
-        with _edge("open a channel", None, lambda: None):
+        with _edge("open a channel", None, _nothing):
             return PikaReader(self, self._connection.channel())
 
     def pump(self, seconds: float) -> None:
-        with _edge("wait for the broker", None, lambda: None):
+        with _edge("wait for deliveries", None, _nothing):
             self._connection.process_data_events(time_limit=seconds)
 
     def close(self) -> None:
@@ -235,8 +239,9 @@ class PikaReader:
         while not impl.is_closed and time.monotonic() < deadline:
             self._session.pump(0.05)
 
-    def _edge(self, doing: str, permission: Permission | None) -> Any:
-        return _edge(doing, permission, lambda: None)
+    def _edge(self, doing: str, permission: Permission | None) -> AbstractContextManager[None]:
+        """A refused step closed this reader's channel: nothing to forget, it reads closed."""
+        return _edge(doing, permission, _nothing)
 
     def _on_delivery(
         self, _ch: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
