@@ -12,14 +12,17 @@ connection is a :class:`ConnectionLostError`: the session is then dead.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, cast
 
 from hubbub.errors import BrokerConnectionError
 
 Permission = Literal["read", "write", "configure"]
 
+#: RabbitMQ 3.10.8 says ``access to queue 'q' ...``; 4.0.5 names the permission
+#: (``configure access to queue 'q' ...``). Both checked.
 _REFUSED = re.compile(
-    r"ACCESS_REFUSED - access to (?P<kind>queue|exchange) '(?P<name>[^']*)' "
+    r"ACCESS_REFUSED - (?:(?P<said>configure|write|read) )?"
+    r"access to (?P<kind>queue|exchange) '(?P<name>[^']*)' "
     r"in vhost '(?P<vhost>[^']*)' refused for user '(?P<user>[^']*)'"
 )
 _INEQUIVALENT = re.compile(r"inequivalent arg '(?P<arg>[^']+)'")
@@ -85,15 +88,17 @@ def access_refused(
 ) -> AccessRefusedError | None:
     """The error for a broker reply refusing ``doing``; None when ``reply`` is no refusal.
 
-    RabbitMQ's text says which resource, not which permission (the same for
+    RabbitMQ 3.x says which resource, not which permission (the same text for
     consume, publish and declare), so the caller names it: reading a queue
     needs *read*, publishing *write*, declaring or deleting *configure*.
+    RabbitMQ 4.x names the permission itself, and its word wins.
     ``fix``: what to suggest; by default, adding the resource to that pattern.
     """
     match = _REFUSED.search(reply)
     if match is None:
         return None
     kind, name, vhost, user = match["kind"], match["name"], match["vhost"], match["user"]
+    permission = cast(Permission, match["said"] or permission)
     fix = fix or (
         f"add {kind} {name!r} to its {permission} pattern (rabbitmqctl "
         f"list_user_permissions {user} shows it, rabbitmqctl set_permissions sets it)"
