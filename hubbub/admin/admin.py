@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from hubbub.admin import access, edit, listing, status
+from hubbub.admin import access, edit, listing, rates, status
 from hubbub.admin.browse import CHUNKS, Browser, QueueNotFoundError
 from hubbub.admin.filters import EVERYTHING, Selection
 from hubbub.admin.guard import delivery_limit_problem
@@ -116,6 +116,10 @@ class Admin:
                     f"{exc}. Without it the subscribers are unknown: give --file topology.yaml"
                 ) from exc
             return status.from_amqp(self.urls, self.names, subscribers, why=str(exc))
+
+    def rates(self) -> dict[str, rates.QueueRates]:
+        """Publish and deliver rates per queue name (empty without the management API)."""
+        return rates.from_management(self.api, self.names)
 
     # -- changing -------------------------------------------------------------
 

@@ -89,7 +89,7 @@ def test_the_image_is_slim_non_root_and_runs_hubbub(dockerfile):
 
 def test_services_images_health_checks_and_dependencies(compose):
     services = compose["services"]
-    assert set(services) == {"rabbitmq", "topology", *SUBSCRIBERS}
+    assert set(services) == {"rabbitmq", "topology", "console", *SUBSCRIBERS}
     broker = services["rabbitmq"]
     assert re.fullmatch(r"rabbitmq:[\d.]+-management", broker["image"])
     assert broker["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
