@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster compose-test demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never
 
 cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
+
+compose-test: $(STAMP) ## the compose files, image and testcontainers fixture on a private dockerd (~4 min warm)
+	VENV=$(VENV) scripts/compose-test
 
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo
