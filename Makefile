@@ -34,7 +34,7 @@ cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip 
 	$(PY) -m pytest -m cluster
 
 compose-test: $(STAMP) ## the compose files, image and testcontainers fixture on a private dockerd (~4 min warm)
-	VENV=$(VENV) scripts/compose-test
+	VENV=$(VENV) scripts/compose-test $(ARGS)
 
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo
