@@ -149,7 +149,7 @@ def test_compose_stop_drains_the_replicas(stack: Stack) -> None:
     )
     _quiet_queue(stack)
     twice = sum(n - 1 for n in Counter(stack.handled("welcome-email", ids)).values())
-    # Not asserted zero: here (RabbitMQ 4.0.5) about one stop in two had an
+    # Not asserted zero: here (RabbitMQ 4.0.5) most stops had an
     # event whose ack went out just before the close handled again after the
     # start: quorum queues can drop such acks (rabbitmq-server#10327, open;
     # docs/operations.md). At least once holds.
