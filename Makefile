@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster compose-test demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster test-rabbit4 compose-test demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never
 
 cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
+
+# RabbitMQ 4.0.5 beside the machine's broker: scripts/rabbit4 builds a Debian trixie
+# chroot once (~45 s, root and debootstrap) and starts a node on its own ports (~5 s).
+test-rabbit4: $(STAMP)  ## the integration and contract suites against RabbitMQ 4.0 (stopped after)
+	set -e; trap 'scripts/rabbit4 stop' EXIT; scripts/rabbit4 start; \
+	eval "$$(scripts/rabbit4 env)"; \
+	$(PY) -m pytest tests/integration tests/contract -m "integration and not fault and not cluster"
 
 compose-test: $(STAMP) ## the compose files, image and testcontainers fixture on a private dockerd (~4 min warm)
 	VENV=$(VENV) scripts/compose-test $(ARGS)

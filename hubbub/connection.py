@@ -31,9 +31,12 @@ DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 #: ``random`` (the default): each client tries the nodes in an order of its
 #: own; ``given``: in the order ``HUBBUB_URL`` lists them (a preferred node first).
 ORDER_ENV = "HUBBUB_URL_ORDER"
-#: Seconds between heartbeats; the broker drops a peer silent for two of them.
-DEFAULT_HEARTBEAT = 30
-#: Seconds to wait for the TCP connection and the AMQP handshake.
+#: Seconds between heartbeats; the broker drops a peer silent for two of them,
+#: and pika checks every heartbeat + 5 s that something arrived, so a frozen
+#: link (no FIN, no data) is noticed within 10-20 s. RabbitMQ advises 5-20 s;
+#: 30 s took about a minute to notice (docs/operations.md).
+DEFAULT_HEARTBEAT = 5
+#: Seconds to wait for the TCP connection and the whole AMQP handshake.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 #: ``scheme://user:`` then the password: everything up to the *last* ``@`` of
@@ -117,6 +120,8 @@ def parameters(
             params.heartbeat = DEFAULT_HEARTBEAT if heartbeat is None else heartbeat
         if "socket_timeout" not in given:
             params.socket_timeout = DEFAULT_CONNECT_TIMEOUT
+        if "stack_timeout" not in given:  # TCP, TLS and AMQP handshake together (pika: 15 s)
+            params.stack_timeout = DEFAULT_CONNECT_TIMEOUT
         if "blocked_connection_timeout" not in given:
             params.blocked_connection_timeout = 60
         params.connection_attempts = 1  # callers run their own reconnect loops
@@ -133,8 +138,13 @@ def connect(urls: Sequence[str], *, name: str) -> pika.BlockingConnection:
         raise connect_error(exc, urls) from exc
 
 
-def connect_error(exc: BaseException, urls: Sequence[str]) -> BrokerConnectionError:
-    """Translate why pika could not connect into one actionable sentence."""
+def connect_error(
+    exc: BaseException, urls: Sequence[str], *, timeout: float | None = None
+) -> BrokerConnectionError:
+    """Translate why pika could not connect into one actionable sentence.
+
+    ``timeout``: the connect timeout in force (default :data:`DEFAULT_CONNECT_TIMEOUT`).
+    """
     where = describe(urls)
     text = f"{type(exc).__name__}: {exc!r}"
     root = root_cause(exc)
@@ -149,10 +159,19 @@ def connect_error(exc: BaseException, urls: Sequence[str]) -> BrokerConnectionEr
         )
     if isinstance(root, socket.gaierror):
         return BrokerConnectionError(f"cannot resolve the broker host in {where}: check the URL")
+    if "Timeout while setting up AMQP" in str(root):  # pika's stack timeout, in the handshake
+        return BrokerConnectionError(
+            f"cannot connect to the broker at {where}: no AMQP handshake within "
+            f"{timeout or DEFAULT_CONNECT_TIMEOUT:g} s (the port accepted the connection "
+            "but did not answer as RabbitMQ): "
+            "check the host and port, and whether the broker is overloaded"
+        )
     if isinstance(root, ConnectionRefusedError):
         why = "connection refused"
-    elif isinstance(root, TimeoutError) or "Timeout" in type(root).__name__:
+    elif isinstance(root, TimeoutError) or "Timeout" in f"{type(root).__name__} {root}":
         why = "timed out"
+    elif isinstance(root, pe.ConnectionOpenAborted):
+        why = "the connection was aborted while opening"
     else:
         why = f"{type(root).__name__}: {root}".rstrip(": ")
     return BrokerConnectionError(

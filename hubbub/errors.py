@@ -40,12 +40,24 @@ class DeclarationError(HubbubError):
 class PublishError(HubbubError):
     """The broker did not confirm a published event; it may not have been stored.
 
-    From a batch (``publish_many``), ``failed`` lists the ids not confirmed.
+    ``failed`` lists the ids of the events not confirmed (of a batch, or the
+    one of ``publish``): confirmed ones are never in it, so publishing
+    exactly these again misses nothing. An event whose confirm was lost with
+    the connection may be stored all the same: republishing may duplicate
+    those (consumers deduplicate by id), never lose one.
     """
 
     def __init__(self, message: str, *, failed: list[str] | None = None) -> None:
         super().__init__(message)
         self.failed: list[str] = failed or []
+
+
+class PublishConnectionError(PublishError, BrokerConnectionError):
+    """Publishing found the broker unreachable: nothing of the events in ``failed`` was sent.
+
+    Both a PublishError (its ids are in ``failed``) and a
+    BrokerConnectionError, so either ``except`` catches it.
+    """
 
 
 class DelayTooLongError(PublishError):
@@ -54,6 +66,10 @@ class DelayTooLongError(PublishError):
 
 class HandlerImportError(HubbubError):
     """A subscriber's handler reference does not import."""
+
+
+class AsyncHandlerError(HubbubError):
+    """A handler returned an awaitable, which hubbub does not await: the event did not run."""
 
 
 class MalformedMessageError(HubbubError):

@@ -25,12 +25,18 @@ from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
 from hubbub.topology.plan import Plan
+from hubbub.topology.references import Passed, handler_problems, resolve_handlers
 from hubbub.topology.sync import apply as apply_topology
 from hubbub.topology.sync import make_plan
 
 log = logging.getLogger("hubbub")
 
 F = TypeVar("F", bound=Callable[[Event], Any])
+
+#: Topics a hub remembers having warned about (no subscriber matches); past
+#: this many it forgets them all and may warn again: bounded memory for apps
+#: that publish on unbounded topic names.
+MAX_WARNED_TOPICS = 1024
 
 
 class Hub:
@@ -59,6 +65,8 @@ class Hub:
         self._merged: Topology | None = None
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._passed: Passed = {}  # handlers found good: checked once, not on every run
 
     @classmethod
     def from_file(cls, path: str | Path, *, url: str | None = None) -> Hub:
@@ -74,7 +82,13 @@ class Hub:
         retry: RetryPolicy | Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Callable[[F], F]:
-        """Decorate a handler: ``@hub.subscriber("welcome-email", topics=["user.signed_up"])``."""
+        """Decorate a handler: ``@hub.subscriber("welcome-email", topics=["user.signed_up"])``.
+
+        The function is checked here (one positional argument, not ``async
+        def``); ``dont_retry`` names when the handlers are built
+        (:meth:`handlers`), since they may name types defined further down
+        the module being imported.
+        """
 
         def register(func: F) -> F:
             spec = loader.from_mapping(
@@ -95,6 +109,9 @@ class Hub:
                 },
                 source=f"@hub.subscriber({name!r})",
             ).subscribers[0]
+            problems = handler_problems(func, spec.handler)
+            if problems:
+                raise TopologyError(problems, source=f"@hub.subscriber({name!r})")
             if name in self._decorated:
                 first = self._decorated[name][0].handler
                 raise TopologyError(
@@ -139,15 +156,27 @@ class Hub:
         replicas = self._file.replicas if self._file and self._file.replicas else self.replicas
         return Topology(hub=self.name, subscribers=(*from_file.values(), *extra), replicas=replicas)
 
-    def handlers(self) -> dict[str, Callable[[Event], Any]]:
-        """Each subscriber's handler: the decorated function, or the file's import path."""
-        result: dict[str, Callable[[Event], Any]] = {}
-        for sub in self.topology.subscribers:
-            decorated = self._decorated.get(sub.name)
-            if decorated and decorated[0].handler == sub.handler:
-                result[sub.name] = decorated[1]
-            else:
-                result[sub.name] = loader.resolve_handler(sub.handler)
+    def handlers(
+        self, subscribers: Sequence[str] | None = None
+    ) -> dict[str, Callable[[Event], Any]]:
+        """Each subscriber's handler: the decorated function, or the file's import path.
+
+        Only the handlers of ``subscribers`` (default: all) are imported, so a
+        process needs only the dependencies of the subscribers it runs. Each
+        is checked (see :mod:`hubbub.topology.references`) with its
+        ``dont_retry`` names; every problem is raised at once as a
+        :class:`TopologyError`.
+        """
+        chosen = [self.topology.subscriber(n) for n in subscribers] if subscribers else None
+        specs = chosen if chosen is not None else self.topology.subscribers
+        given = {
+            sub.name: decorated[1]
+            for sub in specs
+            if (decorated := self._decorated.get(sub.name)) and decorated[0].handler == sub.handler
+        }
+        result, problems = resolve_handlers(specs, given, passed=self._passed)
+        if problems:
+            raise TopologyError(problems, source=f"hub {self.name!r}")
         return result
 
     def plan(self) -> Plan:
@@ -226,13 +255,22 @@ class Hub:
         return await self.publisher.apublish_many(events)
 
     def _warn_if_unmatched(self, topic: str) -> None:
-        if self.knows_subscribers and not self.has_subscriber_for(topic):
-            log.warning(
-                "no subscriber of hub %r matches %r: it will be parked in %s",
-                self.name,
-                topic,
-                self.topology.names.unrouted,
-            )
+        """Warn once per topic (per hub) that no subscriber matches it: not on every publish.
+
+        Thread-safe enough: two threads racing on a new topic may both warn.
+        """
+        warned = self._warned
+        if topic in warned or not self.knows_subscribers or self.has_subscriber_for(topic):
+            return
+        if len(warned) >= MAX_WARNED_TOPICS:
+            warned.clear()
+        warned.add(topic)
+        log.warning(
+            "no subscriber of hub %r matches %r: it will be parked in %s (warned once per topic)",
+            self.name,
+            topic,
+            self.topology.names.unrouted,
+        )
 
     @property
     def knows_subscribers(self) -> bool:
@@ -248,7 +286,11 @@ class Hub:
         """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it."""
         current.refuse_broker(self.name, to="consume from")
         return Worker(
-            self.topology, self.handlers(), url=self.url, subscribers=subscribers, **options
+            self.topology,
+            self.handlers(subscribers),
+            url=self.url,
+            subscribers=subscribers,
+            **options,
         )
 
     def close(self) -> None:

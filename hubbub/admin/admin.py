@@ -110,7 +110,7 @@ class Admin:
         """Counts of every queue of the hub (see :mod:`hubbub.admin.status`)."""
         subscribers = [s.name for s in self.topology.subscribers] if self.topology else None
         try:
-            return status.from_management(self.api, self.names, subscribers)
+            return status.from_management(self.api, self.names, subscribers, urls=self.urls)
         except BrokerConnectionError as exc:
             if subscribers is None:
                 raise ConfigurationError(

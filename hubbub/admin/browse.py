@@ -3,7 +3,7 @@
 AMQP has no "peek". A browser therefore consumes with manual acks, keeps
 every message it does not remove *unacked*, and closes its channel: the
 broker puts every unacked message back. What follows was checked on
-RabbitMQ 3.10.8 (quorum queues), not assumed:
+RabbitMQ 3.10.8 and 4.0.5 (quorum queues), not assumed:
 
 - a message given back (by a requeue or a closed channel) goes to the
   queue's *returns* list, which is delivered before the other messages, and
@@ -18,6 +18,17 @@ RabbitMQ 3.10.8 (quorum queues), not assumed:
   client had not received, go back *behind* the rest of the queue. So
   before closing, a browser receives everything sent to its consumer, and
   it opens a consumer only when it needs more messages;
+- a message sent to the browser but still in flight when its channel
+  closes may go back *ahead* of the held ones on RabbitMQ 4.0.5 (3.10.8:
+  behind): seen with pika's ``BlockingChannel.close``, which cancels the
+  consumer and rejects such a message on its own, and still, more rarely,
+  with a plain ``channel.close`` when the message reached the broker's
+  channel at the close. Events that arrive during the browse, past the
+  snapshot, were such messages. So a consumer's credit never reaches past
+  the snapshot (the broker never sends them), an ack waits until its
+  consumer was sent its whole credit and is cancelled (an ack frees credit,
+  :meth:`Browser._freeze`), and the channel is closed without cancelling or
+  rejecting anything (:meth:`Browser._close_channel`);
 - a quorum-queue consumer gets at most 2000 messages with ``prefetch=0`` and
   at most 65535 (``prefetch`` is 16 bits), so a pass opens consumers one
   after the other (:data:`CHUNKS`), cancelling each once it holds its
@@ -129,6 +140,7 @@ class Browser:
         self._buffer: deque[tuple[Basic.Deliver, pika.BasicProperties, bytes]] = deque()
         self._holding: dict[str, int] = {}
         self._credit: dict[str, int] = {}
+        self._received: dict[str, int] = {}
         self._active: str | None = None
         self._started = False
         self._last_redelivered: bool | None = None
@@ -183,7 +195,7 @@ class Browser:
             if self._channel is not None and self._channel.is_open:
                 if finish and self._started:
                     self._finish()
-                self._channel.close()
+                self._close_channel()
             self._wait_returned(self.depth - self.acked)
         except (pe.AMQPError, OSError, BrokerConnectionError) as exc:
             # Whatever was done stays done; the broker gives back the rest on disconnect.
@@ -191,6 +203,26 @@ class Browser:
         finally:
             self._channel = None
             self._disconnect()
+
+    def _close_channel(self) -> None:
+        """Close the channel without cancelling its consumers first.
+
+        pika's ``BlockingChannel.close`` cancels every consumer and rejects
+        (requeues) each delivery that reaches it meanwhile: a message sent to
+        the active consumer but not yet received (one that arrived during the
+        browse, past the snapshot) then goes back on its own, *before* the
+        held ones are given back. RabbitMQ 3.10.8 still puts it behind them;
+        4.0.5 puts it ahead, and the queue's order is lost (checked on both).
+        A plain ``channel.close`` lets the broker give back everything the
+        channel holds, in flight or not, together and in queue order on both
+        versions.
+        """
+        channel = self._require_channel()
+        impl = channel._impl  # the asynchronous channel: closes without cancelling
+        impl.close()
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not impl.is_closed and time.monotonic() < deadline:
+            self._pump(0.05)
 
     def _finish(self) -> None:
         """Make closing keep the order (checked on 3.10.8, see the module docstring).
@@ -277,7 +309,15 @@ class Browser:
                 self._pump(0.1)
 
     def ack(self, message: Message) -> None:
-        """Remove ``message`` from the queue for good."""
+        """Remove ``message`` from the queue for good.
+
+        An ack frees credit, and a consumer with credit left is sent more
+        messages: past the snapshot, those would be events that arrived
+        during the browse, in flight at the close (see :meth:`_freeze`).
+        So the consumer is frozen first.
+        """
+        if message.consumer == self._active:
+            self._freeze()
         channel = self._require_channel()
         try:
             channel.basic_ack(message.tag)
@@ -288,6 +328,27 @@ class Browser:
             ) from exc
         self.acked += 1
         self._holding[message.consumer] -= 1
+
+    def _freeze(self) -> None:
+        """Receive the rest of the active consumer's credit, then cancel it.
+
+        Its credit never reaches past the snapshot (:meth:`_start_consumer`),
+        so the broker sends exactly that many messages; once all arrived,
+        nothing is in flight and cancelling rejects nothing.
+        """
+        tag = self._active
+        idle_since = time.monotonic()
+        while tag is not None and self._received[tag] < self._credit[tag]:
+            before = self._received[tag]
+            self._pump(0.1)
+            if self._received[tag] > before:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > self._idle:
+                log.info("%s: fewer messages than counted at the start", self.queue)
+                break
+        if tag is not None:
+            self._amqp(lambda: self._require_channel().basic_cancel(tag))
+            self._active = None
 
     def pause(self, seconds: float) -> None:
         """Sleep while keeping the connection alive (heartbeats, buffered deliveries)."""
@@ -326,6 +387,7 @@ class Browser:
         self, _ch: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
     ) -> None:
         self._buffer.append((method, props, body))
+        self._received[method.consumer_tag] += 1
 
     def _start_consumer(self, channel: BlockingChannel) -> bool:
         """Open the next consumer of the pass; False at the consumer cap.
@@ -338,11 +400,15 @@ class Browser:
             self.truncated = True
             log.warning("%s: stopped after %d messages (scan limit)", self.queue, self.seen)
             return False
-        credit = self._chunks[min(index, len(self._chunks) - 1)]
+        # Never past the snapshot: messages that arrive during the browse are
+        # then never sent to it, so none is in flight at the close (RabbitMQ
+        # 4.0.5 put such a message ahead of the held ones, even on a plain close).
+        credit = min(self._chunks[min(index, len(self._chunks) - 1)], self.depth - self.seen)
         tag = f"hubbub-browse-{index:02d}"
+        self._credit[tag], self._holding[tag], self._received[tag] = credit, 0, 0
         self._amqp(lambda: channel.basic_qos(prefetch_count=credit))
         self._amqp(lambda: channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag))
-        self._credit[tag], self._holding[tag], self._active = credit, 0, tag
+        self._active = tag
         self._started = True
         return True
 

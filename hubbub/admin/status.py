@@ -4,6 +4,13 @@ Counts come from the RabbitMQ management API (ready, unacked, consumers).
 When it cannot be reached they come from AMQP passive declares instead,
 which know ready messages and consumers but not unacked ones; the status
 then says so (``source``) and leaves unacked as None.
+
+The API can also answer without counts: RabbitMQ 4.x deprecates its
+metrics, and with ``deprecated_features.permit.management_metrics_collection
+= false`` the queue records keep their names and arguments but lose every
+message and consumer count (4.0.5, checked). A queue record without
+``messages_ready`` is therefore never read as 0: the names come from the API,
+the counts from passive declares, and ``source`` says why.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from hubbub.connection import connect
 from hubbub.errors import BrokerConnectionError
 from hubbub.topology import delay
 from hubbub.topology.names import HubNames
-from hubbub.topology.observe import ManagementAPI
+from hubbub.topology.observe import ManagementAPI, has_counts, why_uncounted
 
 MANAGEMENT = "management API"
 _COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers"
@@ -69,13 +76,28 @@ class HubStatus:
 
 
 def from_management(
-    api: ManagementAPI, names: HubNames, subscribers: Iterable[str] | None
+    api: ManagementAPI,
+    names: HubNames,
+    subscribers: Iterable[str] | None,
+    *,
+    urls: Sequence[str] = (),
 ) -> HubStatus:
-    """The hub's status read through the management API (raises BrokerConnectionError)."""
+    """The hub's status read through the management API (raises BrokerConnectionError).
+
+    When the API lists the hub's queues without their counts (see the module
+    docstring), the counts are read over AMQP from ``urls`` instead (raises
+    BrokerConnectionError when none are given).
+    """
     rows = api.get(f"queues/{quote(api.vhost, safe='')}?columns={_COLUMNS}")
-    found = {row["name"]: _counts(row) for row in rows if names.owns(row["name"])}
+    owned = [row for row in rows if names.owns(row["name"])]
+    found = {row["name"]: _counts(row) for row in owned}
     if subscribers is None:
         subscribers = subscribers_in(names, found)
+    if any(not has_counts(row) for row in owned):
+        why = why_uncounted(api)
+        if not urls:
+            raise BrokerConnectionError(why)
+        return from_amqp(urls, names, subscribers, why=why)
     levels = [found.get(names.level(n)) for n in range(delay.LEVELS)]
     delayed = sum(q.total or 0 for q in levels if q is not None)
     return HubStatus(

@@ -1,24 +1,46 @@
-"""``hubbub consume``: run subscribers until SIGTERM or SIGINT."""
+"""``hubbub consume``: run subscribers until SIGTERM or SIGINT.
+
+Exit status: 0 after a clean stop; 1 on an error (one line on stderr);
+:data:`EXIT_UNFINISHED` when the shutdown timeout expired with handlers
+still running (each of their events is named in a WARNING and will be
+delivered again). The process never waits for a handler thread past the
+shutdown timeout.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option
+from hubbub.cli.options import (
+    app_on_path,
+    file_option,
+    friendly_errors,
+    logging_options,
+    topology_from,
+    url_option,
+)
+from hubbub.connection import mask
 from hubbub.consumers.depth import DEFAULT_INTERVAL
+from hubbub.consumers.handling import Handler
 from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.monitoring import monitored
-from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, Worker
-from hubbub.errors import ConfigurationError, HubbubError
-from hubbub.topology.loader import resolve_handler
+from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownTimeoutError, Worker
+from hubbub.errors import ConfigurationError, HubbubError, TopologyError
+from hubbub.topology.model import Topology
+from hubbub.topology.references import resolve_handlers
 
 log = logging.getLogger("hubbub.cli")
+
+#: Exit status when the shutdown timeout expired with events unfinished.
+EXIT_UNFINISHED = 3
 
 
 @click.command("consume")
@@ -81,6 +103,7 @@ log = logging.getLogger("hubbub.cli")
     show_default=True,
     help="Seconds between polls of queue and dead-letter queue depth (metrics).",
 )
+@logging_options
 @friendly_errors
 def command(
     file: Path | None,
@@ -94,7 +117,7 @@ def command(
     depth_interval: float,
 ) -> None:
     """Consume events for the topology's subscribers, each on its own queue."""
-    topology = topology_from(file, check_handlers=True)
+    topology = topology_from(file)
     names = list(subscribers) or [s.name for s in topology.subscribers]
     unknown = [n for n in names if n not in {s.name for s in topology.subscribers}]
     if unknown:
@@ -102,7 +125,7 @@ def command(
             f"unknown subscriber(s) {', '.join(unknown)} in --subscriber; {file} defines "
             f"{', '.join(s.name for s in topology.subscribers) or 'none'}"
         )
-    handlers = {n: resolve_handler(topology.subscriber(n).handler) for n in names}
+    handlers = handlers_for(topology, names, source=str(file))
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
         topology,
@@ -115,13 +138,41 @@ def command(
         observer=metrics,
         name=f"hubbub consume {','.join(names)}",
     )
-    if metrics is None or metrics_port is None:
-        run_until_signalled(worker)
-        return
-    with monitored(
-        worker, metrics, port=metrics_port, host=metrics_host, depth_interval=depth_interval
-    ):
-        run_until_signalled(worker)
+    try:
+        if metrics is None or metrics_port is None:
+            run_until_signalled(worker)
+        else:
+            with monitored(
+                worker, metrics, port=metrics_port, host=metrics_host, depth_interval=depth_interval
+            ):
+                run_until_signalled(worker)
+    except ShutdownTimeoutError as exc:
+        click.echo(f"error: {mask(str(exc))}", err=True)
+        _exit_now(EXIT_UNFINISHED)
+    if worker.left_behind:
+        _exit_now(0)
+
+
+def _exit_now(status: int) -> None:
+    """Exit without waiting for threads left inside a handler (or anything they started)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def handlers_for(topology: Topology, names: list[str], *, source: str) -> dict[str, Handler]:
+    """Import and check the handlers of ``names`` alone, every problem at once.
+
+    A process needs only the dependencies of the subscribers it runs, and
+    another subscriber's broken import does not stop it ('hubbub topology
+    validate' still imports them all).
+    """
+    app_on_path()
+    handlers, problems = resolve_handlers([topology.subscriber(n) for n in names])
+    if problems:
+        raise TopologyError(problems, source=source)
+    return handlers
 
 
 def run_until_signalled(worker: Worker) -> None:

@@ -53,9 +53,15 @@ def topology_from(file: Path | None, *, check_handlers: bool = False) -> Topolog
     """The topology a command works on; a missing ``--file`` is a usage error."""
     if file is None:
         raise click.UsageError("give a topology file with --file (or HUBBUB_TOPOLOGY)")
-    if check_handlers and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # handlers of the app the command runs in
+    if check_handlers:
+        app_on_path()
     return loader.load(file, check_handlers=check_handlers)
+
+
+def app_on_path() -> None:
+    """Let handler references name modules of the app the command runs in (the cwd)."""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
 
 
 def hub_from(file: Path | None, hub: str | None) -> tuple[str, Topology | None]:
@@ -88,8 +94,45 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+LOG_FORMATS = click.Choice(["text", "json"], case_sensitive=False)
+_LOGGING = "hubbub.logging"  # the settings in force, in click's ctx.meta
+
+
 def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Log to stderr (text or JSON lines, passwords masked): see :mod:`hubbub.logs`."""
-    logs.setup(
-        level or os.environ.get("HUBBUB_LOG_LEVEL"), fmt or os.environ.get("HUBBUB_LOG_FORMAT")
-    )
+    level = level or os.environ.get("HUBBUB_LOG_LEVEL")
+    fmt = fmt or os.environ.get("HUBBUB_LOG_FORMAT")
+    logs.setup(level, fmt)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[_LOGGING] = {"level": level, "fmt": fmt}
+
+
+def _relog(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            settings = {**ctx.meta.get(_LOGGING, {}), key: value}
+            setup_logging(settings.get("level"), settings.get("fmt"))
+
+    return callback
+
+
+def logging_options(func: F) -> F:
+    """``--log-level`` and ``--log-format`` after the subcommand too; they win over the group's."""
+    func = click.option(
+        "--log-format",
+        type=LOG_FORMATS,
+        default=None,
+        expose_value=False,
+        callback=_relog("fmt"),
+        help="text or json (as 'hubbub --log-format'; HUBBUB_LOG_FORMAT).",
+    )(func)
+    return click.option(
+        "--log-level",
+        type=LOG_LEVELS,
+        default=None,
+        expose_value=False,
+        callback=_relog("level"),
+        help="DEBUG, INFO, WARNING or ERROR (as 'hubbub --log-level'; HUBBUB_LOG_LEVEL).",
+    )(func)

@@ -21,7 +21,8 @@ def group() -> None:
 @file_option
 @friendly_errors
 def validate(file: Path | None) -> None:
-    """Check the file (patterns, names, keys, handler imports) without a broker."""
+    """Check the file without a broker: patterns, names, keys; every handler imported and
+    checked (one argument, the event; not async def); every dont_retry name an exception."""
     topology = topology_from(file, check_handlers=True)
     click.echo(f"{file}: valid: hub {topology.hub!r}, {len(topology.subscribers)} subscriber(s)")
 

@@ -8,18 +8,20 @@ back to the queue.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import GeneratorType
 from typing import Any, Literal
 
 import pika
 
 from hubbub import envelope
 from hubbub.consumers import failure
-from hubbub.consumers.retry import MALFORMED, decide
-from hubbub.errors import MalformedMessageError
+from hubbub.consumers.retry import MALFORMED, NOT_AWAITED, decide
+from hubbub.errors import AsyncHandlerError, MalformedMessageError, Retry
 from hubbub.fastinit import builder
 from hubbub.logs import event_fields
 from hubbub.topology import delay
@@ -69,7 +71,12 @@ def handle(
     delivery: Delivery,
     rng: random.Random | None = None,
 ) -> Outcome:
-    """Decode ``delivery``, run ``handler`` on it and say what to do with it."""
+    """Decode ``delivery``, run ``handler`` on it and say what to do with it.
+
+    A handler that returns an awaitable (a coroutine: ``async def``, or a
+    plain def returning one) did not do its work: the event is
+    dead-lettered at once, never acked (retrying would only repeat it).
+    """
     headers = delivery.properties.headers
     try:
         event = envelope.decode(
@@ -90,20 +97,11 @@ def handle(
         return _failed(subscriber, queue, delivery, exc, MALFORMED, topic, 1, "")
     token = envelope.current_event.set(event)
     try:
-        handler(event)
+        result = handler(event)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
         decision = decide(subscriber.retry, exc, event.attempt, rng)
         if decision.action == "retry":
-            log.warning(
-                "event %s (%s) failed on attempt %d in %s, retrying in %.1fs: %r",
-                event.id,
-                event.topic,
-                event.attempt,
-                subscriber.name,
-                decision.delay,
-                exc,
-                extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
-            )
+            _log_retry(subscriber, event, exc, decision.delay)
             headers_ = _record(
                 subscriber, queue, delivery, exc, "retrying", event.topic, event.attempt
             )
@@ -132,7 +130,78 @@ def handle(
         )
     finally:
         envelope.current_event.reset(token)
+    # The hot path: None costs one comparison, any other value ~50 ns (the
+    # __await__ probe) before the exact but ~6x dearer inspect.isawaitable.
+    if (
+        result is not None
+        and (hasattr(result, "__await__") or type(result) is GeneratorType)
+        and inspect.isawaitable(result)
+    ):
+        return _not_awaited(subscriber, queue, delivery, event, result)
     return _outcome("ack", 0.0, None, event.topic, event.id, event.attempt, "")
+
+
+def _log_retry(
+    subscriber: Subscriber, event: envelope.Event, exc: BaseException, delay: float
+) -> None:
+    """A failure is a WARNING; a handler's deliberate ``raise Retry(...)`` is INFO."""
+    fields = event_fields(event.id, event.topic, subscriber.name, event.attempt)
+    if isinstance(exc, Retry):
+        log.info(
+            "event %s (%s): %s asked for a retry on attempt %d, retrying in %.1fs: %s",
+            event.id,
+            event.topic,
+            subscriber.name,
+            event.attempt,
+            delay,
+            exc,
+            extra=fields,
+        )
+        return
+    log.warning(
+        "event %s (%s) failed on attempt %d in %s, retrying in %.1fs: %r",
+        event.id,
+        event.topic,
+        event.attempt,
+        subscriber.name,
+        delay,
+        exc,
+        extra=fields,
+    )
+
+
+def _not_awaited(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    event: envelope.Event,
+    result: Any,
+) -> Outcome:
+    """Dead-letter an event whose handler returned ``result``, an awaitable it never ran."""
+    if inspect.iscoroutine(result):
+        try:  # an un-run coroutine: no "was never awaited" warning, nothing left pending
+            result.close()
+        except Exception:  # a started one may run its cleanup, which may raise
+            log.debug("closing the coroutine of %s raised", subscriber.name, exc_info=True)
+    name = getattr(result, "__qualname__", None)
+    what = f"{type(result).__name__} {name}" if isinstance(name, str) else type(result).__name__
+    exc = AsyncHandlerError(
+        f"the handler of {subscriber.name} ({subscriber.handler}) returned {what}, "
+        "which hubbub does not "
+        "await, so the event did not run: make the handler a plain def that does the work, "
+        "or wrap the coroutine in one (def handler(event): asyncio.run(...))"
+    )
+    log.error(
+        "event %s (%s) dead-lettered by %s: %s",
+        event.id,
+        event.topic,
+        subscriber.name,
+        exc,
+        extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
+    )
+    return _failed(
+        subscriber, queue, delivery, exc, NOT_AWAITED, event.topic, event.attempt, event.id
+    )
 
 
 def _failed(
@@ -204,4 +273,40 @@ def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pik
         reply_to=props.reply_to,
         priority=props.priority,
         headers=headers,
+    )
+
+
+def timed_out(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    error: BaseException,
+    stack: str = "",
+    rng: random.Random | None = None,
+) -> Outcome:
+    """The outcome of a delivery whose handler ran past its time limit.
+
+    The same decision and failure record as a handler that raised
+    ``error``: retried by the subscriber's policy, or dead-lettered (at once
+    when ``dont_retry`` names the error's type). ``stack``, where the handler
+    was stuck, stands in for the traceback the record would otherwise lack.
+    Called off the handler thread (by the watchdog), so it logs nothing.
+    """
+    event = envelope.decode(
+        delivery.routing_key,
+        delivery.properties,
+        delivery.body,
+        subscriber=subscriber.name,
+        redelivered=delivery.redelivered,
+    )
+    decision = decide(subscriber.retry, error, event.attempt, rng)
+    reason = "retrying" if decision.action == "retry" else decision.reason
+    headers = _record(subscriber, queue, delivery, error, reason, event.topic, event.attempt)
+    if stack:
+        headers[failure.TRACEBACK] = stack[-failure.MAX_TRACEBACK :]
+    if decision.action == "retry":
+        headers[envelope.ATTEMPT] = event.attempt + 1
+    name = failure.exception_name(error)
+    return Outcome(
+        decision.action, decision.delay, headers, event.topic, event.id, event.attempt, name
     )

@@ -8,7 +8,8 @@ the event's topic: topics come from the topology's publishers, a bounded set.
 Counters (``_total`` is added by prometheus-client):
 
 ``hubbub_events_handled``        handler returned, event acked
-``hubbub_events_failed``         handler raised or the message was malformed
+``hubbub_events_failed``         handler raised, ran past its time limit, or the
+                                 message was malformed
 ``hubbub_events_retried``        failed, and its retry copy was confirmed
 ``hubbub_events_dead_lettered``  failed for good, its dead-letter copy confirmed
 ``hubbub_events_released``       failed, but the copy could not be published:

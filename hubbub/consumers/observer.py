@@ -24,7 +24,8 @@ class Observer:
         outcome means its copy was confirmed; when the copy failed the
         outcome is ``release`` (the event goes back to its queue). Called on
         the handler thread, or for copies on the publisher's I/O thread (the
-        handler thread does not wait for the confirm).
+        handler thread does not wait for the confirm), or for a handler past
+        its time limit on the watchdog's thread.
         """
 
     def settled(self, subscriber: str) -> None:

@@ -14,6 +14,8 @@ from hubbub.topology.model import RetryPolicy
 EXHAUSTED = "attempts exhausted"
 NOT_RETRYABLE = "not retryable"
 MALFORMED = "malformed message"
+#: The handler returned a coroutine (or other awaitable) instead of doing its work.
+NOT_AWAITED = "handler returned an awaitable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,21 @@ failures never touch another's queue.
 
 Stopping. :meth:`Worker.stop` (any thread, e.g. on SIGTERM) cancels the
 consumers, lets handlers finish and acks their events, releases deliveries
-not yet started back to the queue, then closes. A lost connection is
+not yet started back to the queue, then closes. Past ``shutdown_timeout`` it
+closes anyway: each event whose handler still runs is named in a WARNING
+(the broker redelivers it), :meth:`run` raises
+:class:`ShutdownTimeoutError`, and no handler thread is waited for.
+
+Time limits. A handler running past its subscriber's ``timeout`` is written
+off by the watchdog (:mod:`hubbub.consumers.watchdog`): its event fails like
+a raised exception (retry copy or dead-letter), a new thread takes its place,
+and :meth:`Worker.health` is unhealthy while written-off threads are stuck.
+
+Permissions. :meth:`run` first checks that the user may write the copies
+(:mod:`hubbub.consumers.probe`); a copy the broker refuses later for lack
+of permission stops the worker with the fix, and a copy that fails for
+another reason releases its event only after a backoff, never in a tight
+redelivery loop. A lost connection is
 reopened with capped exponential backoff; a queue that disappears is fatal
 (:meth:`run` raises) because consuming from a recreated queue would hide that
 its events were deleted.
@@ -25,7 +39,9 @@ its events were deleted.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 import time
 from collections import deque
@@ -52,13 +68,19 @@ from hubbub.consumers.handling import (
     copy_properties,
     handle,
     new_delivery,
+    timed_out,
 )
 from hubbub.consumers.observer import Observer
+from hubbub.consumers.probe import check_copy_targets, is_refusal, refusal
+from hubbub.consumers.watchdog import HandlerTimeoutError, Watchdog, period, stack_of
+from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.producers.publisher import Publisher
+from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
+from hubbub.topology.references import refuse_unusable
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -66,6 +88,8 @@ log = logging.getLogger("hubbub.consumers")
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 #: Reconnect backoff: first wait and cap, in seconds.
 RECONNECT_FIRST, RECONNECT_CAP = 0.5, 30.0
+#: Wait before releasing an event whose copy failed (doubling per failure in a row).
+COPY_RETRY_FIRST, COPY_RETRY_CAP = 1.0, 30.0
 
 Settle = Literal["ack", "requeue"]
 _DONE = {
@@ -87,6 +111,18 @@ class _Consumer:
     consumer_tag: str | None = None
     tracker: AckTracker = field(default_factory=AckTracker)
     generation: int = 0
+    #: Deliveries whose handler runs: ``id(delivery)`` -> (delivery, generation,
+    #: start, thread). Popping an entry claims the delivery (watchdog.py).
+    running: dict[int, tuple[Delivery, int, float, int]] = field(default_factory=dict)
+    copy_failures: int = 0  # copies failed in a row (the release backoff)
+
+
+class ShutdownTimeoutError(HubbubError):
+    """The shutdown timeout expired with handlers still running; their events go back."""
+
+    def __init__(self, message: str, *, unfinished: list[str]) -> None:
+        super().__init__(message)
+        self.unfinished = unfinished
 
 
 class Worker:
@@ -107,15 +143,22 @@ class Worker:
     ) -> None:
         self.topology = topology
         self.urls = resolve_urls(url)
-        self._params = parameters(node_order(self.urls), name=name)
+        where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI
+        self._name = f"{name} ({where})"
+        self._params = parameters(node_order(self.urls), name=self._name)
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
+        refuse_unusable(  # async def, wrong signatures, dont_retry typos: before consuming
+            [topology.subscriber(n) for n in chosen],
+            handlers,
+            source=f"consumer of hub {topology.hub!r}",
+        )
         self._consumers = [
             self._make_consumer(topology.subscriber(n), handlers[n], prefetch, concurrency)
             for n in chosen
         ]
-        self._publisher = Publisher(topology.hub, url=url, name=f"{name} (copies)")
+        self._publisher = Publisher(topology.hub, url=url, name=f"{name} (copies, {where})")
         self._connection: SelectConnection | None = None
         self._lock = threading.Lock()
         self._settled: deque[tuple[_Consumer, int, int, Settle]] = deque()
@@ -125,10 +168,14 @@ class Worker:
         self._connected_once = False
         self._open_error: BaseException | None = None
         self._opened = False  # the current connection opened
+        self._stop_deadline: float | None = None  # monotonic time the stop must end by
+        self._unfinished: list[str] = []  # ids of events released at the shutdown timeout
         #: ``host:port`` of the node the consumer is connected to, None between connections.
         self.connected_to: str | None = None
         #: Set while every subscriber is consuming (for health checks and tests).
         self.consuming = threading.Event()
+        #: Handler threads still inside a handler when :meth:`run` returned.
+        self.left_behind = 0
 
     def _make_consumer(
         self, spec: Subscriber, handler: Handler, prefetch: int | None, concurrency: int | None
@@ -159,13 +206,15 @@ class Worker:
         if consuming:
             self._post(answered.set)
         responsive = consuming and answered.wait(timeout)
+        stuck = {c.spec.name: n for c in self._consumers if (n := c.pool.stuck())}
         details: dict[str, Any] = {
             "consuming": consuming,
             "responsive": responsive,
             "stopping": self._stopping.is_set(),
             "subscribers": self.subscribers,
+            "stuck": stuck,
         }
-        return responsive, details
+        return responsive and not stuck, details
 
     # -- lifecycle (any thread) ---------------------------------------------
 
@@ -177,6 +226,9 @@ class Worker:
         one backoff wait.
         """
         failures = attempts = 0
+        check_copy_targets(self.urls, self.topology.names, self.subscribers, name=self._name)
+        limits = [c.spec.timeout for c in self._consumers]
+        watchdog = Watchdog(self._watch, interval=period(limits), name="hubbub-watchdog").start()
         try:
             while not self._stopping.is_set():
                 params = self._params[attempts % len(self._params)]
@@ -197,18 +249,40 @@ class Worker:
                 log.warning("connection to the broker lost; reconnecting in %.1fs", wait)
                 self._stopping.wait(wait)
         finally:
+            watchdog.stop()
             self.consuming.clear()
-            for consumer in self._consumers:
-                consumer.pool.shutdown()
+            self._shut_down_pools()
             self._publisher.close()
             if self._connected_once:  # else the caller reports why it never started
                 log.info("consumer stopped")
+        if self._unfinished:
+            raise ShutdownTimeoutError(
+                f"stopped at the {self.shutdown_timeout:g}s shutdown timeout with "
+                f"{len(self._unfinished)} event(s) unfinished, to be redelivered: "
+                f"{', '.join(self._unfinished[:5])}{' ...' if len(self._unfinished) > 5 else ''}",
+                unfinished=list(self._unfinished),
+            )
+
+    def _shut_down_pools(self) -> None:
+        """Stop the handler threads, waiting no longer than the stop's deadline.
+
+        Handler threads are daemon threads: one still running when the
+        deadline passes is left behind (its event was released or settled).
+        """
+        deadline = self._stop_deadline or time.monotonic() + self.shutdown_timeout
+        left = 0
+        for consumer in self._consumers:
+            left += consumer.pool.shutdown(max(0.0, deadline - time.monotonic()))
+        self.left_behind = left
+        if left:
+            log.warning("left %d handler thread(s) behind, still inside a handler", left)
 
     def stop(self) -> None:
         """Finish the events in hand, release the rest, close (thread-safe, idempotent)."""
         if self._stopping.is_set():
             return
         log.info("stopping: finishing events in hand")
+        self._stop_deadline = time.monotonic() + self.shutdown_timeout
         self._stopping.set()
         self._post(self._begin_stop)
 
@@ -280,11 +354,14 @@ class Worker:
         consumer.consumer_tag = channel.basic_consume(
             consumer.queue, partial(self._on_message, consumer, generation)
         )
+        threads = consumer.pool.threads
         log.info(
-            "consuming %s (prefetch %d, %d handler threads)",
+            "consuming %s (prefetch %d, %d handler thread%s, time limit %s)",
             consumer.queue,
             consumer.prefetch,
-            consumer.pool.threads,
+            threads,
+            "" if threads == 1 else "s",
+            format_duration(consumer.spec.timeout),
         )
         if all(c.consumer_tag for c in self._consumers):
             self.consuming.set()
@@ -328,7 +405,20 @@ class Worker:
                     f"for hub {self.topology.hub!r} first"
                 )
             return
-        log.error("channel of %s closed by the broker (%s); reconnecting", consumer.queue, reason)
+        if _consumer_timeout(reason):
+            log.error(
+                "the broker closed the channel of %s because an event stayed unacked past "
+                "its consumer_timeout: every event the channel held goes back to the queue "
+                "and counts towards its delivery limit; keep the subscriber's timeout "
+                "(%s) and prefetch x timeout / concurrency below the broker's "
+                "consumer_timeout; reconnecting",
+                consumer.queue,
+                format_duration(consumer.spec.timeout),
+            )
+        else:
+            log.error(
+                "channel of %s closed by the broker (%s); reconnecting", consumer.queue, reason
+            )
         self._connection.close()
 
     def _on_cancelled(self, consumer: _Consumer) -> None:
@@ -367,7 +457,11 @@ class Worker:
             self._hand_over(consumer, generation, delivery.tag, "requeue")
             return
         started = time.perf_counter()
+        key, running = id(delivery), consumer.running
+        running[key] = (delivery, generation, started, threading.get_ident())
         outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
+        if running.pop(key, None) is None:
+            return  # written off past its time limit: settled without this late result
         if outcome.action == "ack":
             self._finish(consumer, generation, delivery, outcome, started, None)
         else:
@@ -411,16 +505,11 @@ class Worker:
         copy_error: BaseException | None,
     ) -> None:
         """Record the outcome and hand the verdict to the I/O thread (any thread)."""
-        settle: Settle = "ack"
         if copy_error is not None:
-            log.error(
-                "could not %s event %s from %s, leaving it queued: %s",
-                outcome.action,
-                outcome.event_id,
-                consumer.queue,
-                copy_error,
-            )
-            settle, outcome = "requeue", replace(outcome, action="release")
+            self._copy_failed(consumer, generation, delivery, outcome, copy_error)
+            outcome = replace(outcome, action="release")
+        elif outcome.action != "ack":
+            consumer.copy_failures = 0
         self.observer.finished(consumer.spec.name, outcome, time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):  # the fields cost more than a trivial handler
             log.debug(
@@ -434,7 +523,46 @@ class Worker:
                     outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
                 ),
             )
-        self._hand_over(consumer, generation, delivery.tag, settle)
+        if copy_error is None:
+            self._hand_over(consumer, generation, delivery.tag, "ack")
+
+    def _copy_failed(
+        self,
+        consumer: _Consumer,
+        generation: int,
+        delivery: Delivery,
+        outcome: Outcome,
+        error: BaseException,
+    ) -> None:
+        """Release an event whose copy failed: after a backoff, or stop if refused.
+
+        Releasing at once would redeliver it at once, fail its handler and
+        its copy again, and burn its delivery limit in milliseconds. A
+        permission refusal will not pass by itself: the worker stops, saying
+        which grant is missing (the event stays queued).
+        """
+        if is_refusal(error):
+            exchange, _ = copy_destination(self.topology.names, consumer.spec.name, outcome)
+            message = refusal(self.urls[0], self.topology.names, self.subscribers, [exchange])
+            self._post(partial(self._fail, f"cannot retry or dead-letter: {message}"))
+            self._hand_over(consumer, generation, delivery.tag, "requeue")
+            return
+        consumer.copy_failures += 1
+        wait = min(COPY_RETRY_CAP, COPY_RETRY_FIRST * 2 ** min(consumer.copy_failures - 1, 10))
+        log.error(
+            "could not %s event %s from %s, releasing it to its queue in %.0fs: %s",
+            outcome.action,
+            outcome.event_id,
+            consumer.queue,
+            wait,
+            error,
+        )
+        release = partial(self._hand_over, consumer, generation, delivery.tag, "requeue")
+        self._post(partial(self._call_later, 0.0 if self._stopping.is_set() else wait, release))
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._connection is not None:  # on the I/O thread
+            self._connection.ioloop.call_later(delay, callback)
 
     def _hand_over(self, consumer: _Consumer, generation: int, tag: int, settle: Settle) -> None:
         with self._lock:
@@ -478,8 +606,85 @@ class Worker:
             if channel is not None and channel.is_open and consumer.consumer_tag:
                 channel.basic_cancel(consumer.consumer_tag)
         if self._connection is not None:
-            self._connection.ioloop.call_later(self.shutdown_timeout, self._close)
+            self._connection.ioloop.call_later(self.shutdown_timeout, self._shutdown_expired)
         self._finish_stop_when_drained()
+
+    def _shutdown_expired(self) -> None:
+        """Close with events in hand: name each one a handler still runs (I/O thread).
+
+        Claiming each running delivery makes its handler's late result void:
+        the broker redelivers the event, nothing acks it twice.
+        """
+        for consumer in self._consumers:
+            for key, entry in list(consumer.running.items()):
+                if consumer.running.pop(key, None) is entry:
+                    self._released_unfinished(consumer, entry[0])
+        self._close()
+
+    def _released_unfinished(self, consumer: _Consumer, delivery: Delivery) -> None:
+        headers = delivery.properties.headers or {}
+        event_id = delivery.properties.message_id or f"tag {delivery.tag}"
+        topic = topic_of(delivery.routing_key, headers)
+        attempt = headers.get(ATTEMPT)
+        attempt = attempt if isinstance(attempt, int) else 1
+        self._unfinished.append(event_id)
+        log.warning(
+            "event %s (%s) of %s released unfinished: its handler still ran at the %gs "
+            "shutdown timeout; the broker will deliver it again",
+            event_id,
+            topic,
+            consumer.spec.name,
+            self.shutdown_timeout,
+            extra=event_fields(event_id, topic, consumer.spec.name, attempt),
+        )
+
+    # -- time limits (the watchdog thread) ----------------------------------
+
+    def _watch(self, now: float) -> None:
+        for consumer in self._consumers:
+            limit = consumer.spec.timeout
+            for key, entry in list(consumer.running.items()):
+                if now - entry[2] > limit:
+                    try:
+                        self._write_off(consumer, key, entry)
+                    except Exception:  # the watchdog must keep watching
+                        log.exception("could not fail a handler past its time limit")
+
+    def _write_off(
+        self, consumer: _Consumer, key: int, entry: tuple[Delivery, int, float, int]
+    ) -> None:
+        """Fail a delivery whose handler is past its limit; replace the stuck thread.
+
+        The thread is written off first: if its handler returns meanwhile, it
+        loses the claim below to nobody (its own pop wins) and simply leaves
+        its pool, where its replacement already runs.
+        """
+        delivery, generation, started, ident = entry
+        consumer.pool.write_off(ident)
+        if consumer.running.pop(key, None) is not entry:
+            return  # the handler returned just now: its own result stands
+        error = HandlerTimeoutError(consumer.spec.timeout)
+        outcome = timed_out(consumer.spec, consumer.queue, delivery, error, stack_of(ident))
+        log.warning(
+            "event %s (%s) %s in %s on attempt %d; its thread is written off and replaced, %s",
+            outcome.event_id,
+            outcome.topic,
+            error,
+            consumer.spec.name,
+            outcome.attempt,
+            f"retrying in {outcome.delay:.1f}s"
+            if outcome.action == "retry"
+            else "dead-lettering it",
+            extra=event_fields(
+                outcome.event_id, outcome.topic, consumer.spec.name, outcome.attempt
+            ),
+        )
+        if generation != consumer.generation:
+            # Its channel is gone and the broker has redelivered it already: no
+            # copy; the void hand-over only takes it out of flight (metrics).
+            self._hand_over(consumer, generation, delivery.tag, "requeue")
+            return
+        self._copy(consumer, generation, delivery, outcome, started)
 
     def _finish_stop_when_drained(self) -> None:
         if all(len(c.tracker) == 0 for c in self._consumers):
@@ -489,3 +694,18 @@ class Worker:
         connection = self._connection
         if connection is not None and connection.is_open:
             connection.close()
+
+
+def _consumer_timeout(reason: BaseException) -> bool:
+    """True for the broker's ``consumer_timeout`` closing a channel.
+
+    RabbitMQ 3.10 says: ``PRECONDITION_FAILED - delivery acknowledgement on
+    channel 1 timed out. Timeout value used: 3000 ms. ...`` (406).
+    """
+    text = str(getattr(reason, "reply_text", ""))
+    return (
+        isinstance(reason, pe.ChannelClosedByBroker)
+        and reason.reply_code == 406
+        and "delivery acknowledgement" in text
+        and "timed out" in text
+    )

@@ -47,7 +47,7 @@ from hubbub import envelope
 from hubbub.connection import connect_error, mask, node_order, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers.message import EventMessage, delay_seconds, event_message
-from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent
+from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent, check_batch
 from hubbub.topology.names import HubNames
 
 #: Seconds a publish waits for a free connection of a pool.
@@ -125,11 +125,15 @@ class KombuPublisher:
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """Publish events one after the other on one connection, each confirmed.
 
-        Stops at the first failure: the PublishError's ``failed`` lists the
-        ids not confirmed (that one and every later one), in order.
+        Every event is checked first (a bad one raises with nothing sent,
+        as :meth:`Publisher.publish_many`). Stops at the first failure: the
+        PublishError's ``failed`` lists the ids not confirmed (that one and
+        every later one), in order.
         """
+        batch = list(events)
+        check_batch(batch)
         prepared = []
-        for event in events:
+        for event in batch:
             message_id = event.message_id or envelope.new_id()
             seconds = delay_seconds(event.delay, None)
             message = event_message(
@@ -139,6 +143,7 @@ class KombuPublisher:
                 message_id=message_id,
                 headers=event.headers,
                 seconds=seconds,
+                checked=True,
             )
             prepared.append((message_id, message))
         done = 0

@@ -109,6 +109,9 @@ class Link:
         self._trying = 0
         self.ready: Future[None] = Future()
         self.dead = threading.Event()
+        #: Why the broker blocks this connection's publishes (a resource alarm:
+        #: "low on memory", "low on disk"), None while it does not.
+        self.blocked: str | None = None
         self._thread = threading.Thread(target=self._run, name="hubbub-publisher", daemon=True)
         self._thread.start()
 
@@ -134,10 +137,19 @@ class Link:
             self._call(self._drain)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Wait up to ``timeout`` s for in-flight confirms, then close."""
+        """Wait up to ``timeout`` s for in-flight confirms, then close without them.
+
+        Messages still unconfirmed then fail (stored or not), as on a lost
+        connection. Returns within ``timeout`` plus at most 5.5 s; a broker
+        that never answers the close (it blocks the connection) is left to
+        the I/O thread, a daemon.
+        """
         if not self.dead.is_set() and self._connection is not None:
             self._call(self._begin_close)
-        self._thread.join(timeout + 5)
+        self._thread.join(timeout)
+        if self._thread.is_alive() and self._connection is not None:
+            self._call(self._shutdown)
+            self._thread.join(min(timeout, 5) + 0.5)
 
     def _call(self, callback: Any) -> None:
         connection = self._connection
@@ -159,6 +171,8 @@ class Link:
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
             )
+            self._connection.add_on_connection_blocked_callback(self._on_blocked)
+            self._connection.add_on_connection_unblocked_callback(self._on_unblocked)
             self._connection.ioloop.start()
             if self.ready.done() and self.ready.exception() is None:
                 break
@@ -166,8 +180,12 @@ class Link:
         else:
             if not self.ready.done():
                 why = error or OSError("no broker URL")
-                self.ready.set_exception(connect_error(why, self._urls))
-        self._die(PublishError("the connection to the broker closed before it confirmed"))
+                timeout = self._params[-1].stack_timeout if self._params else None
+                self.ready.set_exception(connect_error(why, self._urls, timeout=timeout))
+        lost = "the connection to the broker closed before it confirmed"
+        if self.blocked is not None:
+            lost += f" (it was blocking publishers: {self.blocked}, a resource alarm)"
+        self._die(PublishError(lost))
 
     _open_error: BaseException | None = None
 
@@ -178,6 +196,16 @@ class Link:
     def _on_open_error(self, connection: SelectConnection, exc: BaseException | str) -> None:
         self._open_error = exc if isinstance(exc, BaseException) else OSError(str(exc))
         connection.ioloop.stop()
+
+    def _on_blocked(self, _connection: SelectConnection, frame: Method) -> None:
+        # RabbitMQ stops reading from a publishing connection during a memory
+        # or disk alarm and says why (connection.blocked): confirms stop coming.
+        self.blocked = getattr(frame.method, "reason", None) or "a resource alarm"
+        log.warning("the broker is blocking publishers: %s", self.blocked)
+
+    def _on_unblocked(self, _connection: SelectConnection, _frame: Method) -> None:
+        self.blocked = None
+        log.info("the broker accepts publishes again")
 
     def _on_channel(self, channel: Channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)

@@ -19,9 +19,13 @@ import pika
 
 from hubbub import envelope
 from hubbub.errors import ConfigurationError
+from hubbub.producers import wire
 from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
 from hubbub.topology.names import HubNames
+
+#: The longest AMQP short string (message_id), in bytes.
+_SHORT = wire.MAX_SHORT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +47,22 @@ def event_message(
     message_id: str,
     headers: Mapping[str, Any] | None = None,
     seconds: int | None = None,
+    checked: bool = False,
 ) -> EventMessage:
     """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
 
-    Raises ConfigurationError for a topic that is not a valid routing key.
+    Raises ConfigurationError for a topic that is not a valid routing key,
+    and PublishError for data, headers or an id the wire cannot carry
+    (:mod:`hubbub.producers.wire`: the one line names the field or header).
+    ``checked``: :func:`check_event` already passed the data (a batch), so
+    it is serialized without looking for NaN again.
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
     exchange, key = _route(names, topic, seconds)
+    plain_id = type(message_id) is str and len(message_id) <= _SHORT and message_id.isascii()
+    if headers or not plain_id:  # a generated id and no headers: the hot path, nothing to check
+        _check_envelope(message_id, headers)
     cause = envelope.current_event.get()
     props = envelope.properties(
         topic,
@@ -59,14 +71,20 @@ def event_message(
         correlation_id=cause.correlation_id if cause else None,
         causation_id=cause.id if cause else None,
     )
-    body = envelope.dumps(data)
+    body = envelope.dumps(data) if checked else wire.body(data)
     if seconds is not None:
         envelope.delayed(props, topic, seconds)
     return EventMessage(exchange, key, body, props)
 
 
 def check_event(
-    topic: str, data: Any, delay_: float | timedelta | str | None, deliver_at: datetime | None
+    topic: str,
+    data: Any,
+    delay_: float | timedelta | str | None,
+    deliver_at: datetime | None,
+    *,
+    message_id: str = "",
+    headers: Mapping[str, Any] | None = None,
 ) -> None:
     """Raise what preparing this event would raise, building nothing.
 
@@ -75,11 +93,25 @@ def check_event(
     """
     seconds = delay_seconds(delay_, deliver_at)
     _route(HubNames("check"), topic, seconds)
-    envelope.dumps(data)
+    if message_id or headers:  # none: a generated id, nothing to check
+        _check_envelope(message_id, headers)
+    wire.body(data)
+
+
+def _check_envelope(message_id: str, headers: Mapping[str, Any] | None) -> None:
+    """Raise PublishError for an id or headers AMQP cannot carry (cheap for a generated id)."""
+    if not (
+        type(message_id) is str and len(message_id) <= wire.MAX_SHORT_BYTES and message_id.isascii()
+    ):
+        wire.check_short(message_id, "message_id")
+    if headers:
+        wire.check_headers(headers)
 
 
 def _route(names: HubNames, topic: str, seconds: int | None) -> tuple[str, str]:
     """Exchange and routing key of ``topic``, now or after ``seconds``; raises when invalid."""
+    if type(topic) is not str:
+        raise ConfigurationError(f"a topic is a string, not {type(topic).__name__} ({topic!r})")
     problems = _topic_problems(topic)
     if problems:
         raise ConfigurationError(problems)
@@ -92,6 +124,13 @@ def _route(names: HubNames, topic: str, seconds: int | None) -> tuple[str, str]:
 def _topic_problems(topic: str) -> str:
     """Why ``topic`` cannot be published ("": it can), remembered: an
     application publishes a few topics many times (bench/README.md)."""
+    try:
+        topic.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: undecodable bytes, e.g. from argv
+        return (
+            f"topic {topic!r} is not valid UTF-8 text ({exc.reason} at index {exc.start}); "
+            "a topic is UTF-8 words separated by dots"
+        )
     return "; ".join(patterns.topic_problems(topic))
 
 

@@ -15,7 +15,9 @@ retry on its own (a hidden retry loop would block callers for as long as
 the outage lasts and hide it): every event in flight when the connection
 drops fails with PublishError (stored or not: publish again with the same
 id), and while the broker stays unreachable each publish fails fast with
-:class:`~hubbub.errors.BrokerConnectionError` (nothing was sent). The first
+:class:`~hubbub.errors.PublishConnectionError` (a PublishError and a
+BrokerConnectionError: nothing was sent). Whatever goes wrong, the
+PublishError's ``failed`` lists exactly the ids not confirmed. The first
 publish after the broker is back reconnects. With several cluster nodes
 listed, each publisher starts on a random one and the next publish after a
 lost connection tries the other nodes first (``tests/cluster``). The fault suite
@@ -29,9 +31,11 @@ through one connection.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -42,7 +46,13 @@ import pika
 
 from hubbub import envelope
 from hubbub.connection import node_order, parameters, resolve_urls, rotate_past
-from hubbub.errors import HubbubError, PublishError
+from hubbub.errors import (
+    BrokerConnectionError,
+    ConfigurationError,
+    HubbubError,
+    PublishConnectionError,
+    PublishError,
+)
 from hubbub.producers.confirms import ConfirmGroup
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
 from hubbub.producers.message import EventMessage, check_event, delay_seconds, event_message
@@ -98,38 +108,68 @@ class Publisher:
         delay: float | timedelta | str | None = None,
         deliver_at: datetime | None = None,
     ) -> str:
-        """Publish one event and wait for the broker's confirm; returns its id."""
+        """Publish one event and wait for the broker's confirm; returns its id.
+
+        Raises PublishError (``failed`` holds the id) for anything but a
+        confirm, ConfigurationError for a topic or delay that is not valid.
+        """
         message_id = message_id or envelope.new_id()
-        seconds = delay_seconds(delay, deliver_at)
-        message = event_message(
-            self.names, topic, data, message_id=message_id, headers=headers, seconds=seconds
-        )
+        try:
+            message = event_message(
+                self.names,
+                topic,
+                data,
+                message_id=message_id,
+                headers=headers,
+                seconds=delay_seconds(delay, deliver_at),
+            )
+        except PublishError as exc:
+            exc.failed = [message_id]
+            raise
         self._publish_one(message)
         return message_id
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """Publish many events with their confirms pipelined; waits for all.
 
-        Every event is validated before any is sent, so a bad topic or delay
-        raises with nothing published. Raises PublishError if any was not
-        confirmed, after every other one has been confirmed or failed;
-        ``error.failed`` lists the ids.
+        Every event is checked before any is sent (topic, delay, data,
+        headers, id), so a bad one raises with nothing published. Anything
+        but a confirm for every event raises PublishError, after every
+        other one has been confirmed or failed: ``error.failed`` lists
+        exactly the ids not confirmed, whatever happened (an unreachable
+        broker, a connection lost mid-batch, a timeout). Give the events
+        message ids to match those ids to them.
         """
         batch = list(events)
+        check_batch(batch)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
         group = ConfirmGroup(len(batch))
+        sent_some = False
         ids: list[str] = []
-        for start, prepared in self._prepared_chunks(batch):
-            self._send_all(
-                [
-                    Outgoing(m.exchange, m.routing_key, m.body, m.properties, group=group, index=i)
-                    for i, (_, m) in enumerate(prepared, start)
-                ]
-            )
+        unreachable: BrokerConnectionError | PublishError | None = None
+        unsent: PublishError | None = None
+        for start in range(0, len(batch), CHUNK):
+            prepared = self._prepare(batch[start : start + CHUNK])
+            messages = [
+                Outgoing(m.exchange, m.routing_key, m.body, m.properties, group=group, index=i)
+                for i, (_, m) in enumerate(prepared, start)
+            ]
             ids += [message_id for message_id, _ in prepared]
+            if unsent is None:
+                unreachable = self._try_send_all(messages)
+                unsent = None if unreachable is None else PublishError(f"not sent: {unreachable}")
+            if unsent is not None:  # the broker is gone: the rest of the batch is not sent
+                for message in messages:
+                    message.settle(unsent)
+            else:
+                sent_some = True
             time.sleep(0)  # let the I/O thread publish it now, not after a GIL switch interval
-        unsettled = [] if group.wait(self.confirm_timeout) else group.unsettled()
-        _raise_unconfirmed(ids, [ids[i] for i in sorted({*unsettled, *group.failed})])
+        timed_out = not group.wait(self.confirm_timeout)
+        failed = sorted({*group.unsettled(), *group.failed}) if timed_out else group.failed
+        if isinstance(unreachable, BrokerConnectionError) and not sent_some:
+            raise _unreachable(unreachable, ids) from unreachable
+        if failed:
+            raise _unconfirmed(ids, failed, group.errors, self._timeout_text(timed_out))
         return ids
 
     # -- asyncio ------------------------------------------------------------
@@ -149,32 +189,53 @@ class Publisher:
         Connecting runs in the loop's default executor; the confirm is
         awaited through the I/O thread's future. Cancelling the caller before
         the I/O thread took the message withdraws it; after that the event
-        may or may not be stored, as after a timeout.
+        may or may not be stored, as after a timeout. Errors as :meth:`publish`.
         """
         message_id = message_id or envelope.new_id()
-        message = event_message(
-            self.names,
-            topic,
-            data,
-            message_id=message_id,
-            headers=headers,
-            seconds=delay_seconds(delay, deliver_at),
-        )
-        await self.asend(message.exchange, message.routing_key, message.body, message.properties)
+        try:
+            message = event_message(
+                self.names,
+                topic,
+                data,
+                message_id=message_id,
+                headers=headers,
+                seconds=delay_seconds(delay, deliver_at),
+            )
+            await self.asend(
+                message.exchange, message.routing_key, message.body, message.properties
+            )
+        except BrokerConnectionError as exc:
+            raise _unreachable(exc, [message_id]) from exc
+        except PublishError as exc:
+            raise _failing(exc, [message_id]) from exc
         return message_id
 
     async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
-        """:meth:`publish_many` for asyncio: confirms pipelined, the loop never blocked."""
-        prepared = self._prepare(events)
+        """:meth:`publish_many` for asyncio: confirms pipelined, the loop never blocked.
+
+        The same contract: every event checked first, PublishError listing
+        exactly the ids not confirmed. Without a live connection the first
+        event goes alone (it connects, or finds the broker gone for all).
+        """
+        batch = list(events)
+        check_batch(batch)
+        prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
         sends = [self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared]
-        results = await asyncio.gather(*sends, return_exceptions=True)
+        results: list[BaseException | None] = []
+        if sends and (self._link is None or self._link.dead.is_set()):
+            results += await asyncio.gather(sends.pop(0), return_exceptions=True)
+            if isinstance(results[0], BrokerConnectionError):
+                for unsent in sends:
+                    unsent.close()
+                raise _unreachable(results[0], ids) from results[0]
+        results += await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, PublishError):
+            if isinstance(result, BaseException) and not isinstance(result, HubbubError):
                 raise result
-        _raise_unconfirmed(
-            ids, [i for i, r in zip(ids, results, strict=True) if isinstance(r, PublishError)]
-        )
+        errors = {i: r for i, r in enumerate(results) if isinstance(r, BaseException)}
+        if errors:
+            raise _unconfirmed(ids, sorted(errors), errors, "")
         return ids
 
     async def asend(
@@ -196,30 +257,14 @@ class Publisher:
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout)
         except asyncio.TimeoutError as exc:
-            raise PublishError(_NOT_CONFIRMED.format(self.confirm_timeout)) from exc
+            raise PublishError(self._timeout_text()) from exc
 
     async def aclose(self) -> None:
         """:meth:`close` for asyncio (waits for in-flight confirms off the loop)."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
-    def _prepared_chunks(
-        self, batch: list[OutgoingEvent]
-    ) -> Iterator[tuple[int, list[tuple[str, EventMessage]]]]:
-        """``batch`` prepared chunk by chunk (with each chunk's start); raises before the first.
-
-        Every event is checked before the first chunk is prepared
-        (:func:`check_event` raises what preparing would), so publish_many
-        sends nothing from a batch with a bad event. Preparing :data:`CHUNK`
-        events at a time lets building messages overlap waiting for the broker
-        and reuses memory chunk after chunk.
-        """
-        for event in batch:
-            check_event(event.topic, event.data, event.delay, event.deliver_at)
-        for start in range(0, len(batch), CHUNK):
-            yield start, self._prepare(batch[start : start + CHUNK])
-
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
-        """Each event's id and message; raises on the first invalid one, before any send."""
+        """Each event's id and message, of events :func:`check_batch` passed."""
         prepared = []
         for event in events:
             message_id = event.message_id or envelope.new_id()
@@ -230,6 +275,7 @@ class Publisher:
                 message_id=message_id,
                 headers=event.headers,
                 seconds=delay_seconds(event.delay, event.deliver_at),
+                checked=True,
             )
             prepared.append((message_id, message))
         return prepared
@@ -239,10 +285,17 @@ class Publisher:
 
         A group of one, not a Future: its bare lock is the cheapest wake-up
         CPython has, which is what many threads publishing at once pay for
-        (confirms.py).
+        (confirms.py). The error's ``failed`` holds the message's id.
         """
         group = ConfirmGroup(1)
-        self._current_link().send(
+        ids = [message.properties.message_id]
+        try:
+            link = self._current_link()
+        except BrokerConnectionError as exc:
+            raise _unreachable(exc, ids) from exc
+        except PublishError as exc:
+            raise _failing(exc, ids) from exc
+        link.send(
             Outgoing(
                 message.exchange,
                 message.routing_key,
@@ -252,13 +305,36 @@ class Publisher:
             )
         )
         if not group.wait(self.confirm_timeout):
-            raise PublishError(_NOT_CONFIRMED.format(self.confirm_timeout))
+            raise PublishError(self._timeout_text(True), failed=ids)
         if group.errors:
-            raise group.errors[0]
+            error = group.errors[0]
+            raise _failing(error, ids) from error
+
+    def _try_send_all(
+        self, messages: Sequence[Outgoing]
+    ) -> BrokerConnectionError | PublishError | None:
+        """:meth:`_send_all`, returning (not raising) why the broker could not be reached."""
+        try:
+            self._send_all(messages)
+        except (BrokerConnectionError, PublishError) as exc:
+            return exc
+        return None
 
     def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread)."""
+        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread).
+
+        Raises BrokerConnectionError (nothing sent) when the broker cannot be reached.
+        """
         self._current_link().send_many(messages)
+
+    def _timeout_text(self, timed_out: bool = True) -> str:
+        """Why confirms did not come: the broker blocking publishers (and why), or silence."""
+        if not timed_out:
+            return ""
+        blocked = getattr(self._link, "blocked", None)  # stand-in links have none
+        if blocked is not None:
+            return _BLOCKED.format(blocked, self.confirm_timeout)
+        return _NOT_CONFIRMED.format(self.confirm_timeout)
 
     # -- raw messages -------------------------------------------------------
 
@@ -283,7 +359,7 @@ class Publisher:
         try:
             future.result(timeout=self.confirm_timeout)
         except FutureTimeout as exc:
-            raise PublishError(_NOT_CONFIRMED.format(self.confirm_timeout)) from exc
+            raise PublishError(self._timeout_text()) from exc
 
     def close(self) -> None:
         """Wait for in-flight confirms and close the connection."""
@@ -291,6 +367,17 @@ class Publisher:
             link, self._link = self._link, None
         if link is not None:
             link.close()
+
+    def abort(self) -> None:
+        """Close the connection at once, without waiting for confirms (after a failure).
+
+        What a command line does once a publish failed: events still in
+        flight fail (may or may not be stored), as on a lost connection.
+        """
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close(timeout=0)
 
     def __enter__(self) -> Publisher:
         return self
@@ -322,12 +409,66 @@ _NOT_CONFIRMED = (
     "the broker did not confirm within {:g} s; "
     "the event may or may not be stored: publish it again with the same id"
 )
+_BLOCKED = (
+    "the broker is blocking publishers ({}: a resource alarm, see "
+    "'rabbitmq-diagnostics alarms') and did not confirm within {:g} s; publish again "
+    "with the same id once the alarm clears"
+)
 
 
-def _raise_unconfirmed(ids: list[str], failed: list[str]) -> None:
-    """Raise PublishError naming ``failed`` when a batch was not wholly confirmed."""
-    if failed:
-        raise PublishError(f"{len(failed)} of {len(ids)} events were not confirmed", failed=failed)
+def check_batch(batch: Sequence[OutgoingEvent]) -> None:
+    """Raise, naming the first bad event, unless every event of ``batch`` can be sent.
+
+    A PublishError lists an id for every event (nothing was sent: the ones
+    not given a ``message_id`` get a new one); a ConfigurationError (topic,
+    delay) says which event of the batch it is about.
+    """
+    for index, event in enumerate(batch):
+        try:
+            check_event(
+                event.topic,
+                event.data,
+                event.delay,
+                event.deliver_at,
+                message_id=event.message_id or "",
+                headers=event.headers,
+            )
+        except PublishError as exc:
+            text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
+            ids = [e.message_id or envelope.new_id() for e in batch]
+            raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
+
+
+def _unreachable(exc: BrokerConnectionError, ids: list[str]) -> PublishConnectionError:
+    """The broker could not be reached, so none of ``ids`` was sent."""
+    if isinstance(exc, PublishConnectionError):
+        return PublishConnectionError(str(exc), failed=ids)
+    return PublishConnectionError(f"{exc} (nothing was sent)", failed=ids)
+
+
+def _failing(error: BaseException, ids: list[str]) -> PublishError:
+    """``error`` (shared by every message a lost link failed) as a fresh one naming ``ids``."""
+    if not isinstance(error, PublishError):
+        return PublishError(str(error), failed=list(ids))
+    fresh = copy.copy(error)
+    fresh.failed = list(ids)
+    return fresh
+
+
+def _unconfirmed(
+    ids: list[str], failed: list[int], errors: Mapping[int, BaseException | None], timeout: str
+) -> PublishError:
+    """The PublishError of a batch whose events at positions ``failed`` were not confirmed."""
+    reasons = Counter(str(e) for e in errors.values() if e is not None)
+    why = "; ".join(r for r in (timeout, *(r for r, _ in reasons.most_common(2))) if r)
+    return PublishError(
+        f"{len(failed)} of {len(ids)} events were not confirmed ({why}); publish the ids in "
+        "error.failed again (consumers deduplicate by id: one whose confirm was lost may "
+        "be stored twice, none is missed)",
+        failed=[ids[i] for i in failed],
+    )
 
 
 __all__: Sequence[str] = ["OutgoingEvent", "Publisher"]

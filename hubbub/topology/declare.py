@@ -17,7 +17,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from hubbub.errors import DeclarationError
 from hubbub.topology.layout import Binding, Exchange, Layout, Queue
-from hubbub.topology.plan import Change
+from hubbub.topology.plan import IMPLIED_ARGUMENTS, Change
 
 
 def declare(connection: pika.BlockingConnection, layout: Layout) -> None:
@@ -92,7 +92,7 @@ def explain(what: str, code: int, text: str) -> str:
     match = _INEQUIVALENT.search(text)
     if code == 406 and match:
         have = (
-            f"{match['arg']} {_plain(match['cur'])}"
+            f"{match['arg']} {_plain(match['cur'], match['arg'])}"
             if match["cur"]
             else f"a different {match['arg']}"
         )
@@ -109,7 +109,13 @@ def explain(what: str, code: int, text: str) -> str:
 _VALUE = re.compile(r"the value (?P<value>'[^']*'|\S+) of type '[^']*'")
 
 
-def _plain(text: str) -> str:
-    """A broker-quoted value as a person reads it (``the value '5' of type 'long'`` -> '5')."""
+def _plain(text: str, arg: str = "") -> str:
+    """A broker-quoted value as a person reads it (``the value '5' of type 'long'`` -> '5').
+
+    A missing ``x-queue-type`` is a classic queue: RabbitMQ 3.10 says "none"
+    where 4.0 says 'classic', and both read as 'classic'.
+    """
     text = _VALUE.sub(lambda m: m["value"], text.strip())
+    if text == "none" and arg in IMPLIED_ARGUMENTS:
+        return repr(IMPLIED_ARGUMENTS[arg])
     return "not set" if text == "none" else text

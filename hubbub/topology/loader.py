@@ -8,8 +8,7 @@ so a non-developer can fix them all in one pass.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import HandlerImportError, TopologyError
 from hubbub.topology.model import Topology
+from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
+
+__all__ = ["from_mapping", "load", "loads", "resolve_handler"]
 
 _ADAPTER = TypeAdapter(Topology)
 
 
 def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
-    """Read and validate ``path``; with ``check_handlers`` also import every handler."""
+    """Read and validate ``path``; with ``check_handlers`` also import and check every
+    handler and ``dont_retry`` name (see :mod:`hubbub.topology.references`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -50,16 +53,22 @@ def loads(text: str, *, source: str = "topology", check_handlers: bool = False) 
         more = _handler_problems(_raw_handlers(data))
         raise TopologyError([*exc.problems, *more], source=source) from exc
     if check_handlers:
-        problems = _handler_problems((s.name, s.handler) for s in topology.subscribers)
+        _, problems = resolve_handlers(topology.subscribers)
         if problems:
             raise TopologyError(problems, source=source)
     return topology
 
 
 def _handler_problems(handlers: Iterable[tuple[str, str]]) -> list[str]:
-    return [
-        f"subscribers.{name}.handler: {p}" for name, ref in handlers for p in _import_problems(ref)
-    ]
+    """Import and shape problems of the handlers of a file that is invalid anyway."""
+    problems = []
+    for name, ref in handlers:
+        try:
+            found = handler_problems(resolve_handler(ref), ref)
+        except HandlerImportError as exc:
+            found = [str(exc)]
+        problems += [f"subscribers.{name}.handler: {p}" for p in found]
+    return problems
 
 
 def _raw_handlers(data: Any) -> Iterator[tuple[str, str]]:
@@ -99,30 +108,6 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
     if problems:
         raise TopologyError(problems, source=source)
     return topology
-
-
-def resolve_handler(ref: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` and return the callable."""
-    module_name, _, attr = ref.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except Exception as exc:
-        raise HandlerImportError(
-            f"cannot import handler {ref!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not callable(target):
-        raise HandlerImportError(f"handler {ref!r} is not callable")
-    return target  # type: ignore[no-any-return]
-
-
-def _import_problems(ref: str) -> list[str]:
-    try:
-        resolve_handler(ref)
-    except HandlerImportError as exc:
-        return [str(exc)]
-    return []
 
 
 def _with_name(name: Any, spec: Any) -> Any:

@@ -30,6 +30,11 @@ DEFAULT_MAX_BACKOFF = 600.0
 DEFAULT_PREFETCH = 50
 #: Redeliveries (e.g. after consumer crashes) before the broker dead-letters.
 DEFAULT_DELIVERY_LIMIT = 20
+#: Seconds a handler may run before its event is failed (and retried) and its
+#: thread written off: well below RabbitMQ's default ``consumer_timeout`` (30 min),
+#: so a hung handler never makes the broker close the channel, which would give
+#: back every prefetched event and count it towards the delivery limit.
+DEFAULT_TIMEOUT = 300.0
 #: Most members a quorum queue may ask for; RabbitMQ advises 3, 5 or 7.
 MAX_REPLICAS = 99
 
@@ -122,6 +127,8 @@ class Subscriber:
     prefetch: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PREFETCH
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 1
     delivery_limit: Annotated[int, Field(ge=1)] = DEFAULT_DELIVERY_LIMIT
+    #: The handler's time limit (see :mod:`hubbub.consumers.watchdog`).
+    timeout: Annotated[Seconds, Field(gt=0)] = DEFAULT_TIMEOUT
     description: str = ""
 
 

@@ -4,6 +4,13 @@ AMQP cannot list bindings or read a queue's arguments, so ``plan`` needs the
 ``rabbitmq_management`` plugin. Its address is derived from the broker URL
 (same host and credentials, port 15672; ``https`` and 15671 for ``amqps``)
 unless ``HUBBUB_MANAGEMENT_URL`` names it.
+
+RabbitMQ 4.x deprecates the API's metrics: with
+``deprecated_features.permit.management_metrics_collection = false`` its
+queue records keep names and arguments but carry no message or consumer
+counts, and ``/api/consumers`` answers 400 (4.0.5, checked). Such a record is
+never read as an empty queue: :func:`observe` lists it in
+:attr:`Observed.uncounted` and its callers count it over AMQP.
 """
 
 from __future__ import annotations
@@ -22,6 +29,32 @@ from hubbub.errors import BrokerConnectionError
 from hubbub.topology.layout import Binding
 from hubbub.topology.names import HubNames
 from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue
+
+#: Why counts come from AMQP when the API keeps no metrics at all.
+NO_COUNTS = (
+    "the management API keeps no metrics (RabbitMQ 4 with "
+    "management_metrics_collection off, or management.disable_stats)"
+)
+#: Why counts come from AMQP when the API has not counted new queues yet.
+NOT_YET_COUNTED = "the management API has not counted queues just created yet"
+
+
+def has_counts(record: Any) -> bool:
+    """True when a management API queue record carries its message counts.
+
+    Records lack them when the API keeps no metrics, and for a few seconds
+    after a queue is created (until the next statistics round).
+    """
+    return "messages_ready" in record or "messages" in record
+
+
+def why_uncounted(api: ManagementAPI) -> str:
+    """Why queue records lack counts: :data:`NO_COUNTS` (lasting) or :data:`NOT_YET_COUNTED`.
+
+    The overview's ``disable_stats`` is true when the API keeps no metrics
+    (checked on RabbitMQ 4.0.5 with the deprecated feature denied).
+    """
+    return NO_COUNTS if api.get("overview").get("disable_stats") else NOT_YET_COUNTED
 
 
 class ManagementAPI:
@@ -157,16 +190,17 @@ def observe(api: ManagementAPI, names: HubNames) -> Observed:
         for e in api.in_vhost("exchanges")
         if names.owns(e["name"])
     }
+    records = [q for q in api.in_vhost("queues") if names.owns(q["name"])]
     queues = {
         q["name"]: ObservedQueue(
             q.get("arguments") or {}, int(q.get("messages") or 0), q.get("durable", True)
         )
-        for q in api.in_vhost("queues")
-        if names.owns(q["name"])
+        for q in records
     }
     bindings = frozenset(
         Binding(b["source"], b["destination"], b["routing_key"], b["destination_type"])
         for b in api.in_vhost("bindings")
         if b["source"] and names.owns(b["source"]) and names.owns(b["destination"])
     )
-    return Observed(exchanges, queues, bindings)
+    uncounted = frozenset(q["name"] for q in records if not has_counts(q))
+    return Observed(exchanges, queues, bindings, uncounted)

@@ -42,6 +42,9 @@ class Observed:
     exchanges: Mapping[str, ObservedExchange] = field(default_factory=dict)
     queues: Mapping[str, ObservedQueue] = field(default_factory=dict)
     bindings: frozenset[Binding] = frozenset()
+    #: Queues the API listed without a message count (their ``messages`` reads 0
+    #: until counted over AMQP; see :func:`hubbub.topology.observe.has_counts`).
+    uncounted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +212,18 @@ def _replicas_hint(want: Mapping[str, Any], have: Mapping[str, Any]) -> str:
     )
 
 
+#: Arguments whose absence means a value: RabbitMQ 4.0 reports ``x-queue-type:
+#: classic`` on every plain queue, 3.10 leaves it out. Both are the same queue.
+IMPLIED_ARGUMENTS: Mapping[str, Any] = {"x-queue-type": "classic"}
+
+
 def argument_differences(want: Mapping[str, Any], have: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences between two queue argument tables."""
+    """Human-readable differences between two queue argument tables.
+
+    Implied values (:data:`IMPLIED_ARGUMENTS`) are filled in on both sides, so
+    a plain queue matches on every broker version and reads the same.
+    """
+    want, have = {**IMPLIED_ARGUMENTS, **want}, {**IMPLIED_ARGUMENTS, **have}
     return [
         f"argument {key} is {_shown(have.get(key))} on the broker, "
         f"the topology needs {_shown(want.get(key))}"

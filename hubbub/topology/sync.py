@@ -15,7 +15,7 @@ from hubbub.topology.declare import declare, remove_bindings
 from hubbub.topology.destroy import DestroyRefusedError, Teardown, teardown
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
-from hubbub.topology.observe import ManagementAPI, observe
+from hubbub.topology.observe import NO_COUNTS, ManagementAPI, observe, why_uncounted
 from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue, Plan, plan
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,36 @@ def make_plan(topology: Topology, urls: Sequence[str]) -> Plan:
     """
     error: BrokerConnectionError | None = None
     for url in urls:
+        api = ManagementAPI(url)
         try:
-            return plan(layout(topology), observe(ManagementAPI(url), topology.names))
+            observed = observe(api, topology.names)
         except BrokerConnectionError as exc:
             error = error or exc
+            continue
+        return plan(layout(topology), _counted(observed, api, urls, topology.hub))
     raise error or BrokerConnectionError("no broker URL given")
+
+
+def _counted(observed: Observed, api: ManagementAPI, urls: Sequence[str], hub: str) -> Observed:
+    """``observed`` with the queues the API gave no count for counted over AMQP.
+
+    A passive declare knows the ready messages, not those a consumer holds
+    unacked; the warning says so.
+    """
+    if not observed.uncounted:
+        return observed
+    _say_uncounted(api)
+    connection = connect(urls, name=f"hubbub topology plan {hub} (counts)")
+    try:
+        probe = _Passive(connection)
+        queues = {
+            name: replace(q, messages=probe.queue(name) or 0) if name in observed.uncounted else q
+            for name, q in observed.queues.items()
+        }
+    finally:
+        if connection.is_open:
+            connection.close()
+    return replace(observed, queues=queues, uncounted=frozenset())
 
 
 def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
@@ -68,6 +93,13 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
         if connection.is_open:
             connection.close()
     return current
+
+
+def _say_uncounted(api: ManagementAPI) -> None:
+    """Warn when counts come from AMQP for good (not merely for queues just created)."""
+    why = why_uncounted(api)
+    level = logging.WARNING if why == NO_COUNTS else logging.DEBUG
+    log.log(level, "%s: counting ready messages over AMQP (unacked ones unknown)", why)
 
 
 def _check_same_broker(connection: pika.BlockingConnection, urls: Sequence[str]) -> None:
@@ -106,6 +138,8 @@ def make_teardown(topology: Topology, urls: Sequence[str]) -> Teardown:
         except BrokerConnectionError as exc:
             log.warning("looking for the file's objects only: %s", exc)
             observed = _observe_layout(connection, topology)
+        if observed.uncounted:
+            _say_uncounted(ManagementAPI(urls))
         ready = _Passive(connection)
         queues = {
             name: replace(q, messages=max(q.messages, count))

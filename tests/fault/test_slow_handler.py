@@ -9,6 +9,8 @@ must be acked once, not redelivered.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 
@@ -77,7 +79,8 @@ def _negotiated_heartbeat(broker_url: str, connection_name: str) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the management API lags a little
         for c in api.get("connections"):
-            if (c.get("client_properties") or {}).get("connection_name") == connection_name:
+            name = (c.get("client_properties") or {}).get("connection_name")
+            if name == f"{connection_name} ({socket.gethostname()} pid {os.getpid()})":
                 return int(c["timeout"])
         time.sleep(0.2)
     raise AssertionError(f"connection {connection_name!r} not found in the management API")

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hubbub.connection import vhost_of
 from hubbub.envelope import Event
+from hubbub.topology.observe import ManagementAPI
 
 
 class Recorder:
@@ -85,16 +83,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def management(url: str, path: str) -> Any:
-    """GET ``/api/<path>`` of the broker's management API (same host and credentials)."""
-    parts = urlsplit(url)
-    auth = base64.b64encode(
-        f"{unquote(parts.username or 'guest')}:{unquote(parts.password or 'guest')}".encode()
-    ).decode()
-    request = urllib.request.Request(
-        f"http://{parts.hostname}:15672/api/{path}", headers={"Authorization": f"Basic {auth}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    """GET ``/api/<path>`` of the broker's management API.
+
+    hubbub's own client, so HUBBUB_MANAGEMENT_URL (the test broker's API, e.g.
+    the RabbitMQ 4.0 node's) wins over the address derived from ``url``.
+    """
+    return ManagementAPI([url]).get(path)
 
 
 def consumers_of(url: str, queues: set[str]) -> list[dict[str, Any]]:

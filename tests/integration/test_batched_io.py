@@ -17,7 +17,7 @@ from core_support import depth, take_all, wait_until
 
 from hubbub import inbound, outbound
 from hubbub.consumers.worker import Worker
-from hubbub.errors import ConfigurationError
+from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.producers.publisher import CHUNK
 
@@ -45,7 +45,10 @@ def test_a_bad_event_in_the_last_chunk_stops_the_whole_batch(declare, hub_name, 
     with Publisher(hub_name, url=broker_url) as publisher:
         with pytest.raises(ConfigurationError):
             publisher.publish_many(events)
-        with pytest.raises(TypeError):  # not serializable: found before anything is sent
+        # not serializable: found before anything is sent, named in one line
+        with pytest.raises(
+            PublishError, match=r"event 750 of the batch: .*data\['s'\] is of type set"
+        ):
             publisher.publish_many([*events[:-1], OutgoingEvent("t.x", {"s": {1, 2}})])
     assert depth(broker_url, f"{hub_name}.s") == 0
 

@@ -134,6 +134,8 @@ def test_every_service_command_runs_here_as_compose_states_it(
 
     def environment(service: dict, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
+        if "HUBBUB_MANAGEMENT_URL" in os.environ:  # the test broker's API, like broker_url
+            env["HUBBUB_MANAGEMENT_URL"] = os.environ["HUBBUB_MANAGEMENT_URL"]
         env.update(dockerfile["env"])
         env.update({k: str(v) for k, v in service["environment"].items()})
         env.update(

@@ -227,15 +227,15 @@ def test_an_event_whose_dead_letter_copy_is_not_confirmed_stays_queued(
     """The original is acked only on the copy's confirm: a refused copy leaves it queued."""
     spec = {"handler": "x:y", "topics": ["t"], "retry": {"attempts": 1}, "delivery_limit": 1000}
     topology = declare({"hub": hub_name, "subscribers": {"s": spec}})
-    with channel(broker_url) as ch:  # the copy's exchange is gone: the broker refuses it (404)
-        ch.exchange_delete(f"{hub_name}.dlx")
     calls: list[str] = []
 
     def always_fails(event):
         calls.append(event.id)
         raise ValueError("boom")
 
-    worker = run_worker(topology, {"s": always_fails})
+    worker = run_worker(topology, {"s": always_fails})  # checks the exchanges at start
+    with channel(broker_url) as ch:  # the copy's exchange is gone: the broker refuses it (404)
+        ch.exchange_delete(f"{hub_name}.dlx")
     with Publisher(hub_name, url=broker_url) as publisher:
         event_id = publisher.publish("t", {"n": 1})
     wait_until(lambda: len(calls) >= 3, 15, "the event is redelivered after refused copies")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -63,13 +64,17 @@ def topology_file(tmp_path, hub_name):
     ["wrong-password", "closed-port", "tls-to-plain-port", "bad-url-option", "missing-vhost"],
 )
 @pytest.mark.parametrize("command", ["publish", "apply", "consume"])
-def test_failing_commands_never_print_the_password(command, where, topology_file, tmp_path):
+def test_failing_commands_never_print_the_password(
+    command, where, topology_file, tmp_path, broker_url
+):
+    broker = urlsplit(broker_url)
+    host = f"{broker.hostname}:{broker.port or 5672}"  # the test broker's, not a fixed port
     url = {
-        "wrong-password": f"amqp://guest:{SECRET}@127.0.0.1:5672/%2F",
+        "wrong-password": f"amqp://guest:{SECRET}@{host}/%2F",
         "closed-port": f"amqp://guest:{SECRET}@127.0.0.1:1/%2F",
-        "tls-to-plain-port": f"amqps://guest:{SECRET}@127.0.0.1:5672/%2F",
-        "bad-url-option": f"amqp://guest:{SECRET}@127.0.0.1:5672/%2F?heartbeat=often",
-        "missing-vhost": f"amqp://guest:{SECRET}@127.0.0.1:5672/no-such-vhost",
+        "tls-to-plain-port": f"amqps://guest:{SECRET}@{host}/%2F",
+        "bad-url-option": f"amqp://guest:{SECRET}@{host}/%2F?heartbeat=often",
+        "missing-vhost": f"amqp://guest:{SECRET}@{host}/no-such-vhost",
     }[where]
     args = {
         "publish": ["publish", "--file", str(topology_file), "a.b", "{}"],

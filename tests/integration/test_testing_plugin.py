@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from hubbub.errors import BrokerConnectionError
+from hubbub.producers import Publisher
 from hubbub.testing import LiveHub
 from hubbub.testing.vhosts import VhostAdmin, fresh_vhost
 
@@ -48,3 +51,38 @@ def test_the_live_hub_fixture_runs_in_the_tests_own_vhost(hubbub_live_hub, hubbu
     assert got == [1, 2]
     assert [e.id for e in hub.published("user.*")] == [first, second]
     assert [e.id for e in hub.handled("s")] == [first, second]
+
+
+def test_reading_the_unrouted_queue_keeps_its_order_while_events_arrive(
+    hubbub_live_hub, hubbub_vhost_url
+):
+    # Each read holds the queue unacked and gives it back; an event parked during
+    # a read went back ahead of the held ones on RabbitMQ 4.0.5 (issue 17).
+    hub = hubbub_live_hub
+    hub.subscriber("users", topics=["user.#"])(lambda event: None)
+    hub.publish("nobody.listens", {"n": 0})
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def park_more() -> None:
+        with Publisher("events", url=hubbub_vhost_url) as publisher:
+            for n in range(1, 200):
+                if stop.is_set():
+                    return
+                publisher.publish("nobody.listens", {"n": n})
+                sent.append(n)
+                time.sleep(0.005)  # spread the arrivals over many reads
+
+    thread = threading.Thread(target=park_more, daemon=True)
+    thread.start()
+    try:
+        reads = 0
+        while thread.is_alive() and reads < 40:
+            seen = [e.data["n"] for e in hub.unrouted()]
+            assert seen == sorted(seen), f"read {reads} reordered the queue: {seen}"
+            reads += 1
+    finally:
+        stop.set()
+        thread.join(30)
+    assert reads > 1  # events did arrive while the queue was being read
+    assert [e.data["n"] for e in hub.unrouted()] == [0, *sent]

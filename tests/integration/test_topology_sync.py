@@ -99,7 +99,7 @@ def test_a_queue_with_conflicting_arguments_is_reported_by_plan_and_apply(
     plan = make_plan(loader.load(path), [broker_url])
     (conflict,) = plan.conflicts
     assert (conflict.kind, conflict.name) == ("queue", queue)
-    assert "argument x-queue-type is not set on the broker, the topology needs 'quorum'" in (
+    assert "argument x-queue-type is 'classic' on the broker, the topology needs 'quorum'" in (
         conflict.detail
     )
 
@@ -112,7 +112,7 @@ def test_a_queue_with_conflicting_arguments_is_reported_by_plan_and_apply(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: cannot apply hub '{hub_name}': queue '{queue}': argument ")
-    assert "x-queue-type is not set on the broker, the topology needs 'quorum'" in line
+    assert "x-queue-type is 'classic' on the broker, the topology needs 'quorum'" in line
     assert f"drain it, delete it (rabbitmqctl delete_queue {queue}) and apply again" in line
     with channel(broker_url) as ch, pytest.raises(pe.ChannelClosedByBroker):
         ch.exchange_declare(hub_name, passive=True)  # refused before declaring anything

@@ -149,7 +149,8 @@ def test_publishing_an_event_no_subscriber_matches_warns(caplog):
         assert caplog.records == []
         assert hub.publish("user.deleted", {"n": 2}) == "id-1"
     assert [r.getMessage() for r in caplog.records] == [
-        "no subscriber of hub 'events' matches 'user.deleted': it will be parked in events.unrouted"
+        "no subscriber of hub 'events' matches 'user.deleted': it will be parked in "
+        "events.unrouted (warned once per topic)"
     ]
     hub.close()
     assert fake.published == [

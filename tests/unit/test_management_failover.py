@@ -8,6 +8,13 @@ from hubbub.errors import BrokerConnectionError
 from hubbub.topology import observe
 from hubbub.topology.observe import ManagementAPI
 
+
+@pytest.fixture(autouse=True)
+def _no_management_url(monkeypatch):
+    """The derived addresses are under test: an API named in the environment would win."""
+    monkeypatch.delenv("HUBBUB_MANAGEMENT_URL", raising=False)
+
+
 URLS = ["amqp://u:pw@n1:5672/%2F", "amqp://u:pw@n2:5672/%2F", "amqp://u:pw@n3:5672/%2F"]
 
 

@@ -7,7 +7,13 @@ import dataclasses
 from hubbub.topology.declare import explain
 from hubbub.topology.layout import Binding, Layout, layout
 from hubbub.topology.loader import from_mapping
-from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue, plan
+from hubbub.topology.plan import (
+    Observed,
+    ObservedExchange,
+    ObservedQueue,
+    argument_differences,
+    plan,
+)
 
 TOPOLOGY = from_mapping(
     {"hub": "events", "subscribers": {"a": {"handler": "m:f", "topics": ["x.*", "y.#"]}}}
@@ -85,10 +91,23 @@ def test_a_classic_queue_where_a_quorum_queue_is_wanted_lists_every_difference()
     queues = {q.name: ObservedQueue(q.args) for q in WANTED.queues}
     queues["events.a"] = ObservedQueue({})
     (conflict,) = plan(WANTED, observed_as(WANTED, queues=queues)).conflicts
-    assert "argument x-queue-type is not set on the broker, the topology needs 'quorum'" in (
+    assert "argument x-queue-type is 'classic' on the broker, the topology needs 'quorum'" in (
         conflict.detail
     )
     assert "argument x-dead-letter-exchange is not set on the broker" in conflict.detail
+
+
+def test_a_plain_queue_reads_the_same_whether_the_broker_names_its_type_or_not():
+    # RabbitMQ 4.0 reports x-queue-type 'classic' on every plain queue; 3.10 leaves it out.
+    assert argument_differences({}, {"x-queue-type": "classic"}) == []
+    assert argument_differences({"x-queue-type": "classic"}, {}) == []
+    (as_310,) = argument_differences({"x-queue-type": "quorum"}, {})
+    (as_40,) = argument_differences({"x-queue-type": "quorum"}, {"x-queue-type": "classic"})
+    assert (
+        as_310
+        == as_40
+        == ("argument x-queue-type is 'classic' on the broker, the topology needs 'quorum'")
+    )
 
 
 def test_a_non_durable_queue_is_a_conflict():
@@ -133,9 +152,11 @@ def test_broker_refusals_are_explained():
         "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost "
         "'/': received the value 'quorum' of type 'longstr' but current is none"
     )
-    assert "with x-queue-type not set, the topology needs 'quorum'" in explain(
+    as_40 = missing.replace("current is none", "current is the value 'classic' of type 'longstr'")
+    assert "with x-queue-type 'classic', the topology needs 'quorum'" in explain(
         "queue 'q'", 406, missing
     )
+    assert explain("queue 'q'", 406, missing) == explain("queue 'q'", 406, as_40)
     assert explain("queue 'q'", 403, "ACCESS_REFUSED - no") == (
         "cannot declare queue 'q': the user lacks configure permission (ACCESS_REFUSED - no)"
     )
