@@ -75,6 +75,8 @@ def test_the_contract_suite_passes_on_a_testcontainers_broker() -> None:
             "-q",
             "-p",
             "no:cacheprovider",
+            "--tb=short",
+            "--show-capture=no",
         ],
         cwd=REPO,
         env=env,
