@@ -120,7 +120,8 @@ class Stack:
     def outbox(self, via: str = "notify-support") -> list[dict[str, Any]]:
         """The example's outbox file on the shared app-data volume, read inside a container."""
         container = self.containers(via)[0]
-        text = docker("exec", container, "cat", OUTBOX, check=False)
+        # No file yet is an empty outbox; a failing exec is an error, not "nothing yet".
+        text = docker("exec", container, "sh", "-c", f"cat {OUTBOX} 2>/dev/null; true")
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def handled(self, action: str, ids: Iterable[str]) -> list[str]:

@@ -87,12 +87,20 @@ def test_a_node_killed_mid_stream_loses_no_confirmed_event(cluster: Stack) -> No
     assert not stream.is_alive()
     ids = stream.confirmed
     assert len(ids) == 1000
-    wait_for(
-        "every confirmed event handled",
-        lambda: set(cluster.handled("welcome-email", ids)) == set(ids),
-        180,
-        1.0,
-    )
+    try:
+        wait_for(
+            "every confirmed event handled",
+            lambda: set(cluster.handled("welcome-email", ids)) == set(ids),
+            180,
+            1.0,
+        )
+    except AssertionError as exc:
+        missing = len(set(ids) - set(cluster.handled("welcome-email", ids)))
+        state = cluster.compose("ps", "-a", "--format", "{{.Name}} {{.Status}}")
+        raise AssertionError(
+            f"{exc}: {missing} of {len(ids)} missing, killed {victim_node}, consumers on "
+            f"{dict(consumer_nodes(cluster, survivor))}\n{state}"
+        ) from exc
     FIGURES["node killed mid-stream: all 1000 confirmed handled"] = (
         f"{time.monotonic() - killed:.0f} s after the kill"
     )
