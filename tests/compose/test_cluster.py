@@ -97,9 +97,12 @@ def test_a_node_killed_mid_stream_loses_no_confirmed_event(cluster: Stack) -> No
     except AssertionError as exc:
         missing = len(set(ids) - set(cluster.handled("welcome-email", ids)))
         state = cluster.compose("ps", "-a", "--format", "{{.Name}} {{.Status}}")
+        queue = _management(cluster, survivor, "/api/queues/%2F/events.welcome-email")
+        counts = {k: queue.get(k) for k in ("messages_ready", "messages_unacknowledged")}
+        counts.update(consumers=queue.get("consumers"), leader=queue.get("leader"))
         raise AssertionError(
             f"{exc}: {missing} of {len(ids)} missing, killed {victim_node}, consumers on "
-            f"{dict(consumer_nodes(cluster, survivor))}\n{state}"
+            f"{dict(consumer_nodes(cluster, survivor))}, queue {counts}\n{state}"
         ) from exc
     FIGURES["node killed mid-stream: all 1000 confirmed handled"] = (
         f"{time.monotonic() - killed:.0f} s after the kill"
