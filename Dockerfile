@@ -12,8 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hubbub ./hubbub
+# Not installed (the wheel ships hubbub alone): `hubbub consume` imports the
+# handlers of example_app from its working directory, /app.
 COPY example_app ./example_app
-RUN pip install . \
+RUN pip install ".[console]" \
     && useradd --system --uid 10001 --no-create-home --home-dir /app hubbub \
     && mkdir -p /app/outbox \
     && chown hubbub /app/outbox
@@ -21,7 +23,8 @@ RUN pip install . \
 # Not root: the app needs no privilege, only the broker URL and its topology.
 USER 10001
 ENV HUBBUB_TOPOLOGY=/app/example_app/topology.yaml HUBBUB_OUTBOX=/app/outbox/actions.jsonl
-# Prometheus /metrics and /healthz of `hubbub consume` (HUBBUB_METRICS_PORT).
-EXPOSE 9100
+# Prometheus /metrics and /healthz of `hubbub consume` (HUBBUB_METRICS_PORT);
+# `hubbub console` (HUBBUB_CONSOLE_PORT).
+EXPOSE 9100 8470
 ENTRYPOINT ["hubbub"]
 CMD ["--help"]

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster test-rabbit4 compose-test demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster browser console test-rabbit4 compose-test demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never
 
 cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
+
+browser: $(STAMP) broker ## the console end to end in Debian's Chromium (apt-get install chromium chromium-driver)
+	$(PY) -m pytest -m browser
+
+console: $(STAMP)       ## the web console on http://127.0.0.1:8470/ (HUBBUB_TOPOLOGY or HUBBUB_HUB)
+	$(VENV)/bin/hubbub console
 
 # RabbitMQ 4.0.5 beside the machine's broker: scripts/rabbit4 builds a Debian trixie
 # chroot once (~45 s, root and debootstrap) and starts a node on its own ports (~5 s).

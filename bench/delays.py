@@ -14,7 +14,7 @@ Prints figures; it is not a test. Against the broker in ``--url`` (default
 
 The consumer of step 2 is a real ``hubbub consume`` process, so its RSS is
 the consumer's alone. ``--private-node`` starts a RabbitMQ node for this run
-alone (:class:`hubbub.testing.node.RabbitNode`), so that the broker's memory
+alone (:class:`tests.support.node.RabbitNode`), so that the broker's memory
 figures are not mixed with other clients'. Everything the run declares is
 deleted at the end.
 
@@ -50,12 +50,12 @@ from hubbub.connection import mask, resolve_urls
 from hubbub.consumers.worker import Worker
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub, unique_name
-from hubbub.testing.node import RabbitNode
-from hubbub.testing.process import free_port
 from hubbub.topology import apply, delay, loader
 from hubbub.topology.model import Topology
 from hubbub.topology.names import HubNames
 from hubbub.topology.observe import ManagementAPI
+from tests.support.node import RabbitNode
+from tests.support.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARRIVALS_ENV = "BENCH_ARRIVALS"

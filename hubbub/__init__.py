@@ -3,14 +3,42 @@
 Publish events to one durable topic exchange; every subscriber consumes
 its own durable queue, acks, retries with backoff inside the broker, and
 dead-letters what keeps failing to its own dead-letter queue.
+
+The names below are imported on first use (PEP 562), not with the package:
+every pytest run of an app imports ``hubbub.testing.pytest`` (the plugin
+entry point), hence this package, and must not pay for pika, pydantic and
+the hub machinery unless a test uses them.
 """
 
-from hubbub.current import publish, publish_many
-from hubbub.envelope import Event
-from hubbub.errors import HubbubError, PublishError, Retry, TopologyError
-from hubbub.hub import Hub
-from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.topology import RetryPolicy, Subscriber, Topology
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hubbub.current import publish, publish_many
+    from hubbub.envelope import Event
+    from hubbub.errors import HubbubError, PublishError, Retry, TopologyError
+    from hubbub.hub import Hub
+    from hubbub.producers import OutgoingEvent, Publisher
+    from hubbub.topology import RetryPolicy, Subscriber, Topology
+
+#: Where each public name lives.
+_HOMES = {
+    "Event": "hubbub.envelope",
+    "Hub": "hubbub.hub",
+    "HubbubError": "hubbub.errors",
+    "OutgoingEvent": "hubbub.producers",
+    "PublishError": "hubbub.errors",
+    "Publisher": "hubbub.producers",
+    "Retry": "hubbub.errors",
+    "RetryPolicy": "hubbub.topology",
+    "Subscriber": "hubbub.topology",
+    "Topology": "hubbub.topology",
+    "TopologyError": "hubbub.errors",
+    "publish": "hubbub.current",
+    "publish_many": "hubbub.current",
+}
 
 __all__ = [
     "Event",
@@ -28,3 +56,17 @@ __all__ = [
     "publish_many",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it (later lookups skip this)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hubbub' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -42,7 +42,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 #: ``scheme://user:`` then the password: everything up to the *last* ``@`` of
 #: the URL (a password may hold an unescaped ``/``, ``#`` or ``@``); a URL
 #: ends at white space or at the comma between the URLs of a cluster.
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@,\s]*:)(?P<pw>[^\s,]*)@", re.I)
+#: A scheme starts only where no scheme character precedes it (the lookbehind):
+#: without it a long run of letters is tried from every position, in quadratic
+#: time, and every log line goes through :func:`mask`.
+_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*://[^:/@,\s]*:)(?P<pw>[^\s,]*)@", re.I
+)
 
 
 def resolve_urls(url: str | None = None) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,20 @@ from hubbub.consumers.worker import Worker
 from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.topology import apply, loader
 from hubbub.topology.model import Topology
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Child processes import from the repository root as this one does.
+
+    ``hubbub consume`` started by a test imports handlers of example_app and
+    tests.support, which are not installed (the wheel ships hubbub alone);
+    pytest's ``pythonpath`` puts the root on this process's sys.path, this puts it
+    on the children's ``PYTHONPATH``.
+    """
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
 @pytest.fixture(scope="session")

@@ -19,32 +19,12 @@ use, needs no permission.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-from hubbub.errors import BrokerConnectionError
 from hubbub.topology.names import SUBSCRIBER_NAME, HubNames
 from hubbub.topology.permissions import NOTHING, Permissions
+from hubbub.transport.errors import AccessRefusedError, Permission, access_refused
 
-Permission = Literal["read", "write", "configure"]
-
-_REFUSED = re.compile(
-    r"ACCESS_REFUSED - access to (?P<kind>queue|exchange) '(?P<name>[^']*)' "
-    r"in vhost '(?P<vhost>[^']*)' refused for user '(?P<user>[^']*)'"
-)
-
-
-class AccessRefusedError(BrokerConnectionError):
-    """The broker refused an operation: the user lacks a permission (403 ACCESS_REFUSED)."""
-
-    def __init__(
-        self, message: str, *, permission: Permission, kind: str, name: str, vhost: str, user: str
-    ) -> None:
-        super().__init__(message)
-        self.permission = permission
-        self.kind = kind
-        self.name = name
-        self.vhost = vhost
-        self.user = user
+__all__ = ["AccessRefusedError", "Permission", "operator", "refused"]
 
 
 def refused(
@@ -55,30 +35,16 @@ def refused(
     ``grant``: a whole grant to suggest (e.g. :func:`operator`); without it
     the fix names only the missing resource.
     """
-    match = _REFUSED.search(reply)
-    if match is None:
-        return None
-    kind, name, vhost, user = match["kind"], match["name"], match["vhost"], match["user"]
-    if grant is not None:
-        fix = (
-            f"grant it, e.g. {grant.command(user, vhost)} (hubbub dlq's least grant; "
-            f"set_permissions replaces the user's grant in that vhost: merge it with "
-            f"what rabbitmqctl list_user_permissions {user} shows)"
-        )
-    else:
-        fix = (
-            f"add {kind} {name!r} to its {permission} pattern (rabbitmqctl "
-            f"list_user_permissions {user} shows it, rabbitmqctl set_permissions sets it)"
-        )
-    return AccessRefusedError(
-        f"user {user!r} lacks {permission} permission on {kind} {name!r} in vhost {vhost!r} "
-        f"(the broker refused to let it {doing}: 403 ACCESS_REFUSED); {fix}",
-        permission=permission,
-        kind=kind,
-        name=name,
-        vhost=vhost,
-        user=user,
+    plain = access_refused(reply, permission=permission, doing=doing)
+    if plain is None or grant is None:
+        return plain
+    user, vhost = plain.user, plain.vhost
+    fix = (
+        f"grant it, e.g. {grant.command(user, vhost)} (hubbub dlq's least grant; "
+        f"set_permissions replaces the user's grant in that vhost: merge it with "
+        f"what rabbitmqctl list_user_permissions {user} shows)"
     )
+    return access_refused(reply, permission=permission, doing=doing, fix=fix)
 
 
 def operator(names: HubNames) -> Permissions:

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-import pika.exceptions as pe
-
-from hubbub.admin import access, edit, listing, status
+from hubbub.admin import access, edit, listing, rates, status
 from hubbub.admin.browse import CHUNKS, Browser, QueueNotFoundError
 from hubbub.admin.filters import EVERYTHING, Selection
 from hubbub.admin.guard import delivery_limit_problem
@@ -29,12 +27,13 @@ from hubbub.admin.purge import PurgeResult, purge
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.replay import ReplayResult, Target, replay
 from hubbub.admin.sources import UNROUTED, Source, ToHub, ToSubscriber, source, subscribers_in
-from hubbub.connection import connect, resolve_urls
+from hubbub.connection import resolve_urls
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.model import Topology
 from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
 from hubbub.topology.observe import ManagementAPI
+from hubbub.transport import open_session
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +116,10 @@ class Admin:
                     f"{exc}. Without it the subscribers are unknown: give --file topology.yaml"
                 ) from exc
             return status.from_amqp(self.urls, self.names, subscribers, why=str(exc))
+
+    def rates(self) -> dict[str, rates.QueueRates]:
+        """Publish and deliver rates per queue name (empty without the management API)."""
+        return rates.from_management(self.api, self.names)
 
     # -- changing -------------------------------------------------------------
 
@@ -246,17 +249,16 @@ class Admin:
         return ToHub(self.names.exchange, self._bound_patterns())
 
     def _require_queue(self, queue: str) -> None:
-        connection = connect(self.urls, name="hubbub dlq replay (check)")
+        session = open_session(self.urls, name="hubbub dlq replay (check)")
         try:
-            connection.channel().queue_declare(queue, passive=True)
-        except pe.ChannelClosedByBroker as exc:
+            missing = session.queue_counts(queue) is None
+        finally:
+            session.close()
+        if missing:
             raise ConfigurationError(
                 f"the subscriber's queue {queue!r} does not exist, so its events cannot be "
                 "replayed: run 'hubbub topology apply' first"
-            ) from exc
-        finally:
-            with suppress(pe.AMQPError, OSError):
-                connection.close()
+            )
 
     def _bound_patterns(self) -> tuple[str, ...]:
         """Patterns bound to the hub now (broker first; the topology file as a fallback)."""

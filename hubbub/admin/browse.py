@@ -20,8 +20,8 @@ RabbitMQ 3.10.8 and 4.0.5 (quorum queues), not assumed:
   it opens a consumer only when it needs more messages;
 - a message sent to the browser but still in flight when its channel
   closes may go back *ahead* of the held ones on RabbitMQ 4.0.5 (3.10.8:
-  behind): seen with pika's ``BlockingChannel.close``, which cancels the
-  consumer and rejects such a message on its own, and still, more rarely,
+  behind): seen with the Python client's blocking ``channel.close``, which
+  cancels the consumer and rejects such a message on its own, and still, more rarely,
   with a plain ``channel.close`` when the message reached the broker's
   channel at the close. Events that arrive during the browse, past the
   snapshot, were such messages. So a consumer's credit never reaches past
@@ -61,19 +61,21 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
-
-import pika
-import pika.exceptions as pe
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic
 
 from hubbub.admin import access, records
 from hubbub.admin.records import FailedEvent
-from hubbub.connection import connect
 from hubbub.errors import BrokerConnectionError, HubbubError
+from hubbub.message import Delivery, Message
 from hubbub.topology.permissions import Permissions
+from hubbub.transport import (
+    AccessRefusedError,
+    BrokerSession,
+    ConnectionLostError,
+    QueueReader,
+    RefusedError,
+    open_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class QueueBusyError(HubbubError):
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class HeldMessage:
     """One message as read, still in the queue until :meth:`Browser.ack`."""
 
     tag: int
@@ -109,8 +111,16 @@ class Message:
     exchange: str
     routing_key: str
     redelivered: bool
-    properties: pika.BasicProperties
-    body: bytes
+    message: Message
+
+    @property
+    def body(self) -> bytes:
+        return self.message.body
+
+    @property
+    def properties(self) -> Message:
+        """The message itself (it carries the properties by their AMQP names)."""
+        return self.message
 
 
 class Browser:
@@ -135,9 +145,9 @@ class Browser:
         self._chunks = list(chunks)
         self._idle = idle_timeout
         self._grant = grant
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._buffer: deque[tuple[Basic.Deliver, pika.BasicProperties, bytes]] = deque()
+        self._session: BrokerSession | None = None
+        self._reader: QueueReader | None = None
+        self._buffer: deque[tuple[str, Delivery]] = deque()
         self._holding: dict[str, int] = {}
         self._credit: dict[str, int] = {}
         self._received: dict[str, int] = {}
@@ -167,9 +177,8 @@ class Browser:
 
     def open(self) -> None:
         """Connect and take the snapshot; raises if the queue is missing or consumed."""
-        self._connection = connect(self._urls, name=self._name)
-        version = (self._connection._impl.server_properties or {}).get("version")
-        self.server_version = version.decode() if isinstance(version, bytes) else version
+        self._session = open_session(self._urls, name=self._name)
+        self.server_version = self._session.server_version
         try:
             self.depth, consumers = self._declare_passive()
             if consumers:
@@ -178,7 +187,7 @@ class Browser:
                     "command, or an application reading it): a browse would miss the "
                     "messages they hold. Try again when they are gone"
                 )
-            self._channel = self._connection.channel()
+            self._reader = self._session.reader()
         except BaseException:
             self._disconnect()
             raise
@@ -189,40 +198,36 @@ class Browser:
         ``finish=False`` never reads the rest: faster, but the part already
         read may then move behind the part not read.
         """
-        if self._connection is None:
+        if self._session is None:
             return
         try:
-            if self._channel is not None and self._channel.is_open:
+            if self._reader is not None and self._reader.is_open:
                 if finish and self._started:
                     self._finish()
                 self._close_channel()
             self._wait_returned(self.depth - self.acked)
-        except (pe.AMQPError, OSError, BrokerConnectionError) as exc:
+        except BrokerConnectionError as exc:
             # Whatever was done stays done; the broker gives back the rest on disconnect.
             log.warning("closing the browse of %s: %s (the broker returns them)", self.queue, exc)
         finally:
-            self._channel = None
+            self._reader = None
             self._disconnect()
 
     def _close_channel(self) -> None:
-        """Close the channel without cancelling its consumers first.
+        """Close the reader's channel without cancelling its consumers first.
 
-        pika's ``BlockingChannel.close`` cancels every consumer and rejects
+        Cancelling a consumer (as the Python client's blocking close does) rejects
         (requeues) each delivery that reaches it meanwhile: a message sent to
         the active consumer but not yet received (one that arrived during the
         browse, past the snapshot) then goes back on its own, *before* the
         held ones are given back. RabbitMQ 3.10.8 still puts it behind them;
         4.0.5 puts it ahead, and the queue's order is lost (checked on both).
-        A plain ``channel.close`` lets the broker give back everything the
-        channel holds, in flight or not, together and in queue order on both
-        versions.
+        A plain channel close (:meth:`QueueReader.release`) lets the broker
+        give back everything the channel holds, in flight or not, together
+        and in queue order on both versions.
         """
-        channel = self._require_channel()
-        impl = channel._impl  # the asynchronous channel: closes without cancelling
-        impl.close()
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not impl.is_closed and time.monotonic() < deadline:
-            self._pump(0.05)
+        reader = self._require_reader()
+        self._amqp(lambda: reader.release(timeout=SETTLE_TIMEOUT))
 
     def _finish(self) -> None:
         """Make closing keep the order (checked on 3.10.8, see the module docstring).
@@ -242,13 +247,13 @@ class Browser:
 
     # -- reading -------------------------------------------------------------
 
-    def messages(self) -> Iterator[Message]:
+    def messages(self) -> Iterator[HeldMessage]:
         """The queue's messages from the head, each held until acked or the browser closes."""
-        channel = self._require_channel()
+        reader = self._require_reader()
         idle_since = time.monotonic()
         while self.seen < self.depth:
             if not self._buffer:
-                if self._active is None and not self._start_consumer(channel):
+                if self._active is None and not self._start_consumer(reader):
                     return
                 self._pump(0.1)
                 if not self._buffer and time.monotonic() - idle_since > self._idle:
@@ -260,30 +265,28 @@ class Browser:
             self._last_redelivered = message.redelivered
             yield message
 
-    def events(self, subscriber: str | None) -> Iterator[tuple[Message, FailedEvent]]:
+    def events(self, subscriber: str | None) -> Iterator[tuple[HeldMessage, FailedEvent]]:
         """:meth:`messages`, each with the failed event it holds (``subscriber``'s)."""
         for message in self.messages():
             event = records.parse(
                 message.routing_key,
-                message.properties,
-                message.body,
+                message.message,
                 subscriber=subscriber,
                 position=message.position,
             )
             yield message, event
 
-    def _take(self) -> Message:
+    def _take(self) -> HeldMessage:
         """The next buffered delivery; freezes its consumer once it holds its whole credit."""
-        method, props, body = self._buffer.popleft()
-        message = Message(
-            method.delivery_tag,
-            method.consumer_tag,
+        consumer, delivery = self._buffer.popleft()
+        message = HeldMessage(
+            delivery.tag,
+            consumer,
             self.seen,
-            method.exchange,
-            method.routing_key,
-            bool(method.redelivered),
-            props,
-            body,
+            delivery.exchange,
+            delivery.routing_key,
+            delivery.redelivered,
+            delivery.message,
         )
         self.seen += 1
         self._holding[message.consumer] += 1
@@ -292,7 +295,7 @@ class Browser:
             and self._holding[message.consumer] >= self._credit[message.consumer]
         ):
             # No credit left: nothing is in flight to it, so cancelling rejects nothing.
-            self._amqp(lambda: self._require_channel().basic_cancel(message.consumer))
+            self._amqp(lambda: self._require_reader().cancel(message.consumer))
             self._active = None
         return message
 
@@ -308,7 +311,7 @@ class Browser:
             else:
                 self._pump(0.1)
 
-    def ack(self, message: Message) -> None:
+    def ack(self, message: HeldMessage) -> None:
         """Remove ``message`` from the queue for good.
 
         An ack frees credit, and a consumer with credit left is sent more
@@ -318,10 +321,10 @@ class Browser:
         """
         if message.consumer == self._active:
             self._freeze()
-        channel = self._require_channel()
+        reader = self._require_reader()
         try:
-            channel.basic_ack(message.tag)
-        except (pe.AMQPError, OSError) as exc:
+            reader.ack(message.tag)
+        except BrokerConnectionError as exc:
             raise BrokerConnectionError(
                 f"lost the broker while removing event from {self.queue!r}: {exc} "
                 "(it was not removed; run the command again)"
@@ -347,7 +350,7 @@ class Browser:
                 log.info("%s: fewer messages than counted at the start", self.queue)
                 break
         if tag is not None:
-            self._amqp(lambda: self._require_channel().basic_cancel(tag))
+            self._amqp(lambda: self._require_reader().cancel(tag))
             self._active = None
 
     def pause(self, seconds: float) -> None:
@@ -359,37 +362,46 @@ class Browser:
     # -- internals -----------------------------------------------------------
 
     def _pump(self, seconds: float) -> None:
-        assert self._connection is not None
-        connection = self._connection
-        self._amqp(lambda: connection.process_data_events(time_limit=seconds))
+        """Handle I/O for ``seconds``, then buffer and count what arrived."""
+        assert self._session is not None
+        session = self._session
+        self._amqp(lambda: session.pump(seconds))
+        self._collect()
+
+    def _collect(self) -> None:
+        if self._reader is None:
+            return
+        for consumer, delivery in self._reader.received():
+            self._buffer.append((consumer, delivery))
+            self._received[consumer] += 1
 
     def _amqp(self, step: Callable[[], object]) -> None:
-        """Run one AMQP step, translating pika's errors at the edge."""
+        """Run one step of the session, saying what a failure means for the browse."""
         try:
             step()
-        except (pe.AMQPError, OSError) as exc:
-            if isinstance(exc, pe.ChannelClosedByBroker):
-                self._refused(exc)
-            raise BrokerConnectionError(
-                f"lost the broker while reading {self.queue!r}: {type(exc).__name__} {exc} "
-                "(nothing was removed that had not been handled; run the command again)"
-            ) from exc
+        except RefusedError as exc:
+            refusal = self._refused(exc.reply)
+            if refusal is not None:
+                raise refusal from exc
+            raise self._lost(str(exc)) from exc
+        except ConnectionLostError as exc:
+            raise self._lost(exc.detail) from exc
+        finally:
+            self._collect()
 
-    def _refused(self, exc: pe.ChannelClosedByBroker) -> None:
-        """Raise which permission is missing when the broker refused us (403)."""
-        refusal = access.refused(
-            exc.reply_text, permission="read", doing=f"read queue {self.queue!r}", grant=self._grant
+    def _refused(self, reply: str) -> AccessRefusedError | None:
+        """Which permission is missing when the broker refused us (403), with the grant."""
+        return access.refused(
+            reply, permission="read", doing=f"read queue {self.queue!r}", grant=self._grant
         )
-        if refusal is not None:
-            raise refusal from exc
 
-    def _on_delivery(
-        self, _ch: BlockingChannel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
-    ) -> None:
-        self._buffer.append((method, props, body))
-        self._received[method.consumer_tag] += 1
+    def _lost(self, detail: str) -> BrokerConnectionError:
+        return BrokerConnectionError(
+            f"lost the broker while reading {self.queue!r}: {detail} "
+            "(nothing was removed that had not been handled; run the command again)"
+        )
 
-    def _start_consumer(self, channel: BlockingChannel) -> bool:
+    def _start_consumer(self, reader: QueueReader) -> bool:
         """Open the next consumer of the pass; False at the consumer cap.
 
         Only once the previous one is frozen and read: a consumer opened
@@ -406,26 +418,22 @@ class Browser:
         credit = min(self._chunks[min(index, len(self._chunks) - 1)], self.depth - self.seen)
         tag = f"hubbub-browse-{index:02d}"
         self._credit[tag], self._holding[tag], self._received[tag] = credit, 0, 0
-        self._amqp(lambda: channel.basic_qos(prefetch_count=credit))
-        self._amqp(lambda: channel.basic_consume(self.queue, self._on_delivery, consumer_tag=tag))
+        self._amqp(lambda: reader.consume(self.queue, credit=credit, tag=tag))
         self._active = tag
         self._started = True
         return True
 
     def _declare_passive(self) -> tuple[int, int]:
-        assert self._connection is not None
-        channel = self._connection.channel()
+        assert self._session is not None
         try:
-            ok = channel.queue_declare(self.queue, passive=True)
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                raise QueueNotFoundError(f"queue {self.queue!r} does not exist") from exc
+            counts = self._session.queue_counts(self.queue)
+        except RefusedError as exc:
             raise BrokerConnectionError(
-                f"cannot read queue {self.queue!r}: {exc.reply_code} {exc.reply_text}"
+                f"cannot read queue {self.queue!r}: {exc.code} {exc.reply}"
             ) from exc
-        with suppress(pe.AMQPError):
-            channel.close()
-        return int(ok.method.message_count), int(ok.method.consumer_count)
+        if counts is None:
+            raise QueueNotFoundError(f"queue {self.queue!r} does not exist")
+        return counts.ready, counts.consumers
 
     def _wait_returned(self, expected: int) -> None:
         deadline = time.monotonic() + SETTLE_TIMEOUT
@@ -436,13 +444,12 @@ class Browser:
             time.sleep(0.05)
         log.info("%s: the broker is still returning messages", self.queue)
 
-    def _require_channel(self) -> BlockingChannel:
-        if self._channel is None or not self._channel.is_open:
+    def _require_reader(self) -> QueueReader:
+        if self._reader is None or not self._reader.is_open:
             raise BrokerConnectionError(f"the browse of {self.queue!r} is not open")
-        return self._channel
+        return self._reader
 
     def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            with suppress(pe.AMQPError, OSError):
-                connection.close()
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
-
-import pika
 
 from hubbub import envelope
 from hubbub.admin import history
-from hubbub.admin.browse import Browser, Message
+from hubbub.admin.browse import Browser, HeldMessage
 from hubbub.admin.records import FailedEvent
 from hubbub.admin.replay import ReplayResult, Target, refused_publish
 from hubbub.errors import BrokerConnectionError, ConfigurationError, HubbubError, PublishError
+from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
+from hubbub.producers.send import send
 from hubbub.topology.permissions import Permissions
 
 #: Header of a copy whose data an operator replaced: when (ms since the epoch).
@@ -87,9 +88,9 @@ def replay_edited(
         raise ConfigurationError(f"event {event_id} stays parked: {route} (nothing replayed)")
     result = ReplayResult(target.describe(), False, scanned=browser.seen, matched=1)
     exchange, key = route
-    props = properties(message, event, subscriber, now_ms=int(time.time() * 1000))
+    copy = edited_copy(message, event, subscriber, body, now_ms=int(time.time() * 1000))
     try:
-        publisher.wait(publisher.send(exchange, key, body, props, mandatory=True))
+        publisher.wait(send(publisher, Outbound(exchange, key, copy, mandatory=True)))
     except (PublishError, BrokerConnectionError) as exc:
         why = refused_publish(str(exc), target, grant) or exc
         raise EditError(
@@ -101,24 +102,30 @@ def replay_edited(
     return result
 
 
-def properties(
-    message: Message, event: FailedEvent, subscriber: str | None, *, now_ms: int
-) -> pika.BasicProperties:
-    """The copy's properties: a replay's, JSON, the event's id kept, marked :data:`EDITED`."""
+def edited_copy(
+    held: HeldMessage, event: FailedEvent, subscriber: str | None, body: bytes, *, now_ms: int
+) -> Message:
+    """The copy carrying ``body``: a replay's properties, JSON, the event's id kept, marked
+    :data:`EDITED`."""
     if subscriber is None:
-        props = history.unrouted_properties(message.properties)
+        copy = history.unrouted_message(held.message)
     else:
-        props = history.replay_properties(message.properties, event, now_ms=now_ms, edited=True)
-    props.headers = {**(props.headers or {}), EDITED: now_ms}
-    props.content_type = envelope.JSON
-    props.content_encoding = None
-    props.message_id = event.id  # an id derived from the old body would change with it
-    return props
+        copy = history.replay_message(held.message, event, now_ms=now_ms, edited=True)
+    return replace(
+        copy,
+        body=body,
+        headers={**(copy.headers or {}), EDITED: now_ms},
+        content_type=envelope.JSON,
+        content_encoding=None,
+        message_id=event.id,  # an id derived from the old body would change with it
+    )
 
 
-def _find(browser: Browser, subscriber: str | None, event_id: str) -> tuple[Message, FailedEvent]:
+def _find(
+    browser: Browser, subscriber: str | None, event_id: str
+) -> tuple[HeldMessage, FailedEvent]:
     """The one parked message of ``event_id``; refuses none, and refuses several."""
-    found: list[tuple[Message, FailedEvent]] = []
+    found: list[tuple[HeldMessage, FailedEvent]] = []
     for message, event in browser.events(subscriber):
         if event.id == event_id:
             found.append((message, event))

@@ -1,4 +1,4 @@
-"""Which parked events an operator means: ``--id``, ``--exception``, ``--topic``, ``--since``.
+"""Which parked events an operator means: ids, exception type, topic, time, text.
 
 Pure.
 
@@ -33,11 +33,18 @@ class Selection:
     topic: str | None = None
     #: Only events whose last failure (or publication, when unrouted) is at or after this.
     since: datetime | None = None
+    #: Only events dated strictly before this (same date as ``since``).
+    until: datetime | None = None
+    #: Only events containing this text (case-insensitive) in their exception type or
+    #: message, topic, id or data as parked (the console's search box).
+    text: str | None = None
 
     @property
     def everything(self) -> bool:
         """True when no criterion is set."""
-        return not (self.ids or self.exception or self.topic or self.since)
+        return not (
+            self.ids or self.exception or self.topic or self.since or self.until or self.text
+        )
 
     def matches(self, event: FailedEvent) -> bool:
         """True when ``event`` meets every criterion."""
@@ -48,7 +55,11 @@ class Selection:
         if self.topic and not patterns.matches(self.topic, event.topic):
             return False
         when = event.when
-        return self.since is None or (when is not None and when >= self.since)
+        if self.since is not None and (when is None or when < self.since):
+            return False
+        if self.until is not None and (when is None or when >= self.until):
+            return False
+        return self.text is None or contains(event, self.text)
 
     def describe(self) -> str:
         """The criteria as a human reads them (``all events`` when there are none)."""
@@ -61,6 +72,10 @@ class Selection:
             parts.append(f"topic {self.topic}")
         if self.since:
             parts.append(f"failed since {self.since.isoformat(timespec='seconds')}")
+        if self.until:
+            parts.append(f"failed before {self.until.isoformat(timespec='seconds')}")
+        if self.text:
+            parts.append(f"containing {self.text!r}")
         return " and ".join(parts) or "all events"
 
 
@@ -74,6 +89,8 @@ def select(
     exception: str | None = None,
     topic: str | None = None,
     since: str | datetime | timedelta | None = None,
+    until: str | datetime | timedelta | None = None,
+    text: str | None = None,
     now: datetime | None = None,
 ) -> Selection:
     """A validated :class:`Selection`; ConfigurationError lists every bad criterion."""
@@ -86,15 +103,19 @@ def select(
         )
     if topic is not None:
         problems.extend(f"--topic: {p}" for p in patterns.pattern_problems(topic))
-    cutoff = None
-    if since is not None:
+    moments: dict[str, datetime | None] = {}
+    for option, value in (("since", since), ("until", until)):
         try:
-            cutoff = parse_since(since, now or datetime.now(timezone.utc))
+            moments[option] = (
+                None if value is None else parse_since(value, now or datetime.now(timezone.utc))
+            )
         except ValueError as exc:
-            problems.append(f"--since: {exc}")
+            problems.append(f"--{option}: {exc}")
     if problems:
         raise ConfigurationError("; ".join(problems))
-    return Selection(wanted, exception, topic, cutoff)
+    return Selection(
+        wanted, exception, topic, moments["since"], moments["until"], (text or "").strip() or None
+    )
 
 
 def parse_since(value: str | datetime | timedelta, now: datetime) -> datetime:
@@ -114,6 +135,18 @@ def parse_since(value: str | datetime | timedelta, now: datetime) -> datetime:
             f"{value!r} is neither a duration (30m, 1h, 2d) nor an ISO date (2024-05-01T10:00)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def contains(event: FailedEvent, text: str) -> bool:
+    """True when ``text`` occurs (ignoring case) in what an operator reads of ``event``.
+
+    The data is searched as parked (its JSON text), without decoding it.
+    """
+    needle = text.casefold()
+    fields = (event.exception or "", event.message, event.topic, event.id, event.reason)
+    if any(needle in f.casefold() for f in fields):
+        return True
+    return needle in event.body.decode("utf-8", "replace").casefold()
 
 
 def exception_matches(actual: str | None, wanted: str) -> bool:

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import orjson
-import pika
 
 from hubbub import envelope
 from hubbub.admin import history
 from hubbub.consumers import failure
+from hubbub.message import Message
 from hubbub.topology import delay
 
 #: Reason of an event parked because no subscriber matched its topic.
@@ -119,28 +119,27 @@ class FailedEvent:
 
 def parse(
     routing_key: str,
-    props: pika.BasicProperties,
-    body: bytes,
+    message: Message,
     *,
     subscriber: str | None,
     position: int = 0,
 ) -> FailedEvent:
-    """The record of one message read from ``subscriber``'s DLQ (None: the unrouted queue)."""
-    headers: Mapping[str, Any] = props.headers or {}
+    """The record of ``message``, read from ``subscriber``'s DLQ (None: the unrouted queue)."""
+    headers: Mapping[str, Any] = message.headers or {}
     base = FailedEvent(
-        id=event_id(props, body),
-        topic=topic_of(routing_key, props, headers),
+        id=event_id(message),
+        topic=topic_of(routing_key, message, headers),
         subscriber=None,
         attempts=0,
         reason=UNROUTED,
         dead_lettered_by="none",
-        published=_from_seconds(props.timestamp),
+        published=_from_seconds(message.timestamp),
         history=history.decode(headers.get(history.HISTORY)),
         position=position,
         routing_key=routing_key,
         headers=headers,
-        body=body,
-        content_type=props.content_type,
+        body=message.body,
+        content_type=message.content_type,
     )
     if subscriber is None:
         return base
@@ -211,16 +210,16 @@ def broker_death(headers: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def event_id(props: pika.BasicProperties, body: bytes) -> str:
+def event_id(message: Message) -> str:
     """``message_id``, or a digest of what never changes in the message (for ``--id``)."""
-    if props.message_id:
-        return str(props.message_id)
-    digest = hashlib.sha256(body)
-    digest.update(f"|{props.timestamp}|{props.type}|{props.correlation_id}".encode())
+    if message.message_id:
+        return str(message.message_id)
+    digest = hashlib.sha256(message.body)
+    digest.update(f"|{message.timestamp}|{message.type}|{message.correlation_id}".encode())
     return "sha-" + digest.hexdigest()[:16]
 
 
-def topic_of(routing_key: str, props: pika.BasicProperties, headers: Mapping[str, Any]) -> str:
+def topic_of(routing_key: str, message: Message, headers: Mapping[str, Any]) -> str:
     """The event's topic: hubbub's header, the key the broker saw first, ``type``, the key."""
     topic = _text(headers.get(envelope.TOPIC))
     if topic:
@@ -232,8 +231,8 @@ def topic_of(routing_key: str, props: pika.BasicProperties, headers: Mapping[str
     stripped = delay.strip(routing_key)
     if stripped is not None and stripped[0] == delay.EVENT_MARK:
         return stripped[1]
-    if props.type:
-        return str(props.type)
+    if message.type:
+        return str(message.type)
     return routing_key
 
 

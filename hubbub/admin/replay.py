@@ -24,14 +24,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import pika
-
 from hubbub.admin import access, history
-from hubbub.admin.browse import Browser, Message
+from hubbub.admin.browse import Browser, HeldMessage
 from hubbub.admin.filters import Selection
 from hubbub.admin.records import FailedEvent
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
+from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
+from hubbub.producers.send import send
 from hubbub.topology.permissions import Permissions
 
 #: Copies in flight (unconfirmed) at once.
@@ -111,7 +111,7 @@ def replay(
                     on_event(event)
                 continue
             pacer.wait()
-            mover.send(message, event, route, _properties(message, event, subscriber))
+            mover.send(message, event, route, _copy(message, event, subscriber))
             if mover.error is not None:
                 break
         result.truncated = browser.truncated
@@ -142,12 +142,10 @@ def refused_publish(
     )
 
 
-def _properties(
-    message: Message, event: FailedEvent, subscriber: str | None
-) -> pika.BasicProperties:
+def _copy(held: HeldMessage, event: FailedEvent, subscriber: str | None) -> Message:
     if subscriber is None:
-        return history.unrouted_properties(message.properties)
-    return history.replay_properties(message.properties, event, now_ms=int(time.time() * 1000))
+        return history.unrouted_message(held.message)
+    return history.replay_message(held.message, event, now_ms=int(time.time() * 1000))
 
 
 class _Mover:
@@ -160,20 +158,16 @@ class _Mover:
         self.publisher = publisher
         self.window = window
         self.on_event = on_event
-        self.pending: deque[tuple[Message, FailedEvent, Future[None]]] = deque()
+        self.pending: deque[tuple[HeldMessage, FailedEvent, Future[None]]] = deque()
         self.error: str | None = None
         self.result: ReplayResult
 
     def send(
-        self,
-        message: Message,
-        event: FailedEvent,
-        route: tuple[str, str],
-        props: pika.BasicProperties,
+        self, message: HeldMessage, event: FailedEvent, route: tuple[str, str], copy: Message
     ) -> None:
         assert self.publisher is not None
         exchange, key = route
-        future = self.publisher.send(exchange, key, message.body, props, mandatory=True)
+        future = send(self.publisher, Outbound(exchange, key, copy, mandatory=True))
         self.pending.append((message, event, future))
         self._settle(block=len(self.pending) >= self.window)
 

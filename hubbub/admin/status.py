@@ -16,19 +16,16 @@ the counts from passive declares, and ``source`` says why.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
-import pika.exceptions as pe
-
 from hubbub.admin.sources import subscribers_in
-from hubbub.connection import connect
 from hubbub.errors import BrokerConnectionError
 from hubbub.topology import delay
 from hubbub.topology.names import HubNames
 from hubbub.topology.observe import ManagementAPI, has_counts, why_uncounted
+from hubbub.transport import BrokerSession, open_session
 
 MANAGEMENT = "management API"
 _COLUMNS = "name,messages,messages_ready,messages_unacknowledged,consumers"
@@ -121,9 +118,9 @@ def from_amqp(
     urls: Sequence[str], names: HubNames, subscribers: Iterable[str], *, why: str
 ) -> HubStatus:
     """The hub's status from passive declares: no unacked counts."""
-    connection = connect(urls, name=f"hubbub status {names.hub}")
+    session = open_session(urls, name=f"hubbub status {names.hub}")
     try:
-        peek = _Peek(connection)
+        peek = _Peek(session)
         levels = [peek(names.level(n)) for n in range(delay.LEVELS)]
         return HubStatus(
             names.hub,
@@ -136,26 +133,20 @@ def from_amqp(
             f"AMQP ({why}; unacked counts unknown, delayed counts ready messages only)",
         )
     finally:
-        with suppress(pe.AMQPError, OSError):
-            connection.close()
+        session.close()
 
 
 class _Peek:
-    """Passive declares on one connection; a missing queue closes only its channel."""
+    """Passive declares on one session; a missing queue reads as not existing."""
 
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.channel = connection.channel()
+    def __init__(self, session: BrokerSession) -> None:
+        self.session = session
 
     def __call__(self, queue: str) -> QueueCounts:
-        try:
-            ok = self.channel.queue_declare(queue, passive=True)
-        except pe.ChannelClosedByBroker as exc:
-            self.channel = self.connection.channel()
-            if exc.reply_code == 404:
-                return QueueCounts(queue, exists=False)
-            raise BrokerConnectionError(f"cannot read queue {queue!r}: {exc}") from exc
-        return QueueCounts(queue, ready=ok.method.message_count, consumers=ok.method.consumer_count)
+        counts = self.session.queue_counts(queue)
+        if counts is None:
+            return QueueCounts(queue, exists=False)
+        return QueueCounts(queue, ready=counts.ready, consumers=counts.consumers)
 
 
 def _counts(row: Mapping[str, Any]) -> QueueCounts:

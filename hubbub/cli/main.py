@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from hubbub.cli import consume, dlq, health, publish, status, topology
+from hubbub.cli import console, consume, dlq, health, publish, status, topology
 from hubbub.cli.options import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 
@@ -39,6 +39,7 @@ cli.add_command(consume.command)
 cli.add_command(health.command)
 cli.add_command(dlq.group)
 cli.add_command(status.command)
+cli.add_command(console.command)
 
 
 def main() -> None:

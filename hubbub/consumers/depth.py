@@ -14,13 +14,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-import pika
-import pika.exceptions as pe
-from pika.adapters.blocking_connection import BlockingChannel
-
-from hubbub.connection import connect
 from hubbub.errors import HubbubError
 from hubbub.topology.names import HubNames
+from hubbub.transport import BrokerSession, open_session
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -29,6 +25,10 @@ DEFAULT_INTERVAL = 15.0
 
 #: ``report(subscriber, ready, consumers, dead_letters or None)``.
 Report = Callable[[str, int, int, "int | None"], None]
+
+
+class QueueMissingError(HubbubError):
+    """A subscriber's queue is missing: its depth cannot be polled (apply the topology)."""
 
 
 class DepthPoller:
@@ -49,7 +49,7 @@ class DepthPoller:
         self.report = report
         self.interval = interval
         self._stop = threading.Event()
-        self._connection: pika.BlockingConnection | None = None
+        self._session: BrokerSession | None = None
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="hubbub-depth", daemon=True)
 
@@ -62,22 +62,19 @@ class DepthPoller:
         self._thread.join(self.interval + 5)
 
     def poll_once(self) -> None:
-        """Poll every subscriber now (raises HubbubError or pika errors on failure)."""
-        if self._connection is None or not self._connection.is_open:
-            self._connection = connect(self.urls, name="hubbub consume (queue depth)")
-        channel = self._connection.channel()
-        try:
-            for name in self.subscribers:
-                ready, consumers = _count(channel, self.names.queue(name))
-                try:
-                    dead: int | None = _count(channel, self.names.dead_letter_queue(name))[0]
-                except pe.ChannelClosedByBroker:  # no DLQ (404): keep polling the rest
-                    channel = self._connection.channel()
-                    dead = None
-                self.report(name, ready, consumers, dead)
-        finally:
-            if channel.is_open:
-                channel.close()
+        """Poll every subscriber now (raises HubbubError on failure).
+
+        A missing subscriber queue fails the poll; a missing dead-letter queue
+        reports None and the poll goes on.
+        """
+        if self._session is None or not self._session.is_open:
+            self._session = open_session(self.urls, name="hubbub consume (queue depth)")
+        for name in self.subscribers:
+            queue = self._session.queue_counts(self.names.queue(name))
+            if queue is None:
+                raise QueueMissingError(f"queue {self.names.queue(name)!r} does not exist")
+            dead = self._session.queue_counts(self.names.dead_letter_queue(name))
+            self.report(name, queue.ready, queue.consumers, None if dead is None else dead.ready)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -86,7 +83,7 @@ class DepthPoller:
                 if self._failing:
                     log.info("queue depth polling works again")
                 self._failing = False
-            except (HubbubError, pe.AMQPError, OSError) as exc:
+            except HubbubError as exc:
                 if not self._failing:
                     log.warning("cannot poll queue depth (will retry): %s", exc)
                 self._failing = True
@@ -99,25 +96,17 @@ class DepthPoller:
         waited = 0.0
         while waited < self.interval and not self._stop.is_set():
             step = min(0.5, self.interval - waited)
-            connection = self._connection
+            session = self._session
             try:
-                if connection is not None and connection.is_open:
-                    connection.process_data_events(time_limit=step)
+                if session is not None and session.is_open:
+                    session.pump(step)
                 else:
                     self._stop.wait(step)
-            except (pe.AMQPError, OSError):
+            except HubbubError:
                 self._drop_connection()
             waited += step
 
     def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except (pe.AMQPError, OSError):
-                log.debug("closing the depth connection failed", exc_info=True)
-
-
-def _count(channel: BlockingChannel, queue: str) -> tuple[int, int]:
-    ok = channel.queue_declare(queue, passive=True).method
-    return int(ok.message_count), int(ok.consumer_count)
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()

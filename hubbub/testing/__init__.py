@@ -8,11 +8,45 @@
   :class:`DeadLetter`.
 - The pytest plugin :mod:`hubbub.testing.pytest` (fixtures ``memory_hub``,
   ``hubbub_broker_url``, ``hubbub_vhost_url``, ``hubbub_live_hub``).
+
+The names are imported on first use: the plugin, imported by every pytest run
+of an app, lives in this package and must stay light (see :mod:`hubbub`).
+hubbub's own test tooling (private nodes, clusters, processes, certificates)
+is not here: it lives in the repository's ``tests/support`` and is not shipped.
 """
 
-from hubbub.testing.clock import FakeClock
-from hubbub.testing.live import LiveHub
-from hubbub.testing.memory import InMemoryHub
-from hubbub.testing.records import Attempt, DeadLetter
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hubbub.testing.clock import FakeClock
+    from hubbub.testing.live import LiveHub
+    from hubbub.testing.memory import InMemoryHub
+    from hubbub.testing.records import Attempt, DeadLetter
+
+#: Where each public name lives.
+_HOMES = {
+    "Attempt": "hubbub.testing.records",
+    "DeadLetter": "hubbub.testing.records",
+    "FakeClock": "hubbub.testing.clock",
+    "InMemoryHub": "hubbub.testing.memory",
+    "LiveHub": "hubbub.testing.live",
+}
 
 __all__ = ["Attempt", "DeadLetter", "FakeClock", "InMemoryHub", "LiveHub"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it (later lookups skip this)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hubbub.testing' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

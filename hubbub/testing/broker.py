@@ -16,14 +16,12 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-
-import pika
-import pika.exceptions as pe
+from contextlib import contextmanager
 
 from hubbub.errors import HubbubError
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
+from hubbub.transport import open_session
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +61,14 @@ def unique_name(prefix: str = "t") -> str:
 def delete_hub(url: str, topology: Topology) -> None:
     """Delete every exchange and queue the topology declares (test clean-up)."""
     plan = layout(topology)
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    session = open_session([url], name="hubbub test clean-up")
     try:
-        channel = connection.channel()
         for queue in plan.queues:
-            channel.queue_delete(queue.name)
+            session.delete_queue(queue.name)
         for exchange in plan.exchanges:
-            channel.exchange_delete(exchange.name)
+            session.delete_exchange(exchange.name)
     finally:
-        with suppress(pe.AMQPError):
-            connection.close()
+        session.close()
 
 
 def _answers(host: str, port: int) -> bool:

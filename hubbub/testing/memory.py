@@ -52,6 +52,7 @@ from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
+from hubbub.transport.pika.convert import from_pika, to_pika
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -195,7 +196,9 @@ class InMemoryHub(Hub, Assertions):
 
         def parsed(message: Message) -> FailedEvent:
             return parse(
-                message.routing_key, message.properties, message.body, subscriber=subscriber
+                message.routing_key,
+                from_pika(message.properties, message.body),
+                subscriber=subscriber,
             )
 
         taken = self.broker.take(
@@ -205,8 +208,9 @@ class InMemoryHub(Hub, Assertions):
             failed = parsed(message)
             route = target.route(failed)
             assert not isinstance(route, str)  # a subscriber target always routes
-            props = history.replay_properties(message.properties, failed, now_ms=now_ms)
-            self.broker.publish(*route, message.body, props)
+            original = from_pika(message.properties, message.body)
+            copy = history.replay_message(original, failed, now_ms=now_ms)
+            self.broker.publish(*route, copy.body, to_pika(copy))
         return len(taken)
 
     # -- the clock calls these -------------------------------------------------

@@ -24,26 +24,32 @@ Fixtures, all prefixed so they never clash with an app's own:
 ``hubbub_live_hub``
     A :class:`~hubbub.testing.LiveHub` in that vhost: the same assertion
     helpers as ``memory_hub``, a real consumer in a thread, closed after.
+
+Every pytest run of an app with hubbub installed imports this module (the
+``pytest11`` entry point), so it imports nothing heavy: pika, pydantic and the
+hubs load in the fixture that needs them, when a test asks for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hubbub import current
-from hubbub.testing.broker import test_broker_url
-from hubbub.testing.live import LiveHub
-from hubbub.testing.memory import InMemoryHub
-from hubbub.testing.vhosts import fresh_vhost
-from hubbub.topology.model import Topology
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from hubbub.testing.live import LiveHub
+    from hubbub.testing.memory import InMemoryHub
+    from hubbub.topology.model import Topology
+
+    TopologySource = Topology | str | Path | None
 
 #: The hub name used when ``hubbub_topology`` gives none.
 DEFAULT_HUB = "events"
-
-TopologySource = Topology | str | Path | None
 
 
 @pytest.fixture
@@ -64,6 +70,8 @@ def _hubbub_in_memory_hubs_end_with_the_test() -> Iterator[None]:
 def memory_hub(hubbub_topology: TopologySource) -> Iterator[InMemoryHub]:
     """An in-memory hub on ``hubbub_topology`` (or an empty hub called ``events``);
     every other hub of the process stays off the broker while the test runs."""
+    from hubbub.testing.memory import InMemoryHub
+
     if hubbub_topology is None:
         hub = InMemoryHub(DEFAULT_HUB)
     else:
@@ -75,6 +83,8 @@ def memory_hub(hubbub_topology: TopologySource) -> Iterator[InMemoryHub]:
 @pytest.fixture(scope="session")
 def hubbub_broker_url() -> Iterator[str]:
     """A real broker's URL for this test session (see the module docstring)."""
+    from hubbub.testing.broker import test_broker_url
+
     with test_broker_url() as url:
         yield url
 
@@ -82,6 +92,8 @@ def hubbub_broker_url() -> Iterator[str]:
 @pytest.fixture
 def hubbub_vhost_url(hubbub_broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A virtual host of this test's own; deleted, with all it holds, afterwards."""
+    from hubbub.testing.vhosts import fresh_vhost
+
     with fresh_vhost(hubbub_broker_url) as url:
         monkeypatch.setenv("HUBBUB_URL", url)
         yield url
@@ -90,6 +102,8 @@ def hubbub_vhost_url(hubbub_broker_url: str, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture
 def hubbub_live_hub(hubbub_topology: TopologySource, hubbub_vhost_url: str) -> Iterator[LiveHub]:
     """A real hub in this test's vhost; its consumer starts on first use, stops after."""
+    from hubbub.testing.live import LiveHub
+
     if hubbub_topology is None:
         hub = LiveHub(DEFAULT_HUB, url=hubbub_vhost_url)
     else:

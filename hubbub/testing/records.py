@@ -25,6 +25,7 @@ from hubbub.envelope import Event
 from hubbub.errors import MalformedMessageError
 from hubbub.topology import patterns
 from hubbub.topology.model import Topology
+from hubbub.transport.pika.convert import from_pika
 
 Action = Literal["ack", "retry", "dead-letter", "release"]
 
@@ -103,7 +104,7 @@ def dead_letter(
         for k, v in headers.items()
         if k.startswith(envelope.FAILURE_PREFIX)
     }
-    failed = admin_records.parse(routing_key, props, body, subscriber=subscriber)
+    failed = admin_records.parse(routing_key, from_pika(props, body), subscriber=subscriber)
     return DeadLetter(subscriber, decode(routing_key, props, body), failed, record, headers)
 
 

@@ -9,74 +9,63 @@ PRECONDITION_FAILED.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-
-import pika
-import pika.exceptions as pe
-from pika.adapters.blocking_connection import BlockingChannel
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from hubbub.errors import DeclarationError
 from hubbub.topology.layout import Binding, Exchange, Layout, Queue
 from hubbub.topology.plan import IMPLIED_ARGUMENTS, Change
+from hubbub.transport.errors import ConnectionLostError, RefusedError
+from hubbub.transport.session import BrokerSession
 
 
-def declare(connection: pika.BlockingConnection, layout: Layout) -> None:
+def declare(session: BrokerSession, layout: Layout) -> None:
     """Declare every exchange, queue and binding of ``layout``."""
-    channel = connection.channel()
-    try:
-        for exchange in layout.exchanges:
-            _guard(lambda e=exchange: _exchange(channel, e), f"exchange {exchange.name!r}")
-        for queue in layout.queues:
-            _guard(lambda q=queue: _queue(channel, q), f"queue {queue.name!r}")
-        for binding in layout.bindings:
-            _guard(lambda b=binding: _bind(channel, b), f"binding {binding}")
-    finally:
-        if channel.is_open:
-            channel.close()
+    for exchange in layout.exchanges:
+        _guard(partial(_exchange, session, exchange), f"exchange {exchange.name!r}")
+    for queue in layout.queues:
+        _guard(partial(_queue, session, queue), f"queue {queue.name!r}")
+    for binding in layout.bindings:
+        _guard(partial(_bind, session, binding), f"binding {binding}")
 
 
-def remove_bindings(connection: pika.BlockingConnection, changes: Iterable[Change]) -> int:
+def remove_bindings(session: BrokerSession, changes: Iterable[Change]) -> int:
     """Unbind the bindings a plan marked for removal; returns how many."""
-    channel = connection.channel()
     removed = 0
-    try:
-        for change in changes:
-            b = change.binding
-            if change.action != "remove" or b is None:
-                continue
-            if b.destination_type == "exchange":
-                channel.exchange_unbind(b.destination, b.source, b.routing_key)
-            else:
-                channel.queue_unbind(b.destination, b.source, b.routing_key)
-            removed += 1
-    finally:
-        if channel.is_open:
-            channel.close()
+    for change in changes:
+        b = change.binding
+        if change.action != "remove" or b is None:
+            continue
+        if b.destination_type == "exchange":
+            session.unbind_exchange(b.destination, b.source, b.routing_key)
+        else:
+            session.unbind_queue(b.destination, b.source, b.routing_key)
+        removed += 1
     return removed
 
 
-def _exchange(channel: BlockingChannel, e: Exchange) -> None:
-    channel.exchange_declare(e.name, e.type, durable=True, arguments=e.args)
+def _exchange(session: BrokerSession, e: Exchange) -> None:
+    session.declare_exchange(e.name, e.type, arguments=e.args)
 
 
-def _queue(channel: BlockingChannel, q: Queue) -> None:
-    channel.queue_declare(q.name, durable=True, arguments=q.args)
+def _queue(session: BrokerSession, q: Queue) -> None:
+    session.declare_queue(q.name, arguments=q.args)
 
 
-def _bind(channel: BlockingChannel, b: Binding) -> None:
+def _bind(session: BrokerSession, b: Binding) -> None:
     if b.destination_type == "exchange":
-        channel.exchange_bind(b.destination, b.source, b.routing_key)
+        session.bind_exchange(b.destination, b.source, b.routing_key)
     else:
-        channel.queue_bind(b.destination, b.source, b.routing_key)
+        session.bind_queue(b.destination, b.source, b.routing_key)
 
 
-def _guard(step: object, what: str) -> None:
+def _guard(step: Callable[[], None], what: str) -> None:
     try:
-        step()  # type: ignore[operator]
-    except pe.ChannelClosedByBroker as exc:
-        raise DeclarationError(explain(what, exc.reply_code, exc.reply_text)) from exc
-    except pe.AMQPError as exc:
-        raise DeclarationError(f"cannot declare {what}: {type(exc).__name__}: {exc}") from exc
+        step()
+    except RefusedError as exc:
+        raise DeclarationError(explain(what, exc.code, exc.reply)) from exc
+    except ConnectionLostError as exc:
+        raise DeclarationError(f"cannot declare {what}: {exc.detail}") from exc
 
 
 #: The broker cuts reply texts at 255 bytes, so with long names the current

@@ -6,10 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-import pika
-import pika.exceptions as pe
-
-from hubbub.connection import connect, mask
+from hubbub.connection import mask
 from hubbub.errors import BrokerConnectionError, DeclarationError
 from hubbub.topology.declare import declare, remove_bindings
 from hubbub.topology.destroy import DestroyRefusedError, Teardown, teardown
@@ -17,6 +14,8 @@ from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.observe import NO_COUNTS, ManagementAPI, observe, why_uncounted
 from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue, Plan, plan
+from hubbub.transport import BrokerSession, open_session
+from hubbub.transport.errors import RefusedError
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,16 @@ def _counted(observed: Observed, api: ManagementAPI, urls: Sequence[str], hub: s
     if not observed.uncounted:
         return observed
     _say_uncounted(api)
-    connection = connect(urls, name=f"hubbub topology plan {hub} (counts)")
+    session = open_session(urls, name=f"hubbub topology plan {hub} (counts)")
     try:
-        probe = _Passive(connection)
         queues = {
-            name: replace(q, messages=probe.queue(name) or 0) if name in observed.uncounted else q
+            name: replace(q, messages=_ready(session, name) or 0)
+            if name in observed.uncounted
+            else q
             for name, q in observed.queues.items()
         }
     finally:
-        if connection.is_open:
-            connection.close()
+        session.close()
     return replace(observed, queues=queues, uncounted=frozenset())
 
 
@@ -73,10 +72,10 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
     """
     # Connect first: a wrong URL, password or vhost is reported as such, not
     # as an unreachable management API.
-    connection = connect(urls, name=f"hubbub topology apply {topology.hub}")
+    session = open_session(urls, name=f"hubbub topology apply {topology.hub}")
     try:
         try:
-            _check_same_broker(connection, urls)
+            _check_same_broker(session, urls)
             current: Plan | None = make_plan(topology, urls)
         except BrokerConnectionError as exc:
             log.warning("declaring without a plan: %s", exc)
@@ -86,12 +85,11 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
                 f"cannot apply hub {topology.hub!r}: "
                 + "; ".join(f"{c.kind} {c.name!r}: {c.detail}" for c in current.conflicts)
             )
-        declare(connection, layout(topology))
+        declare(session, layout(topology))
         if current is not None:
-            remove_bindings(connection, current.changes)
+            remove_bindings(session, current.changes)
     finally:
-        if connection.is_open:
-            connection.close()
+        session.close()
     return current
 
 
@@ -102,16 +100,14 @@ def _say_uncounted(api: ManagementAPI) -> None:
     log.log(level, "%s: counting ready messages over AMQP (unacked ones unknown)", why)
 
 
-def _check_same_broker(connection: pika.BlockingConnection, urls: Sequence[str]) -> None:
+def _check_same_broker(session: BrokerSession, urls: Sequence[str]) -> None:
     """Raise when the management API answering for ``urls`` is another broker's.
 
     The API's address is derived (host and port 15672), so a broker on a
     non-standard AMQP port may sit beside another whose API answers there; a
     plan from that one would unbind the wrong things.
     """
-    props = getattr(connection, "_impl", None)
-    amqp = (getattr(props, "server_properties", None) or {}).get("cluster_name")
-    amqp = amqp.decode() if isinstance(amqp, bytes) else amqp
+    amqp = session.cluster_name
     api = ManagementAPI(urls)
     managed = api.get("overview").get("cluster_name")
     if amqp and managed and amqp != managed:
@@ -130,26 +126,24 @@ def make_teardown(topology: Topology, urls: Sequence[str]) -> Teardown:
     passive declare (the API's counts lag by seconds) and the higher figure
     kept, so a queue that just received an event is not taken for empty.
     """
-    connection = connect(urls, name=f"hubbub topology destroy {topology.hub}")
+    session = open_session(urls, name=f"hubbub topology destroy {topology.hub}")
     try:
         try:
-            _check_same_broker(connection, urls)
+            _check_same_broker(session, urls)
             observed = observe(ManagementAPI(urls), topology.names)
         except BrokerConnectionError as exc:
             log.warning("looking for the file's objects only: %s", exc)
-            observed = _observe_layout(connection, topology)
+            observed = _observe_layout(session, topology)
         if observed.uncounted:
             _say_uncounted(ManagementAPI(urls))
-        ready = _Passive(connection)
         queues = {
             name: replace(q, messages=max(q.messages, count))
             for name, q in observed.queues.items()
-            if (count := ready.queue(name)) is not None
+            if (count := _ready(session, name)) is not None
         }
         return teardown(topology.names, replace(observed, queues=queues))
     finally:
-        if connection.is_open:
-            connection.close()
+        session.close()
 
 
 def destroy(target: Teardown, urls: Sequence[str], *, force: bool = False) -> Teardown:
@@ -164,29 +158,28 @@ def destroy(target: Teardown, urls: Sequence[str], *, force: bool = False) -> Te
     """
     if not force and (why := target.refusal()) is not None:
         raise DestroyRefusedError(why)
-    connection = connect(urls, name=f"hubbub topology destroy {target.hub}")
+    session = open_session(urls, name=f"hubbub topology destroy {target.hub}")
     done: list[str] = []
     try:
-        probe = _Passive(connection)
         for change in target.changes():
             what = f"{change.kind} {change.name!r}"
-            if change.kind == "queue" and not force and (probe.queue(change.name) or 0) > 0:
+            if change.kind == "queue" and not force and (_ready(session, change.name) or 0) > 0:
                 raise DestroyRefusedError(
                     _stopped(target, done, f"{what} received events meanwhile")
                 )
             try:
                 if change.kind == "queue":
-                    probe.channel.queue_delete(change.name)
+                    session.delete_queue(change.name)
                 else:
-                    probe.channel.exchange_delete(change.name)
-            except pe.AMQPError as exc:
+                    session.delete_exchange(change.name)
+            except BrokerConnectionError as exc:
+                why = f"{exc.code} {exc.reply}" if isinstance(exc, RefusedError) else str(exc)
                 raise DeclarationError(
-                    _stopped(target, done, f"the broker refused to delete {what}: {exc}")
+                    _stopped(target, done, f"the broker refused to delete {what}: {why}")
                 ) from exc
             done.append(change.name)
     finally:
-        if connection.is_open:
-            connection.close()
+        session.close()
     return Teardown(
         target.hub,
         tuple(q for q in target.queues if q[0] in done),
@@ -201,37 +194,18 @@ def _stopped(target: Teardown, done: list[str], why: str) -> str:
     )
 
 
-def _observe_layout(connection: pika.BlockingConnection, topology: Topology) -> Observed:
+def _observe_layout(session: BrokerSession, topology: Topology) -> Observed:
     """The file's exchanges and queues that exist, by passive declares (no bindings)."""
     wanted = layout(topology)
-    probe = _Passive(connection)
     exchanges = {e.name: ObservedExchange(e.type, e.args) for e in wanted.exchanges}
     queues = {q.name: ObservedQueue(q.args) for q in wanted.queues}
     return Observed(
-        exchanges={n: e for n, e in exchanges.items() if probe.exchange(n)},
-        queues={n: q for n, q in queues.items() if probe.queue(n) is not None},
+        exchanges={n: e for n, e in exchanges.items() if session.exchange_exists(n)},
+        queues={n: q for n, q in queues.items() if _ready(session, n) is not None},
     )
 
 
-class _Passive:
-    """Passive declares on one connection; a missing object closes only its channel."""
-
-    def __init__(self, connection: pika.BlockingConnection) -> None:
-        self.connection = connection
-        self.channel = connection.channel()
-
-    def queue(self, name: str) -> int | None:
-        """The queue's ready messages, or None when it does not exist."""
-        try:
-            return int(self.channel.queue_declare(name, passive=True).method.message_count)
-        except pe.ChannelClosedByBroker:
-            self.channel = self.connection.channel()
-            return None
-
-    def exchange(self, name: str) -> bool:
-        try:
-            self.channel.exchange_declare(name, passive=True)
-        except pe.ChannelClosedByBroker:
-            self.channel = self.connection.channel()
-            return False
-        return True
+def _ready(session: BrokerSession, queue: str) -> int | None:
+    """The queue's ready messages, or None when it does not exist."""
+    counts = session.queue_counts(queue)
+    return None if counts is None else counts.ready

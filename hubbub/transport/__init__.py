@@ -5,3 +5,26 @@ test hubs) speaks :mod:`hubbub.message` and these protocols; each transport
 (:mod:`hubbub.transport.pika` for RabbitMQ, an in-memory one for tests)
 converts at its own edge. Only :mod:`hubbub.transport.pika` imports pika.
 """
+
+# -- the blocking session (topology and admin work) ------------------------------------
+from collections.abc import Sequence
+
+from hubbub.transport.errors import AccessRefusedError as AccessRefusedError
+from hubbub.transport.errors import ConnectionLostError as ConnectionLostError
+from hubbub.transport.errors import NotFoundError as NotFoundError
+from hubbub.transport.errors import PreconditionFailedError as PreconditionFailedError
+from hubbub.transport.errors import RefusedError as RefusedError
+from hubbub.transport.session import BrokerSession as BrokerSession
+from hubbub.transport.session import QueueCounts as QueueCounts
+from hubbub.transport.session import QueueReader as QueueReader
+
+
+def open_session(urls: Sequence[str], *, name: str) -> BrokerSession:
+    """A :class:`BrokerSession` on the first of ``urls`` that answers, labelled ``name``.
+
+    RabbitMQ through the pika transport, imported on first use (so importing
+    this package stays light).
+    """
+    from hubbub.transport.pika.session import open_session as open_pika_session
+
+    return open_pika_session(urls, name=name)

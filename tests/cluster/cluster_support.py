@@ -16,18 +16,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubbub.connection import connect
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import BrokerConnectionError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.testing.cluster import RabbitCluster
-from hubbub.testing.node import RabbitNode
 from hubbub.topology.declare import declare
 from hubbub.topology.layout import layout
 from hubbub.topology.loader import from_mapping
 from hubbub.topology.model import Topology
+from hubbub.transport import open_session
+from tests.support.cluster import RabbitCluster
+from tests.support.node import RabbitNode
 
 
 def declare_through(node: RabbitNode, spec: Mapping[str, Any]) -> Topology:
@@ -40,11 +40,11 @@ def declare_through(node: RabbitNode, spec: Mapping[str, Any]) -> Topology:
     127.0.0.1 would read the shared broker's instead.)
     """
     topology = from_mapping(spec)
-    connection = connect([node.url], name="hubbub cluster test declare")
+    session = open_session([node.url], name="hubbub cluster test declare")
     try:
-        declare(connection, layout(topology))
+        declare(session, layout(topology))
     finally:
-        connection.close()
+        session.close()
     return topology
 
 

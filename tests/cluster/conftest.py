@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from cluster_support import Figures
 
-from hubbub.testing.cluster import RabbitCluster
+from tests.support.cluster import RabbitCluster
 
 #: Figures of every fault run in this session, printed in the terminal summary.
 FIGURES: list[Figures] = []

@@ -29,9 +29,9 @@ from cluster_support import (
 
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub, unique_name
-from hubbub.testing.cluster import RabbitCluster
-from hubbub.testing.node import NodeError, RabbitNode
 from hubbub.topology.model import Topology
+from tests.support.cluster import RabbitCluster
+from tests.support.node import NodeError, RabbitNode
 
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 

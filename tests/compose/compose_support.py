@@ -25,7 +25,7 @@ import pika.exceptions as pe
 
 from hubbub.errors import HubbubError
 from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.testing.process import free_port
+from tests.support.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OUTBOX = "/app/outbox/actions.jsonl"

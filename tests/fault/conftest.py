@@ -1,7 +1,7 @@
 """Fault-test fixtures: a private RabbitMQ node and consumer processes.
 
 The shared broker on 5672 is never stopped or restarted: tests that break a
-broker break the suite's own node (hubbub.testing.node.RabbitNode).
+broker break the suite's own node (tests.support.node.RabbitNode).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from hubbub.testing import certificates
 from hubbub.testing.broker import delete_hub, unique_name
-from hubbub.testing.node import RabbitNode
-from hubbub.testing.process import HubbubProcess, free_port, hubbub_command
-from hubbub.testing.recording import FILE_ENV, SLEEP_ENV, Recording
 from hubbub.topology.model import Topology
+from tests.support import certificates
+from tests.support.node import RabbitNode
+from tests.support.process import HubbubProcess, free_port, hubbub_command
+from tests.support.recording import FILE_ENV, SLEEP_ENV, Recording
 
 REPO = Path(__file__).resolve().parents[2]
 

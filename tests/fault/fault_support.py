@@ -19,7 +19,7 @@ from hubbub.topology.model import Topology
 
 def recording_spec(hub: str, *, subscriber: str = "work", **options: Any) -> dict[str, Any]:
     """A topology (as a mapping) whose one subscriber runs the recording handler."""
-    spec = {"handler": "hubbub.testing.recording:record", "topics": ["job.#"], **options}
+    spec = {"handler": "tests.support.recording:record", "topics": ["job.#"], **options}
     return {"hub": hub, "subscribers": {subscriber: spec}}
 
 

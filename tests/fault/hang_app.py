@@ -1,6 +1,6 @@
 """Handlers for the hung-handler fault tests, run by ``hubbub consume`` in a child process.
 
-``maybe_hang`` records every event like :func:`hubbub.testing.recording.record`;
+``maybe_hang`` records every event like :func:`tests.support.recording.record`;
 an event whose data says ``{"hang": true}`` is recorded as ``hang`` and then
 never returns, like a handler stuck on a socket without a timeout.
 """
@@ -13,7 +13,7 @@ import threading
 import time
 
 from hubbub.envelope import Event
-from hubbub.testing.recording import FILE_ENV, record
+from tests.support.recording import FILE_ENV, record
 
 
 def maybe_hang(event: Event) -> None:

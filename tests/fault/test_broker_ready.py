@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hubbub.testing.broker import unique_name
-from hubbub.testing.node import RabbitNode
-from hubbub.testing.process import free_port
+from tests.support.node import RabbitNode
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.fault
 

@@ -19,7 +19,7 @@ from hubbub.consumers.worker import Worker
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.producers import Publisher
 from hubbub.testing.broker import unique_name
-from hubbub.testing.node import RabbitNode
+from tests.support.node import RabbitNode
 
 pytestmark = pytest.mark.fault
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -28,7 +29,7 @@ from hubbub.consumers import failure
 from hubbub.consumers.worker import Worker
 from hubbub.producers import Publisher
 from hubbub.testing.broker import unique_name
-from hubbub.testing.node import RabbitNode
+from tests.support.node import RabbitNode
 
 pytestmark = pytest.mark.fault
 
@@ -84,7 +85,8 @@ def test_a_hung_handler_is_failed_at_its_time_limit_and_the_prefetched_events_ru
         innocent = {publisher.publish("job.ok", {"n": n}) for n in range(5)}
 
     started = time.monotonic()
-    process = consumer(url, file, "--shutdown-timeout", "2", PYTHONPATH=str(HERE))
+    pythonpath = os.pathsep.join([str(HERE), os.environ["PYTHONPATH"]])  # hang_app, tests.support
+    process = consumer(url, file, "--shutdown-timeout", "2", PYTHONPATH=pythonpath)
     done = recording.wait_done(innocent, timeout=15)
     assert set(done) == innocent, f"prefetched events never ran:\n{process.output()}"
     dlq = topology.names.dead_letter_queue("work")

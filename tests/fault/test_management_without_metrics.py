@@ -23,9 +23,9 @@ import yaml
 
 from hubbub.producers import Publisher
 from hubbub.testing.broker import delete_hub, unique_name
-from hubbub.testing.process import free_port, hubbub_command
 from hubbub.topology import apply, loader
 from hubbub.topology.observe import ManagementAPI
+from tests.support.process import free_port, hubbub_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

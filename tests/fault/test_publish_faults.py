@@ -25,7 +25,7 @@ from hubbub.errors import BrokerConnectionError, PublishConnectionError, Publish
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.producers.link import DEFAULT_WINDOW
 from hubbub.testing.broker import unique_name
-from hubbub.testing.node import RabbitNode
+from tests.support.node import RabbitNode
 
 pytestmark = pytest.mark.fault
 

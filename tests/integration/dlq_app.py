@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from hubbub.envelope import Event
-from hubbub.testing.recording import record
+from tests.support.recording import record
 
 
 def fragile(event: Event) -> None:

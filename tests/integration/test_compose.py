@@ -27,8 +27,8 @@ import yaml
 
 from example_app import outbox
 from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.testing.process import HubbubProcess, free_port
 from hubbub.topology import loader
+from tests.support.process import HubbubProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +72,7 @@ def dockerfile():
     return {
         "from": interpolate(get["FROM"], args),
         "user": get["USER"],
+        "workdir": get["WORKDIR"],
         "env": env,
         "entrypoint": json.loads(get["ENTRYPOINT"]),
         "copies": [arg for op, arg in instructions if op == "COPY"],
@@ -84,13 +85,15 @@ def test_the_image_is_slim_non_root_and_runs_hubbub(dockerfile):
     assert dockerfile["entrypoint"] == ["hubbub"]
     copied = " ".join(dockerfile["copies"])
     assert "hubbub" in copied and "example_app" in copied and "pyproject.toml" in copied
+    # example_app is not installed: hubbub consume imports it from its working directory.
+    assert "example_app ./example_app" in copied and dockerfile["workdir"] == "/app"
     container_path = dockerfile["env"]["HUBBUB_TOPOLOGY"]
     assert container_path == "/app/example_app/topology.yaml"
 
 
 def test_services_images_health_checks_and_dependencies(compose):
     services = compose["services"]
-    assert set(services) == {"rabbitmq", "topology", *SUBSCRIBERS}
+    assert set(services) == {"rabbitmq", "topology", "console", *SUBSCRIBERS}
     broker = services["rabbitmq"]
     assert re.fullmatch(r"rabbitmq:[\d.]+-management", broker["image"])
     assert broker["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]

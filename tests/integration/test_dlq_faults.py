@@ -20,8 +20,8 @@ from dlq_support import Failure, ids_in, park
 
 from hubbub.cli.main import cli
 from hubbub.producers import Publisher
-from hubbub.testing.process import hubbub_command
-from hubbub.testing.recording import FILE_ENV, Recording
+from tests.support.process import hubbub_command
+from tests.support.recording import FILE_ENV, Recording
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

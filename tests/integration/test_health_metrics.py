@@ -13,7 +13,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from hubbub.producers import Publisher
-from hubbub.testing.process import HubbubProcess, free_port, hubbub_command
+from tests.support.process import HubbubProcess, free_port, hubbub_command
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_health_and_metrics_of_a_running_consumer(declare, hub_name, broker_url,
         "hub": hub_name,
         "subscribers": {
             "work": {
-                "handler": "hubbub.testing.recording:record",
+                "handler": "tests.support.recording:record",
                 "topics": ["job.#"],
                 "retry": {"attempts": 1},
             }

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from hubbub.testing.process import hubbub_command
+from tests.support.process import hubbub_command
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def topology_file(tmp_path, hub_name):
             {
                 "hub": hub_name,
                 "subscribers": {
-                    "s": {"handler": "hubbub.testing.recording:record", "topics": ["a.b"]}
+                    "s": {"handler": "tests.support.recording:record", "topics": ["a.b"]}
                 },
             }
         )

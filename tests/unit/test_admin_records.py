@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pika
@@ -15,8 +16,10 @@ from hubbub.admin.replay import parse_rate
 from hubbub.admin.sources import ToHub, subscribers_in
 from hubbub.consumers import failure
 from hubbub.errors import ConfigurationError
+from hubbub.message import Message
 from hubbub.topology import delay
 from hubbub.topology.names import HubNames
+from hubbub.transport.pika.convert import from_pika
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -44,7 +47,9 @@ def hubbub_failure(**over) -> pika.BasicProperties:
 
 
 def test_a_hubbub_dead_letter_reads_back_as_its_failure_record():
-    event = records.parse("welcome", hubbub_failure(), b"{}", subscriber="welcome", position=4)
+    event = records.parse(
+        "welcome", from_pika(hubbub_failure(), b"{}"), subscriber="welcome", position=4
+    )
     assert (event.id, event.topic, event.subscriber, event.attempts, event.position) == (
         "e1",
         "user.signed_up",
@@ -85,7 +90,7 @@ def test_a_broker_dead_letter_says_so_and_takes_its_time_and_topic_from_x_death(
             "x-delivery-count": 7,
         },
     )
-    event = records.parse("fragile", props, b"{}", subscriber="fragile")
+    event = records.parse("fragile", from_pika(props, b"{}"), subscriber="fragile")
     assert (event.reason, event.dead_lettered_by, event.exception) == (
         "delivery_limit",
         "broker",
@@ -99,7 +104,7 @@ def test_a_broker_dead_letter_says_so_and_takes_its_time_and_topic_from_x_death(
 def test_a_poison_retry_copy_keeps_its_earlier_failure_as_a_note_not_as_its_exception():
     props = hubbub_failure(**{"x-death": [{"reason": "delivery_limit", "queue": "q"}]})
     props.headers[failure.REASON] = "retrying"
-    event = records.parse("welcome", props, b"{}", subscriber="welcome")
+    event = records.parse("welcome", from_pika(props, b"{}"), subscriber="welcome")
     assert event.dead_lettered_by == "broker" and event.exception is None
     assert "an earlier attempt raised ValueError" in event.message
     assert event.first_failed == NOW
@@ -107,15 +112,15 @@ def test_a_poison_retry_copy_keeps_its_earlier_failure_as_a_note_not_as_its_exce
 
 def test_the_topic_comes_from_the_header_else_the_ladder_key_else_the_type():
     key = delay.event_key(30, "user.deleted")
-    assert records.topic_of(key, pika.BasicProperties(), {}) == "user.deleted"
-    assert records.topic_of("x", pika.BasicProperties(), {envelope.TOPIC: "a.b"}) == "a.b"
-    assert records.topic_of("events.q", pika.BasicProperties(type="c.d"), {}) == "c.d"
-    assert records.topic_of("plain.key", pika.BasicProperties(), {}) == "plain.key"
+    assert records.topic_of(key, Message(b""), {}) == "user.deleted"
+    assert records.topic_of("x", Message(b""), {envelope.TOPIC: "a.b"}) == "a.b"
+    assert records.topic_of("events.q", Message(b"", type="c.d"), {}) == "c.d"
+    assert records.topic_of("plain.key", Message(b""), {}) == "plain.key"
 
 
 def test_an_unrouted_event_has_no_subscriber_and_dates_from_its_publication():
     props = pika.BasicProperties(message_id="u1", timestamp=int(NOW.timestamp()))
-    event = records.parse("order.created", props, b"{}", subscriber=None)
+    event = records.parse("order.created", from_pika(props, b"{}"), subscriber=None)
     assert (event.reason, event.subscriber, event.dead_lettered_by, event.when) == (
         "unrouted",
         None,
@@ -125,15 +130,15 @@ def test_an_unrouted_event_has_no_subscriber_and_dates_from_its_publication():
 
 
 def test_a_message_without_id_gets_a_stable_one_that_ignores_changing_headers():
-    first = pika.BasicProperties(timestamp=1, headers={"x-delivery-count": 1})
-    again = pika.BasicProperties(timestamp=1, headers={"x-delivery-count": 2})
-    assert records.event_id(first, b"{}") == records.event_id(again, b"{}")
-    assert records.event_id(first, b"{}").startswith("sha-")
-    assert records.event_id(first, b"{}") != records.event_id(first, b"[]")
+    first = Message(b"{}", timestamp=1, headers={"x-delivery-count": 1})
+    again = Message(b"{}", timestamp=1, headers={"x-delivery-count": 2})
+    assert records.event_id(first) == records.event_id(again)
+    assert records.event_id(first).startswith("sha-")
+    assert records.event_id(first) != records.event_id(replace(first, body=b"[]"))
 
 
 def test_filters_combine_with_and_and_ids_with_or():
-    event = records.parse("welcome", hubbub_failure(), b"{}", subscriber="welcome")
+    event = records.parse("welcome", from_pika(hubbub_failure(), b"{}"), subscriber="welcome")
     assert select().matches(event) and select().everything
     assert select(ids=["x", "e1"]).matches(event) and not select(ids=["x"]).matches(event)
     assert select(topic="user.*", exception="ValueError").matches(event)
@@ -172,8 +177,8 @@ def test_since_takes_durations_and_iso_dates():
 def test_a_replayed_copy_starts_over_but_keeps_its_history_and_origin():
     props = hubbub_failure(**{"x-delivery-count": 3})  # added by each browse
     props.headers[history.HISTORY] = json.dumps([{"exception": "KeyError"}])
-    event = records.parse("welcome", props, b"{}", subscriber="welcome")
-    copy = history.replay_properties(props, event, now_ms=NOW_MS + 1)
+    event = records.parse("welcome", from_pika(props, b"{}"), subscriber="welcome")
+    copy = history.replay_message(from_pika(props, b"{}"), event, now_ms=NOW_MS + 1)
     headers = copy.headers
     assert envelope.ATTEMPT not in headers and headers[envelope.TOPIC] == "user.signed_up"
     assert not any(k.startswith("x-") for k in headers)
@@ -204,7 +209,7 @@ def test_rates():
 
 
 def test_unrouted_events_go_to_the_hub_only_when_a_pattern_matches_now():
-    event = records.parse("order.created", pika.BasicProperties(), b"{}", subscriber=None)
+    event = records.parse("order.created", Message(b"{}"), subscriber=None)
     assert ToHub("events", ("order.*",)).route(event) == ("events", "order.created")
     assert ToHub("events", ("user.#",)).route(event) == "no subscriber for order.created"
 

@@ -2,7 +2,7 @@
 
 :func:`make` writes a CA and a server certificate it signed, valid for
 ``localhost`` and ``127.0.0.1``, good for one day. Give the server files to
-a :class:`~hubbub.testing.node.RabbitNode` with :func:`rabbit_config` and the
+a :class:`~tests.support.node.RabbitNode` with :func:`rabbit_config` and the
 CA to clients with ``HUBBUB_TLS_CA``.
 """
 

@@ -1,6 +1,6 @@
 """A handler that records every event it runs to a file, for tests across processes.
 
-Point a subscriber's handler at ``hubbub.testing.recording:record`` and set
+Point a subscriber's handler at ``tests.support.recording:record`` and set
 ``HUBBUB_RECORD_FILE``; each run appends a ``start`` line before the work and a
 ``done`` line after it (JSON: event id, pid, attempt, redelivered), in one
 ``write`` each, so lines from several processes never interleave. Set

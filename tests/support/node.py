@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hubbub.errors import HubbubError
-from hubbub.testing.process import free_port
+from tests.support.process import free_port
 
 #: Where Debian/Ubuntu install the real scripts (``/usr/sbin`` only has a
 #: wrapper that switches to the ``rabbitmq`` user when run as root).

@@ -1,6 +1,6 @@
 """A private RabbitMQ cluster on one machine, for tests that lose a node.
 
-:class:`RabbitCluster` boots ``size`` :class:`~hubbub.testing.node.RabbitNode`
+:class:`RabbitCluster` boots ``size`` :class:`~tests.support.node.RabbitNode`
 nodes at once (each with its own node name, AMQP and distribution ports,
 data and log directories, all sharing one Erlang cookie), then joins the
 others to the first with ``rabbitmqctl join_cluster``: about 14 s for three
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from hubbub.testing.node import NodeError, RabbitNode
+from tests.support.node import NodeError, RabbitNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,7 @@ def _each(nodes: Sequence[RabbitNode], action: Callable[[RabbitNode], object]) -
     def run(node: RabbitNode) -> None:
         try:
             action(node)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, on the caller's thread
+        except BaseException as exc:  # re-raised below, on the caller's thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(node,), daemon=True) for node in nodes]
