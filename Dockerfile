@@ -2,7 +2,10 @@
 # Every setting comes from the environment (HUBBUB_URL, HUBBUB_TOPOLOGY, ...):
 # see docs/operations.md. One image runs `hubbub topology apply` once and
 # `hubbub consume --subscriber NAME` per subscriber (docker-compose.yml).
-FROM python:3.12-slim
+# PYTHON_IMAGE: any image with Python >= 3.10, pip and useradd on the PATH
+# (`make compose-test` builds from an offline stand-in, docs/operations.md).
+ARG PYTHON_IMAGE=python:3.12-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 

@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster browser console test-rabbit4 demo lint format bench bench-deps clean
+.PHONY: install broker test unit integration fault cluster browser console test-rabbit4 compose-test demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ test-rabbit4: $(STAMP)  ## the integration and contract suites against RabbitMQ 
 	set -e; trap 'scripts/rabbit4 stop' EXIT; scripts/rabbit4 start; \
 	eval "$$(scripts/rabbit4 env)"; \
 	$(PY) -m pytest tests/integration tests/contract -m "integration and not fault and not cluster"
+
+compose-test: $(STAMP) ## the compose files, image and testcontainers fixture on a private dockerd (~4 min warm)
+	VENV=$(VENV) scripts/compose-test $(ARGS)
 
 demo: $(STAMP)          ## the example app end to end
 	$(PY) -m example_app.demo

@@ -3,6 +3,10 @@
 Order: ``HUBBUB_TEST_URL``; else the local broker on 127.0.0.1:5672; else a
 testcontainers RabbitMQ when a Docker engine answers; else an error that
 says how to provide one. Integration tests never skip silently.
+
+``HUBBUB_TEST_BROKER=container`` skips the local broker and always starts the
+container (``make compose-test`` runs the contract suite that way);
+``HUBBUB_TEST_IMAGE`` names its image (default ``rabbitmq:3.13-management``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from hubbub.transport import open_session
 log = logging.getLogger(__name__)
 
 LOCAL_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_IMAGE = "rabbitmq:3.13-management"
 HOW_TO = (
     "no RabbitMQ broker for the integration tests: set HUBBUB_TEST_URL=amqp://user:pw@host:5672/"
     "%2F, start one locally (rabbitmq-server -detached), or run a Docker engine so "
@@ -40,7 +45,8 @@ def test_broker_url() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    if _answers("127.0.0.1", 5672):
+    forced = os.environ.get("HUBBUB_TEST_BROKER") == "container"
+    if not forced and _answers("127.0.0.1", 5672):
         yield LOCAL_URL
         return
     with _container() as url:
@@ -80,7 +86,7 @@ def _container() -> Iterator[str]:
     except ImportError as exc:  # pragma: no cover - dev extra missing
         raise NoBroker(f"{HOW_TO} (testcontainers is not installed)") from exc
     try:
-        container = RabbitMqContainer("rabbitmq:3.13-management")
+        container = RabbitMqContainer(os.environ.get("HUBBUB_TEST_IMAGE") or DEFAULT_IMAGE)
         container.with_exposed_ports(15672)  # per-test vhosts and plan use the management API
         container.start()
     except Exception as exc:

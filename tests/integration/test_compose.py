@@ -68,8 +68,9 @@ def dockerfile():
         if op == "ENV":
             env.update(dict(pair.split("=", 1) for pair in shlex.split(arg)))
     get = {op: arg for op, arg in instructions}  # the last one of each counts
+    args = dict(arg.split("=", 1) for op, arg in instructions if op == "ARG" and "=" in arg)
     return {
-        "from": get["FROM"],
+        "from": interpolate(get["FROM"], args),
         "user": get["USER"],
         "workdir": get["WORKDIR"],
         "env": env,
@@ -100,13 +101,14 @@ def test_services_images_health_checks_and_dependencies(compose):
     assert volume in compose["volumes"]  # a named volume, not a bind mount
 
     topology = services["topology"]
-    assert topology["build"] == "." and topology["command"] == ["topology", "apply"]
+    build = {"context": ".", "args": {"PYTHON_IMAGE": "python:3.12-slim"}}
+    assert topology["build"] == build and topology["command"] == ["topology", "apply"]
     assert topology["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
     assert topology["restart"] == "no"
 
     for name in SUBSCRIBERS:
         service = services[name]
-        assert service["build"] == "."
+        assert service["build"] == build
         assert service["command"] == ["consume", "--subscriber", name]
         assert service["depends_on"] == {
             "topology": {"condition": "service_completed_successfully"}
