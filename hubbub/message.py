@@ -63,6 +63,23 @@ class Message:
         """This message with ``headers`` in place of its own (None or empty: none)."""
         return replace(self, headers=headers or None)
 
+    def republished(self, headers: Mapping[str, Any] | None) -> Message:
+        """The copy hubbub republishes of this message (a retry, a dead-letter, a replay).
+
+        Persistent, with ``headers`` in place of its own; ``expiration`` is
+        dropped (a copy must not expire in a delay queue), ``user_id`` too (the
+        broker checks it against the publishing connection's user), and
+        ``cluster_id`` (deprecated in AMQP 0-9-1). The one rule for every copy.
+        """
+        return replace(
+            self,
+            headers=headers or None,
+            delivery_mode=PERSISTENT,
+            expiration=None,
+            user_id=None,
+            cluster_id=None,
+        )
+
     @property
     def persistent(self) -> bool:
         return self.delivery_mode == PERSISTENT

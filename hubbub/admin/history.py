@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hubbub import envelope
 from hubbub.consumers import failure
-from hubbub.message import PERSISTENT, Message
+from hubbub.message import Message
 
 if TYPE_CHECKING:
     from hubbub.admin.records import FailedEvent
@@ -100,35 +100,12 @@ def replay_message(
     message: Message, event: FailedEvent, *, now_ms: int, edited: bool = False
 ) -> Message:
     """The replayed copy of ``message``: persistent, with :func:`replay_headers`."""
-    return copy_of(message, replay_headers(event, now_ms=now_ms, edited=edited))
+    return message.republished(replay_headers(event, now_ms=now_ms, edited=edited))
 
 
 def unrouted_message(message: Message) -> Message:
     """An unrouted event republished to the hub: the broker's headers stripped."""
-    return copy_of(message, envelope.without_broker_headers(message.headers))
-
-
-def copy_of(message: Message, headers: dict[str, Any]) -> Message:
-    """A republished copy of ``message``: its body and properties, persistent, with ``headers``.
-
-    ``expiration`` is dropped (a copy must not expire in a delay queue),
-    ``user_id`` too (the broker checks it against the connection's user), and
-    ``cluster_id`` (deprecated in AMQP 0-9-1): what the consumer's copies do.
-    """
-    return Message(
-        message.body,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        headers=headers,
-        delivery_mode=PERSISTENT,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
+    return message.republished(envelope.without_broker_headers(message.headers))
 
 
 def _ms(value: Any) -> int | None:

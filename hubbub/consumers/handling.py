@@ -27,6 +27,7 @@ from hubbub.logs import event_fields
 from hubbub.topology import delay
 from hubbub.topology.model import Subscriber
 from hubbub.topology.names import HubNames
+from hubbub.transport.pika.convert import from_pika, to_pika
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -256,24 +257,8 @@ def copy_destination(names: HubNames, subscriber: str, outcome: Outcome) -> tupl
 
 
 def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:
-    """Properties for a republished copy: the original's, persistent, with ``headers``.
-
-    ``expiration`` is dropped (a copy must not expire in a delay queue) and
-    ``user_id`` too (the broker checks it against the connection's user).
-    """
-    return pika.BasicProperties(
-        content_type=props.content_type,
-        content_encoding=props.content_encoding,
-        delivery_mode=envelope.PERSISTENT,
-        message_id=props.message_id,
-        timestamp=props.timestamp,
-        type=props.type,
-        app_id=props.app_id,
-        correlation_id=props.correlation_id,
-        reply_to=props.reply_to,
-        priority=props.priority,
-        headers=headers,
-    )
+    """Properties for a republished copy (:meth:`hubbub.message.Message.republished`)."""
+    return to_pika(from_pika(props, b"").republished(headers))
 
 
 def timed_out(

@@ -38,3 +38,15 @@ def test_a_message_is_changed_by_copy_not_in_place() -> None:
     assert (message.headers, changed.headers) == ({"a": 1}, {"b": 2})
     assert message.with_headers({}).headers is None
     assert message.persistent and not Message(b"").persistent
+
+
+def test_a_republished_copy_is_persistent_never_expires_and_carries_the_new_headers() -> None:
+    values = {name: f"v-{name}" for name in PROPERTY_NAMES}
+    values.update(headers={"old": 1}, delivery_mode=1, priority=3, timestamp=5)
+    original = Message(b"{}", **values)
+    copy = original.republished({"hubbub-attempt": 2})
+    assert copy.headers == {"hubbub-attempt": 2} and copy.delivery_mode == 2
+    assert (copy.expiration, copy.user_id, copy.cluster_id) == (None, None, None)
+    kept = set(PROPERTY_NAMES) - {"headers", "delivery_mode", "expiration", "user_id", "cluster_id"}
+    assert {n: getattr(copy, n) for n in kept} == {n: getattr(original, n) for n in kept}
+    assert copy.body == original.body
