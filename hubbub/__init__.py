@@ -12,8 +12,9 @@ the hub machinery unless a test uses them.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hubbub._lazy import exports
 
 if TYPE_CHECKING:
     from hubbub.current import publish, publish_many
@@ -58,15 +59,4 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use and keep it (later lookups skip this)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'hubbub' has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = exports("hubbub", _HOMES, globals())

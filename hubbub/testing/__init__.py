@@ -17,8 +17,9 @@ is not here: it lives in the repository's ``tests/support`` and is not shipped.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hubbub._lazy import exports
 
 if TYPE_CHECKING:
     from hubbub.testing.clock import FakeClock
@@ -38,15 +39,4 @@ _HOMES = {
 __all__ = ["Attempt", "DeadLetter", "FakeClock", "InMemoryHub", "LiveHub"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use and keep it (later lookups skip this)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'hubbub.testing' has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = exports("hubbub.testing", _HOMES, globals())
