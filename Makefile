@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install broker test unit integration fault cluster browser console test-rabbit4 compose-test demo lint format bench bench-deps clean
+.PHONY: install broker setup test unit integration fault cluster browser console test-rabbit4 compose-test demo lint format bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ install: $(STAMP)
 broker:                 ## RabbitMQ running with its management API (starts/enables what is missing)
 	scripts/broker-ready
 
-test: $(STAMP) broker   ## the whole suite: unit, integration, fault and cluster tests
+setup:                  ## what make test needs on the machine: the broker (above) and Chromium (apt)
+	scripts/test-setup
+
+test: $(STAMP) setup    ## the whole suite: unit, integration, fault and cluster tests
 	$(PY) -m pytest
 
 unit: $(STAMP)          ## fast tests, no broker (the contract suite on the in-memory hub too)
@@ -33,7 +36,7 @@ fault: $(STAMP) broker ## kills consumers, restarts a private broker node (never
 cluster: $(STAMP) broker ## a private 3-node cluster loses nodes (~1 min); skip elsewhere: -m "not cluster"
 	$(PY) -m pytest -m cluster
 
-browser: $(STAMP) broker ## the console end to end in Debian's Chromium (apt-get install chromium chromium-driver)
+browser: $(STAMP) setup ## the console end to end in Debian's Chromium (installed by scripts/test-setup)
 	$(PY) -m pytest -m browser
 
 console: $(STAMP)       ## the web console on http://127.0.0.1:8470/ (HUBBUB_TOPOLOGY or HUBBUB_HUB)

@@ -1,5 +1,7 @@
-"""The README's make targets that need a broker run the shared broker check first,
-and CI runs the same script (a fresh machine's broker may lack the management API)."""
+"""The README's make targets that need a broker run the shared broker check first, and
+``make test`` does all of the machine's set-up itself (scripts/test-setup), so CI runs
+nothing a user's ``make test`` skips (a fresh machine's broker may lack the management
+API, and the machine Chromium)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = "scripts/broker-ready"
+SETUP = "scripts/test-setup"
 
 
 def recipe(target: str) -> list[str]:
@@ -20,21 +23,32 @@ def recipe(target: str) -> list[str]:
     return [line for line in done.stdout.splitlines() if "pip" not in line and line.strip()]
 
 
-@pytest.mark.parametrize("target", ["test", "integration", "fault", "cluster"])
+@pytest.mark.parametrize("target", ["test", "integration", "fault", "cluster", "browser"])
 def test_broker_targets_run_the_broker_check_before_pytest(target):
     commands = recipe(target)
     pytest_at = next(i for i, c in enumerate(commands) if " -m pytest" in c)
-    assert CHECK in commands[:pytest_at], commands
+    assert {CHECK, SETUP} & set(commands[:pytest_at]), commands
+
+
+@pytest.mark.parametrize("target", ["test", "browser"])
+def test_make_test_does_the_whole_set_up_before_pytest(target):
+    commands = recipe(target)
+    pytest_at = next(i for i, c in enumerate(commands) if " -m pytest" in c)
+    assert SETUP in commands[:pytest_at], commands
+    script = (REPO / SETUP).read_text()
+    assert "apt-get install" in script and "chromium-driver" in script
+    assert script.rstrip().endswith(CHECK)
 
 
 def test_unit_needs_no_broker():
     assert CHECK not in recipe("unit")
 
 
-def test_ci_runs_the_same_check_before_make_test():
+def test_ci_does_no_set_up_of_its_own_before_make_test():
     lines = [line.split("#")[0].strip() for line in (REPO / ".ci/run").read_text().splitlines()]
-    assert lines.index(CHECK) < lines.index("make test")
-    assert not [line for line in lines if "rabbitmq-plugins" in line or "curl" in line]
+    before = lines[: lines.index("make test")]
+    setup_words = ("rabbitmq-plugins", "curl", "apt-get", "rabbitmq-server", CHECK, SETUP)
+    assert not [line for line in before if any(word in line for word in setup_words)]
 
 
 def test_the_rabbit4_target_points_the_suites_at_its_node_and_always_stops_it():
