@@ -32,7 +32,7 @@ from hubbub import outbound
 from hubbub.connection import connect_error
 from hubbub.errors import HubbubError, PublishError
 from hubbub.frames import one_write
-from hubbub.producers.confirms import ConfirmGroup
+from hubbub.transport.confirms import ConfirmGroup
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Outgoing:
 
     Either ``future`` resolves on the confirm (one message), or ``group``
     counts it at position ``index`` (many messages, see
-    :class:`~hubbub.producers.confirms.ConfirmGroup`). Only the I/O thread
+    :class:`~hubbub.transport.confirms.ConfirmGroup`). Only the I/O thread
     settles a message once it took it; :meth:`settle` makes a second
     outcome (a nack after a return, a channel closing) a no-op.
     """

@@ -53,7 +53,7 @@ from hubbub.errors import (
     PublishConnectionError,
     PublishError,
 )
-from hubbub.producers.confirms import ConfirmGroup
+from hubbub.transport.confirms import ConfirmGroup
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
 from hubbub.producers.message import EventMessage, check_event, delay_seconds, event_message
 from hubbub.topology.names import HubNames

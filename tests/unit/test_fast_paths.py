@@ -19,7 +19,7 @@ from hubbub import envelope
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.errors import PublishError
 from hubbub.frames import one_write
-from hubbub.producers.confirms import ConfirmGroup
+from hubbub.transport.confirms import ConfirmGroup
 from hubbub.producers.link import Outgoing
 
 
