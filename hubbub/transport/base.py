@@ -149,8 +149,21 @@ class ConsumerEvents(Protocol):
 class ConsumerTransport(Protocol):
     """Consuming with manual acks on a connection run by the :meth:`run` thread."""
 
+    def preflight(
+        self, subscriptions: Sequence[Subscription], copy_exchanges: Sequence[str]
+    ) -> None:
+        """Check, before consuming, that the queues may be read and the copies written.
+
+        Raises :class:`~hubbub.errors.HubbubError` naming the missing grant
+        (a worker that could not retry or dead-letter would redeliver forever).
+        """
+        ...
+
     def run(self, subscriptions: Sequence[Subscription], events: ConsumerEvents) -> None:
-        """Consume until :meth:`close`, reconnecting on loss; raises fatal errors."""
+        """Consume until :meth:`close`, reconnecting on loss; raises fatal errors.
+
+        An in-memory transport may also return once nothing is left to deliver.
+        """
         ...
 
     def settle(self, subscription: Subscription, epoch: int, tag: int, ack: bool) -> None:
