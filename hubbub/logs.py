@@ -5,7 +5,7 @@ lifecycle (connected, consuming, stopping) at INFO. Log calls about one event
 pass :func:`event_fields` as ``extra=`` so the JSON format carries
 ``event_id``, ``topic``, ``subscriber`` and ``attempt`` as fields. Every line,
 in both formats, goes through :func:`hubbub.connection.mask`: no password of
-a broker URL reaches a log, whatever logged it (pika included).
+a broker URL reaches a log, whatever logged it (the broker client included).
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str | None = "INFO", fmt: str | None = "text") -> None:
-    """Log to stderr at ``level`` in ``fmt`` (``text`` or ``json``); pika only when DEBUG."""
+    """Log to stderr at ``level`` in ``fmt`` (``text`` or ``json``).
+
+    The broker client's own loggers (named by the transport) speak only at
+    DEBUG: hubbub reports what they would, once, in its own words.
+    """
     level = (level or "INFO").upper()
     fmt = (fmt or "text").lower()
     if fmt not in FORMATS:
@@ -70,4 +74,7 @@ def setup(level: str | None = "INFO", fmt: str | None = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("pika").setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)
+    from hubbub.transport import client_loggers  # the transport loads on first use
+
+    for name in client_loggers():
+        logging.getLogger(name).setLevel(logging.CRITICAL if level != "DEBUG" else logging.INFO)

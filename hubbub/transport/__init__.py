@@ -28,3 +28,10 @@ def open_session(urls: Sequence[str], *, name: str) -> BrokerSession:
     from hubbub.transport.pika.session import open_session as open_pika_session
 
     return open_pika_session(urls, name=name)
+
+
+def client_loggers() -> tuple[str, ...]:
+    """The logger names of the broker client the transport runs on (for log setup)."""
+    from hubbub.transport.pika import CLIENT_LOGGERS
+
+    return CLIENT_LOGGERS
