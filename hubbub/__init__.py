@@ -6,8 +6,8 @@ dead-letters what keeps failing to its own dead-letter queue.
 
 The names below are imported on first use (PEP 562), not with the package:
 every pytest run of an app imports ``hubbub.testing.pytest`` (the plugin
-entry point), hence this package, and must not pay for pika, pydantic and
-the hub machinery unless a test uses them.
+entry point), hence this package, and must not pay for the broker client,
+pydantic and the hub machinery unless a test uses them.
 """
 
 from __future__ import annotations

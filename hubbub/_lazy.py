@@ -1,8 +1,8 @@
 """Public names of a package imported on first use (PEP 562), for packages that must import light.
 
 ``hubbub`` and ``hubbub.testing`` are imported by every pytest run of an app
-(the plugin entry point) and must not pay for pika, pydantic and the hub
-machinery unless a test uses them.
+(the plugin entry point) and must not pay for the broker client, pydantic and
+the hub machinery unless a test uses them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One error tree for everything a hubbub user can hit.
 
-pika and kombu exceptions are translated at the edge (``raise ... from exc``)
+The broker clients' exceptions are translated at the edge (``raise ... from exc``)
 so callers catch :class:`HubbubError` alone, and every message says what
 failed, where, and what to do about it.
 """

@@ -1,6 +1,6 @@
 """What the console's pages ask of the admin API, in the shape they need it.
 
-Blocking (pika): the routes call these from worker threads. Each parking
+Blocking (a broker session): the routes call these from worker threads. Each parking
 queue has a lock: one browse of a queue at a time (a second one would find
 the queue busy), actions wait for a running read.
 

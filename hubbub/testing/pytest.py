@@ -26,8 +26,8 @@ Fixtures, all prefixed so they never clash with an app's own:
     helpers as ``memory_hub``, a real consumer in a thread, closed after.
 
 Every pytest run of an app with hubbub installed imports this module (the
-``pytest11`` entry point), so it imports nothing heavy: pika, pydantic and the
-hubs load in the fixture that needs them, when a test asks for it.
+``pytest11`` entry point), so it imports nothing heavy: the broker client,
+pydantic and the hubs load in the fixture that needs them, when a test asks for it.
 """
 
 from __future__ import annotations

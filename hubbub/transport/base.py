@@ -3,7 +3,7 @@
 Two small interfaces, in hubbub's own types (:mod:`hubbub.message`), so the
 real :class:`~hubbub.producers.Publisher` and
 :class:`~hubbub.consumers.Worker` run unchanged on RabbitMQ
-(:mod:`hubbub.transport.pika`, the only package that imports pika) and in
+(the RabbitMQ transport, the only package that imports a broker client) and in
 memory (:mod:`hubbub.transport.memory`, for fast tests), and one
 conformance suite (``tests/contract/test_transport_conformance.py``) holds
 every implementation to the same contract.
