@@ -1,4 +1,4 @@
-"""Broker URLs: where they come from, how they print, how they connect.
+"""Broker URLs: where they come from, in which order they are tried, how they print.
 
 Precedence, lowest first: the built-in default, ``HUBBUB_URL``, an explicit
 ``url=`` argument (the CLI's ``--url``). ``HUBBUB_URL`` may list several
@@ -6,6 +6,9 @@ comma-separated URLs (cluster nodes); connections try them in turn, each
 publisher and consumer in its own random order (:func:`node_order`) so the
 clients of a cluster spread over its nodes.
 Passwords never leave this module unmasked: print :func:`mask` instead.
+Pure: a transport turns URLs into its client's connection settings (the
+RabbitMQ one in ``hubbub.transport``) and its client's errors into
+:func:`connect_failure`.
 """
 
 from __future__ import annotations
@@ -15,16 +18,15 @@ import random
 import re
 import socket
 from collections.abc import Sequence
-from typing import TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
-import pika
-import pika.exceptions as pe
-
-from hubbub import tls
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 
 T = TypeVar("T")
+#: What a transport found a failed connection to be: bad credentials, a refused
+#: virtual host, no AMQP handshake in time, or aborted while opening.
+FailureKind = Literal["credentials", "vhost", "handshake", "aborted"]
 
 #: Used when neither ``url=`` nor ``HUBBUB_URL`` says otherwise.
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
@@ -32,7 +34,7 @@ DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 #: own; ``given``: in the order ``HUBBUB_URL`` lists them (a preferred node first).
 ORDER_ENV = "HUBBUB_URL_ORDER"
 #: Seconds between heartbeats; the broker drops a peer silent for two of them,
-#: and pika checks every heartbeat + 5 s that something arrived, so a frozen
+#: and the client checks every heartbeat + 5 s that something arrived, so a frozen
 #: link (no FIN, no data) is noticed within 10-20 s. RabbitMQ advises 5-20 s;
 #: 30 s took about a minute to notice (docs/operations.md).
 DEFAULT_HEARTBEAT = 5
@@ -104,67 +106,37 @@ def vhost_of(url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
-def parameters(
-    urls: Sequence[str], *, name: str, heartbeat: int | None = None
-) -> list[pika.URLParameters]:
-    """pika parameters for each URL, labelled ``name`` in the broker's UI.
-
-    Settings in a URL's query string (``?heartbeat=5``, ``?ssl_options=...``)
-    win over hubbub's defaults; ``amqps://`` URLs verify the broker with the
-    CA and client certificate that :mod:`hubbub.tls` finds.
-    """
-    result = []
-    for url in urls:
-        try:
-            params = pika.URLParameters(url)
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid broker URL {mask(url)}: {mask(str(exc))}") from exc
-        given = set(parse_qs(urlsplit(url).query))
-        params.client_properties = {"connection_name": name, "product": "hubbub"}
-        if heartbeat is not None or "heartbeat" not in given:
-            params.heartbeat = DEFAULT_HEARTBEAT if heartbeat is None else heartbeat
-        if "socket_timeout" not in given:
-            params.socket_timeout = DEFAULT_CONNECT_TIMEOUT
-        if "stack_timeout" not in given:  # TCP, TLS and AMQP handshake together (pika: 15 s)
-            params.stack_timeout = DEFAULT_CONNECT_TIMEOUT
-        if "blocked_connection_timeout" not in given:
-            params.blocked_connection_timeout = 60
-        params.connection_attempts = 1  # callers run their own reconnect loops
-        tls.configure(params, url_has_ssl_options="ssl_options" in given)
-        result.append(params)
-    return result
-
-
-def connect(urls: Sequence[str], *, name: str) -> pika.BlockingConnection:
-    """A blocking connection to the first URL that answers (for short admin work)."""
-    try:
-        return pika.BlockingConnection(parameters(urls, name=name))
-    except (pe.AMQPError, OSError) as exc:
-        raise connect_error(exc, urls) from exc
-
-
-def connect_error(
-    exc: BaseException, urls: Sequence[str], *, timeout: float | None = None
+def connect_failure(
+    exc: BaseException,
+    urls: Sequence[str],
+    *,
+    cause: BaseException | None = None,
+    kind: FailureKind | None = None,
+    timeout: float | None = None,
 ) -> BrokerConnectionError:
-    """Translate why pika could not connect into one actionable sentence.
+    """Why a client could not connect to ``urls``, as one actionable sentence.
 
-    ``timeout``: the connect timeout in force (default :data:`DEFAULT_CONNECT_TIMEOUT`).
+    ``exc`` is what the client raised, ``cause`` the innermost error it
+    wrapped (a refused socket, a failed DNS lookup; default ``exc``), and
+    ``kind`` what the client's own exception types say (each transport
+    classifies its client's errors). ``timeout``: the connect timeout in
+    force (default :data:`DEFAULT_CONNECT_TIMEOUT`).
     """
     where = describe(urls)
     text = f"{type(exc).__name__}: {exc!r}"
-    root = root_cause(exc)
-    if isinstance(exc, pe.ProbableAuthenticationError) or "ACCESS_REFUSED" in text:
+    root = exc if cause is None else cause
+    if kind == "credentials" or "ACCESS_REFUSED" in text:
         return BrokerConnectionError(
             f"broker at {where} refused the credentials: check the user and password in the URL"
         )
-    if isinstance(exc, pe.ProbableAccessDeniedError) or "NOT_ALLOWED" in text:
+    if kind == "vhost" or "NOT_ALLOWED" in text:
         return BrokerConnectionError(
             f"broker at {where} refused the virtual host: it does not exist "
             "or the user has no access to it (rabbitmqctl add_vhost / set_permissions)"
         )
     if isinstance(root, socket.gaierror):
         return BrokerConnectionError(f"cannot resolve the broker host in {where}: check the URL")
-    if "Timeout while setting up AMQP" in str(root):  # pika's stack timeout, in the handshake
+    if kind == "handshake":
         return BrokerConnectionError(
             f"cannot connect to the broker at {where}: no AMQP handshake within "
             f"{timeout or DEFAULT_CONNECT_TIMEOUT:g} s (the port accepted the connection "
@@ -175,35 +147,13 @@ def connect_error(
         why = "connection refused"
     elif isinstance(root, TimeoutError) or "Timeout" in f"{type(root).__name__} {root}":
         why = "timed out"
-    elif isinstance(root, pe.ConnectionOpenAborted):
+    elif kind == "aborted":
         why = "the connection was aborted while opening"
     else:
         why = f"{type(root).__name__}: {root}".rstrip(": ")
     return BrokerConnectionError(
         f"cannot connect to the broker at {where} ({why}): is RabbitMQ running and reachable?"
     )
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The innermost error pika wrapped (a refused socket, a failed DNS lookup, ...).
-
-    pika nests it in ``exception`` (connector phases), ``exceptions`` (the
-    connection workflow) or ``args[0]`` (AMQPConnectionError), and the outer
-    errors print as empty strings.
-    """
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "exception", None)
-        nested = getattr(exc, "exceptions", None)
-        if inner is None and nested:
-            inner = nested[-1]
-        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
-            inner = exc.args[0]
-        if not isinstance(inner, BaseException):
-            break
-        exc = inner
-    return exc
 
 
 def _url_problems(url: str) -> list[str]:

@@ -21,10 +21,11 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions as pe
 
-from hubbub.connection import connect, vhost_of
+from hubbub.connection import vhost_of
 from hubbub.errors import HubbubError
 from hubbub.topology import delay, permissions
 from hubbub.topology.names import HubNames
+from hubbub.transport.pika.params import connect
 
 #: Routing key of a probe (it is refused before any routing).
 PROBE_KEY = "hubbub.permission-probe"

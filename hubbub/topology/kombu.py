@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("hubbub.topology.kombu needs kombu: pip install 'hubbub[kombu]'") from exc
 
-from hubbub.connection import connect_error
+from hubbub.connection import connect_failure
 from hubbub.errors import DeclarationError
 from hubbub.topology.declare import explain
 from hubbub.topology.layout import Exchange as HubExchange
@@ -95,7 +95,7 @@ def declare(connection: Connection, topology: Topology | Layout) -> KombuTopolog
         channel = connection.channel()
     except (OperationalError, amqp_errors.AMQPError, OSError) as exc:
         url = connection.as_uri(include_password=True)
-        raise connect_error(exc.__cause__ or exc, [url]) from exc
+        raise connect_failure(exc.__cause__ or exc, [url]) from exc
     try:
         for exchange in entities.exchanges:
             _guard(exchange.bind(channel).declare, f"exchange {exchange.name!r}")

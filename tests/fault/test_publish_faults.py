@@ -18,13 +18,14 @@ from core_support_fault import cli, consume_ids
 from fault_support import Tally, declare_on, recording_spec, wait_for
 from freezing_proxy import FreezingProxy
 
-from hubbub.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, parameters
+from hubbub.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
 from hubbub.errors import BrokerConnectionError, PublishConnectionError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.producers.link import DEFAULT_WINDOW
 from hubbub.testing.broker import unique_name
+from hubbub.transport.pika.params import parameters
 from tests.support.node import RabbitNode
 
 pytestmark = pytest.mark.fault

@@ -7,11 +7,11 @@ import threading
 import pytest
 from fault_support import declare_on, recording_spec, wait_for
 
-from hubbub import tls
 from hubbub.consumers.worker import Worker
 from hubbub.errors import BrokerConnectionError
 from hubbub.producers import Publisher
 from hubbub.testing.broker import unique_name
+from hubbub.transport.pika import tls
 
 pytestmark = pytest.mark.fault
 

@@ -14,15 +14,13 @@ from pika.adapters.utils.connection_workflow import (
 
 from hubbub.connection import (
     DEFAULT_URL,
-    connect_error,
     describe,
     mask,
-    parameters,
     resolve_urls,
-    root_cause,
     vhost_of,
 )
 from hubbub.errors import ConfigurationError
+from hubbub.transport.pika.params import connect_error, parameters, root_cause
 
 
 def test_precedence_default_then_environment_then_argument(monkeypatch):

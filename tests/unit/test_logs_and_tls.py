@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hubbub import logs, tls
-from hubbub.connection import DEFAULT_HEARTBEAT, parameters
+from hubbub import logs
+from hubbub.connection import DEFAULT_HEARTBEAT
 from hubbub.errors import ConfigurationError
+from hubbub.transport.pika import tls
+from hubbub.transport.pika.params import parameters
 
 
 @pytest.fixture(autouse=True)

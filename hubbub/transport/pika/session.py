@@ -1,7 +1,7 @@
 """The blocking :class:`~hubbub.transport.session.BrokerSession` on pika's ``BlockingConnection``.
 
 :func:`open_session` connects to the first of the hub's URLs that answers
-(in the order given, as :func:`hubbub.connection.connect` always did), with
+(in the order given, as :func:`hubbub.transport.pika.params.connect` always did), with
 hubbub's connection parameters (heartbeat, timeouts, TLS). Work runs on one
 channel, reopened after the broker refused an operation on it; each reader
 has a channel of its own. pika's errors are translated here and nowhere else.
@@ -19,10 +19,10 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
-from hubbub.connection import connect_error, parameters
 from hubbub.message import Delivery, new_delivery
 from hubbub.transport.errors import ConnectionLostError, NotFoundError, Permission, refusal
 from hubbub.transport.pika.convert import from_pika
+from hubbub.transport.pika.params import connect_error, parameters
 from hubbub.transport.session import QueueCounts
 
 T = TypeVar("T")
