@@ -34,6 +34,7 @@ from hubbub import envelope
 from hubbub.admin.browse import Browser
 from hubbub.connection import resolve_urls
 from hubbub.consumers import failure
+from hubbub.message import Outbound
 from hubbub.producers import Publisher
 from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.topology import apply, loader
@@ -114,9 +115,9 @@ def fill(url: str, topology: Topology, count: int) -> list[str]:
                 now_ms=now_ms,
             )
             event_id = envelope.new_id()
-            props = envelope.properties(topic, message_id=event_id, headers=headers)
             body = envelope.dumps({"n": n, "user_id": n * 7, "email": f"user{n}@example.com"})
-            pending.append(publisher.send(names.dead_letter_exchange, "work", body, props))
+            message = envelope.message(topic, body, message_id=event_id, headers=headers)
+            pending.append(publisher.send(Outbound(names.dead_letter_exchange, "work", message)))
             ids.append(event_id)
             if len(pending) >= 5000:
                 for future in pending:
@@ -171,7 +172,7 @@ def check_intact(url: str, topology: Topology, ids: list[str]) -> None:
     """Read the whole DLQ back: every event still there, in the order it was parked."""
     started = time.perf_counter()
     with Browser([url], topology.names.dead_letter_queue("work")) as browser:
-        seen = [m.properties.message_id for m in browser.messages()]
+        seen = [m.message.message_id for m in browser.messages()]
     took = time.perf_counter() - started
     verdict = "intact, same order" if seen == ids else f"CHANGED ({len(seen)} of {len(ids)})"
     print(f"read back {len(seen)} events in {took:.1f} s: {verdict}")

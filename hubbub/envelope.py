@@ -9,7 +9,6 @@ client, and hubbub accepts plain JSON messages it did not publish itself.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import socket
 import threading
@@ -22,10 +21,12 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import pika
 
 from hubbub.errors import MalformedMessageError
 from hubbub.fastinit import builder
+from hubbub.message import PERSISTENT as PERSISTENT
+from hubbub.message import PROPERTY_NAMES as PROPERTY_NAMES
+from hubbub.message import Message, new_message
 from hubbub.topology import delay
 
 #: The event's topic when the routing key no longer says it (delays, retries, DLQs).
@@ -48,9 +49,6 @@ BROKER_DEATH_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delive
 _NOT_THE_PUBLISHERS = (*BROKER_DEATH_PREFIXES, "x-received-from", "x-shovelled", "hubbub-")
 
 JSON = "application/json"
-PERSISTENT = 2
-#: The fields of ``pika.BasicProperties``, in wire order (pika's own list).
-PROPERTY_NAMES: tuple[str, ...] = tuple(inspect.signature(pika.BasicProperties).parameters)
 APP_ID = f"hubbub@{socket.gethostname()}"
 
 
@@ -122,38 +120,50 @@ if hasattr(os, "register_at_fork"):  # POSIX; there is no fork elsewhere
 _VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
 
 
-def properties(
+def message(
     topic: str,
+    body: bytes,
     *,
     message_id: str,
     headers: Mapping[str, Any] | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
-) -> pika.BasicProperties:
-    """AMQP properties of a freshly published event."""
-    all_headers = dict(headers or {})
+) -> Message:
+    """The message of a freshly published event: ``body`` with hubbub's properties."""
+    all_headers = dict(headers) if headers else {}
     if causation_id:
         all_headers[CAUSATION] = causation_id
-    return pika.BasicProperties(
-        content_type=JSON,
-        delivery_mode=PERSISTENT,
-        message_id=message_id,
-        timestamp=int(time.time()),
-        type=topic,
-        app_id=APP_ID,
-        correlation_id=correlation_id or message_id,
-        headers=all_headers or None,
+    # Positional, in wire order: the publish path builds one per event.
+    return new_message(
+        body,
+        JSON,  # content_type
+        None,  # content_encoding
+        all_headers or None,
+        PERSISTENT,  # delivery_mode
+        None,  # priority
+        correlation_id or message_id,
+        None,  # reply_to
+        None,  # expiration
+        message_id,
+        int(time.time()),  # timestamp
+        topic,  # type
+        None,  # user_id
+        APP_ID,
+        None,  # cluster_id
     )
 
 
-def delayed(props: pika.BasicProperties, topic: str, seconds: int) -> pika.BasicProperties:
-    """``props`` marked for a trip through the delay ladder."""
-    headers = dict(props.headers or {})
+def delayed(message: Message, topic: str, seconds: int) -> Message:
+    """``message`` marked for a trip through the delay ladder.
+
+    Its topic, delay and due time ride in headers: the ladder's routing key
+    no longer says the topic, and the consumer reports how late it came.
+    """
+    headers = dict(message.headers or {})
     headers[TOPIC] = topic
     headers[DELAY_MS] = seconds * 1000
     headers[DUE_MS] = int(time.time() * 1000) + seconds * 1000
-    props.headers = headers
-    return props
+    return message.with_headers(headers)
 
 
 def without_broker_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -176,22 +186,21 @@ def topic_of(routing_key: str, headers: Mapping[str, Any] | None) -> str:
 
 def decode(
     routing_key: str,
-    props: pika.BasicProperties,
-    body: bytes,
+    message: Message,
     *,
     subscriber: str | None = None,
     redelivered: bool = False,
 ) -> Event:
-    """The event in a delivery; raises MalformedMessageError for what cannot be one."""
-    if not _is_json(props.content_type):
+    """The event in a delivered ``message``; raises MalformedMessageError for what cannot be one."""
+    if not _is_json(message.content_type):
         raise MalformedMessageError(
-            f"unsupported content type {props.content_type!r} (expected JSON)"
+            f"unsupported content type {message.content_type!r} (expected JSON)"
         )
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(message.body)
     except orjson.JSONDecodeError as exc:
         raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
-    raw = props.headers
+    raw = message.headers
     if raw:
         topic = topic_of(routing_key, raw)
         attempt = _int(raw.get(ATTEMPT), 1)
@@ -206,12 +215,12 @@ def decode(
     return _event(
         topic,
         data,
-        props.message_id or content_id(props, body),
+        message.message_id or content_id(message),
         attempt,
         headers,
-        props.correlation_id,
+        message.correlation_id,
         causation_id,
-        _time(props.timestamp),
+        _time(message.timestamp),
         delay_s,
         due,
         subscriber,
@@ -236,15 +245,15 @@ def _is_json(content_type: str | None) -> bool:
     return ctype in (JSON, "text/json") or ctype.endswith("+json")
 
 
-def content_id(props: pika.BasicProperties, body: bytes) -> str:
+def content_id(message: Message) -> str:
     """A stable id for a message published without ``message_id``.
 
     Derived from what a redelivery, a retry copy and a dead-letter copy all
     keep (body, timestamp, type, correlation id), so consumers deduplicating by
     id see the same id every time. Publish with a ``message_id`` to be sure.
     """
-    digest = hashlib.sha256(body)
-    digest.update(f"|{props.timestamp}|{props.type}|{props.correlation_id}".encode())
+    digest = hashlib.sha256(message.body)
+    digest.update(f"|{message.timestamp}|{message.type}|{message.correlation_id}".encode())
     return f"amqp-{digest.hexdigest()[:32]}"
 
 

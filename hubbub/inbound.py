@@ -34,7 +34,7 @@ from pika.connection import Connection
 from pika.data import decode_value
 from pika.exceptions import InvalidFrameError
 
-from hubbub.envelope import PROPERTY_NAMES
+from hubbub.message import PROPERTY_NAMES
 
 _HEAD = struct.Struct(">BHL")
 _U16 = struct.Struct(">H")

@@ -117,11 +117,6 @@ class HeldMessage:
     def body(self) -> bytes:
         return self.message.body
 
-    @property
-    def properties(self) -> Message:
-        """The message itself (it carries the properties by their AMQP names)."""
-        return self.message
-
 
 class Browser:
     """One scan of one queue; use as a context manager (closing returns what is not acked)."""

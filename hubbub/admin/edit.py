@@ -30,7 +30,6 @@ from hubbub.admin.replay import ReplayResult, Target, refused_publish
 from hubbub.errors import BrokerConnectionError, ConfigurationError, HubbubError, PublishError
 from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
-from hubbub.producers.send import send
 from hubbub.topology.permissions import Permissions
 
 #: Header of a copy whose data an operator replaced: when (ms since the epoch).
@@ -90,7 +89,7 @@ def replay_edited(
     exchange, key = route
     copy = edited_copy(message, event, subscriber, body, now_ms=int(time.time() * 1000))
     try:
-        publisher.wait(send(publisher, Outbound(exchange, key, copy, mandatory=True)))
+        publisher.wait(publisher.send(Outbound(exchange, key, copy, mandatory=True)))
     except (PublishError, BrokerConnectionError) as exc:
         why = refused_publish(str(exc), target, grant) or exc
         raise EditError(

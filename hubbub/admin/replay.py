@@ -31,7 +31,6 @@ from hubbub.admin.records import FailedEvent
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
-from hubbub.producers.send import send
 from hubbub.topology.permissions import Permissions
 
 #: Copies in flight (unconfirmed) at once.
@@ -167,7 +166,7 @@ class _Mover:
     ) -> None:
         assert self.publisher is not None
         exchange, key = route
-        future = send(self.publisher, Outbound(exchange, key, copy, mandatory=True))
+        future = self.publisher.send(Outbound(exchange, key, copy, mandatory=True))
         self.pending.append((message, event, future))
         self._settle(block=len(self.pending) >= self.window)
 

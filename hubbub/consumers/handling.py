@@ -16,34 +16,20 @@ from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any, Literal
 
-import pika
-
 from hubbub import envelope
 from hubbub.consumers import failure
 from hubbub.consumers.retry import MALFORMED, NOT_AWAITED, decide
 from hubbub.errors import AsyncHandlerError, MalformedMessageError, Retry
 from hubbub.fastinit import builder
 from hubbub.logs import event_fields
+from hubbub.message import Delivery
 from hubbub.topology import delay
 from hubbub.topology.model import Subscriber
 from hubbub.topology.names import HubNames
-from hubbub.transport.pika.convert import from_pika, to_pika
 
 log = logging.getLogger("hubbub.consumers")
 
 Handler = Callable[[envelope.Event], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What the broker handed over, untouched."""
-
-    tag: int
-    exchange: str
-    routing_key: str
-    redelivered: bool
-    properties: pika.BasicProperties
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +46,7 @@ class Outcome:
 ACK = Outcome("ack")
 RELEASE = Outcome("release")
 
-#: Positional, cheap constructors for the per-delivery path (:mod:`hubbub.fastinit`).
-new_delivery = builder(Delivery)
+#: Positional, cheap constructor for the per-delivery path (:mod:`hubbub.fastinit`).
 _outcome = builder(Outcome)
 
 
@@ -78,22 +63,21 @@ def handle(
     plain def returning one) did not do its work: the event is
     dead-lettered at once, never acked (retrying would only repeat it).
     """
-    headers = delivery.properties.headers
+    message = delivery.message
     try:
         event = envelope.decode(
             delivery.routing_key,
-            delivery.properties,
-            delivery.body,
+            message,
             subscriber=subscriber.name,
             redelivered=delivery.redelivered,
         )
     except MalformedMessageError as exc:
-        topic = envelope.topic_of(delivery.routing_key, headers)
+        topic = envelope.topic_of(delivery.routing_key, message.headers)
         log.warning(
             "dead-lettering malformed message on %s: %s",
             queue,
             exc,
-            extra=event_fields(delivery.properties.message_id or "", topic, subscriber.name, 1),
+            extra=event_fields(message.message_id or "", topic, subscriber.name, 1),
         )
         return _failed(subscriber, queue, delivery, exc, MALFORMED, topic, 1, "")
     token = envelope.current_event.set(event)
@@ -231,7 +215,7 @@ def _record(
     attempt: int,
 ) -> dict[str, Any]:
     return failure.record(
-        delivery.properties.headers,
+        delivery.message.headers,
         exc,
         reason=reason,
         topic=topic,
@@ -256,11 +240,6 @@ def copy_destination(names: HubNames, subscriber: str, outcome: Outcome) -> tupl
     return names.dead_letter_exchange, subscriber
 
 
-def copy_properties(props: pika.BasicProperties, headers: dict[str, Any]) -> pika.BasicProperties:
-    """Properties for a republished copy (:meth:`hubbub.message.Message.republished`)."""
-    return to_pika(from_pika(props, b"").republished(headers))
-
-
 def timed_out(
     subscriber: Subscriber,
     queue: str,
@@ -279,8 +258,7 @@ def timed_out(
     """
     event = envelope.decode(
         delivery.routing_key,
-        delivery.properties,
-        delivery.body,
+        delivery.message,
         subscriber=subscriber.name,
         redelivered=delivery.redelivered,
     )

@@ -57,17 +57,14 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 from hubbub import current, inbound
-from hubbub.connection import connect_error, node_order, parameters, resolve_urls
+from hubbub.connection import node_order, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.consumers.handling import (
-    Delivery,
     Handler,
     Outcome,
     copy_destination,
-    copy_properties,
     handle,
-    new_delivery,
     timed_out,
 )
 from hubbub.consumers.observer import Observer
@@ -77,10 +74,13 @@ from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.frames import one_write
 from hubbub.logs import event_fields
+from hubbub.message import Delivery, new_delivery, new_outbound
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import refuse_unusable
+from hubbub.transport.pika.convert import from_pika
+from hubbub.transport.pika.params import connect_error, parameters
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -380,8 +380,7 @@ class Worker:
             method.exchange,
             method.routing_key,
             method.redelivered,
-            props,
-            body,
+            from_pika(props, body),
         )
         consumer.tracker.add(delivery.tag)
         self.observer.started(consumer.spec.name)
@@ -483,9 +482,9 @@ class Worker:
         by the prefetch, until then.
         """
         exchange, key = copy_destination(self.topology.names, consumer.spec.name, outcome)
-        props = copy_properties(delivery.properties, outcome.headers or {})
+        copy = delivery.message.republished(outcome.headers)
         try:
-            future = self._publisher.send(exchange, key, delivery.body, props)
+            future = self._publisher.send(new_outbound(exchange, key, copy, False))
         except (PublishError, BrokerConnectionError) as exc:
             self._finish(consumer, generation, delivery, outcome, started, exc)
             return
@@ -622,8 +621,8 @@ class Worker:
         self._close()
 
     def _released_unfinished(self, consumer: _Consumer, delivery: Delivery) -> None:
-        headers = delivery.properties.headers or {}
-        event_id = delivery.properties.message_id or f"tag {delivery.tag}"
+        headers = delivery.message.headers or {}
+        event_id = delivery.message.message_id or f"tag {delivery.tag}"
         topic = topic_of(delivery.routing_key, headers)
         attempt = headers.get(ATTEMPT)
         attempt = attempt if isinstance(attempt, int) else 1

@@ -44,16 +44,17 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("hubbub.producers.kombu needs kombu: pip install 'hubbub[kombu]'") from exc
 
 from hubbub import envelope
-from hubbub.connection import connect_error, mask, node_order, resolve_urls
+from hubbub.connection import connect_failure, mask, node_order, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
-from hubbub.producers.message import EventMessage, delay_seconds, event_message
+from hubbub.message import PROPERTY_NAMES, Message, Outbound
+from hubbub.producers.message import delay_seconds, event_message
 from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent, check_batch
 from hubbub.topology.names import HubNames
 
 #: Seconds a publish waits for a free connection of a pool.
 DEFAULT_ACQUIRE_TIMEOUT = 10.0
 
-#: pika's property names with amqp's (kombu's transport) spelling where it differs.
+#: hubbub's property names (AMQP's) with py-amqp's (kombu's transport) spelling where it differs.
 _AMQP_NAMES = {"headers": "application_headers"}
 
 
@@ -204,11 +205,11 @@ class KombuPublisher:
         except (OperationalError, amqp_errors.AMQPError, OSError) as exc:
             connection.collect()
             url = connection.as_uri(include_password=True)
-            raise connect_error(exc.__cause__ or exc, [url]) from exc
+            raise connect_failure(exc.__cause__ or exc, [url]) from exc
 
-    def _send(self, connection: Connection, message: EventMessage) -> None:
+    def _send(self, connection: Connection, message: Outbound) -> None:
         channel = self._channel(connection)
-        amqp_message = amqp.Message(message.body, **amqp_properties(message.properties))
+        amqp_message = amqp.Message(message.message.body, **amqp_properties(message.message))
         try:
             channel.basic_publish(
                 amqp_message,
@@ -257,13 +258,13 @@ def require_confirms(connection: Connection) -> None:
         )
 
 
-def amqp_properties(props: Any) -> dict[str, Any]:
-    """The set fields of pika ``BasicProperties``, named as py-amqp names them."""
+def amqp_properties(message: Message) -> dict[str, Any]:
+    """The set properties of ``message``, named as py-amqp names them (this publisher's edge)."""
     result = {}
-    for name in envelope.PROPERTY_NAMES:
-        value = getattr(props, name, None)
+    for name in PROPERTY_NAMES:
+        value = getattr(message, name)
         if value is not None:
-            result[_AMQP_NAMES.get(name, name)] = value
+            result[_AMQP_NAMES.get(name, name)] = dict(value) if name == "headers" else value
     return result
 
 

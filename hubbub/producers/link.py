@@ -29,10 +29,12 @@ from pika.frame import Method
 from pika.spec import Basic
 
 from hubbub import outbound
-from hubbub.connection import connect_error
 from hubbub.errors import HubbubError, PublishError
 from hubbub.frames import one_write
+from hubbub.message import Message
 from hubbub.transport.confirms import ConfirmGroup
+from hubbub.transport.pika.convert import to_pika
+from hubbub.transport.pika.params import connect_error
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ DEFAULT_WINDOW = 1000
 class Outgoing:
     """A message waiting to be published, and who waits for its confirm.
 
+    ``properties`` is hubbub's :class:`~hubbub.message.Message` (its body is
+    ``body``); it becomes pika's only as it is written (:func:`_basic_publish`;
+    :func:`hubbub.outbound.publish` reads the same attribute names).
+
     Either ``future`` resolves on the confirm (one message), or ``group``
     counts it at position ``index`` (many messages, see
     :class:`~hubbub.transport.confirms.ConfirmGroup`). Only the I/O thread
@@ -54,7 +60,7 @@ class Outgoing:
     exchange: str
     routing_key: str
     body: bytes
-    properties: pika.BasicProperties
+    properties: Message | None
     future: Future[None] | None = None
     mandatory: bool = False
     group: ConfirmGroup | None = None
@@ -349,11 +355,12 @@ def _basic_publish(
     exchange: str,
     routing_key: str,
     body: bytes,
-    properties: pika.BasicProperties,
+    properties: Message | None,
     *,
     mandatory: bool = False,
 ) -> None:
-    channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
+    props = None if properties is None else to_pika(properties)
+    channel.basic_publish(exchange, routing_key, body, props, mandatory=mandatory)
 
 
 class UnroutableError(PublishError):

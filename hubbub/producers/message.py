@@ -1,6 +1,6 @@
-"""An event as the AMQP message that carries it: exchange, key, body, properties.
+"""An event as the AMQP message that carries it: an :class:`~hubbub.message.Outbound`.
 
-Every publisher (hubbub's own pika :class:`~hubbub.producers.Publisher`, the
+Every publisher (hubbub's own :class:`~hubbub.producers.Publisher`, the
 kombu one, and any other) builds its messages here, so the envelope, the
 hub's names and the delay ladder's routing keys have one definition and
 publishers cannot drift apart. Pure apart from reading the clock (timestamp,
@@ -10,15 +10,13 @@ due time) and :data:`hubbub.envelope.current_event` (the causing event).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-import pika
-
 from hubbub import envelope
 from hubbub.errors import ConfigurationError
+from hubbub.message import Outbound, new_outbound
 from hubbub.producers import wire
 from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
@@ -26,17 +24,6 @@ from hubbub.topology.names import HubNames
 
 #: The longest AMQP short string (message_id), in bytes.
 _SHORT = wire.MAX_SHORT_BYTES
-
-
-@dataclass(frozen=True, slots=True)
-class EventMessage:
-    """One event, ready to publish (persistent, not mandatory: the hub's
-    alternate exchange parks what no subscriber matches)."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: pika.BasicProperties
 
 
 def event_message(
@@ -48,8 +35,11 @@ def event_message(
     headers: Mapping[str, Any] | None = None,
     seconds: int | None = None,
     checked: bool = False,
-) -> EventMessage:
+) -> Outbound:
     """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
+
+    Persistent and not mandatory: the hub's alternate exchange parks what no
+    subscriber matches.
 
     Raises ConfigurationError for a topic that is not a valid routing key,
     and PublishError for data, headers or an id the wire cannot carry
@@ -64,17 +54,17 @@ def event_message(
     if headers or not plain_id:  # a generated id and no headers: the hot path, nothing to check
         _check_envelope(message_id, headers)
     cause = envelope.current_event.get()
-    props = envelope.properties(
+    message = envelope.message(
         topic,
+        envelope.dumps(data) if checked else wire.body(data),
         message_id=message_id,
         headers=headers,
         correlation_id=cause.correlation_id if cause else None,
         causation_id=cause.id if cause else None,
     )
-    body = envelope.dumps(data) if checked else wire.body(data)
     if seconds is not None:
-        envelope.delayed(props, topic, seconds)
-    return EventMessage(exchange, key, body, props)
+        message = envelope.delayed(message, topic, seconds)
+    return new_outbound(exchange, key, message, False)
 
 
 def check_event(

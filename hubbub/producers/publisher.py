@@ -42,10 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import pika
-
 from hubbub import envelope
-from hubbub.connection import node_order, parameters, resolve_urls, rotate_past
+from hubbub.connection import node_order, resolve_urls, rotate_past
 from hubbub.errors import (
     BrokerConnectionError,
     ConfigurationError,
@@ -53,10 +51,12 @@ from hubbub.errors import (
     PublishConnectionError,
     PublishError,
 )
-from hubbub.transport.confirms import ConfirmGroup
+from hubbub.message import Outbound
 from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
-from hubbub.producers.message import EventMessage, check_event, delay_seconds, event_message
+from hubbub.producers.message import check_event, delay_seconds, event_message
 from hubbub.topology.names import HubNames
+from hubbub.transport.confirms import ConfirmGroup
+from hubbub.transport.pika.params import parameters
 
 #: Seconds to wait for the broker's confirm of one publish.
 DEFAULT_CONFIRM_TIMEOUT = 30.0
@@ -151,8 +151,8 @@ class Publisher:
         for start in range(0, len(batch), CHUNK):
             prepared = self._prepare(batch[start : start + CHUNK])
             messages = [
-                Outgoing(m.exchange, m.routing_key, m.body, m.properties, group=group, index=i)
-                for i, (_, m) in enumerate(prepared, start)
+                _outgoing(outbound, group=group, index=i)
+                for i, (_, outbound) in enumerate(prepared, start)
             ]
             ids += [message_id for message_id, _ in prepared]
             if unsent is None:
@@ -201,9 +201,7 @@ class Publisher:
                 headers=headers,
                 seconds=delay_seconds(delay, deliver_at),
             )
-            await self.asend(
-                message.exchange, message.routing_key, message.body, message.properties
-            )
+            await self.asend(message)
         except BrokerConnectionError as exc:
             raise _unreachable(exc, [message_id]) from exc
         except PublishError as exc:
@@ -221,7 +219,7 @@ class Publisher:
         check_batch(batch)
         prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
-        sends = [self.asend(m.exchange, m.routing_key, m.body, m.properties) for _, m in prepared]
+        sends = [self.asend(outbound) for _, outbound in prepared]
         results: list[BaseException | None] = []
         if sends and (self._link is None or self._link.dead.is_set()):
             results += await asyncio.gather(sends.pop(0), return_exceptions=True)
@@ -238,22 +236,14 @@ class Publisher:
             raise _unconfirmed(ids, sorted(errors), errors, "")
         return ids
 
-    async def asend(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> None:
+    async def asend(self, outbound: Outbound) -> None:
         """:meth:`send` and :meth:`wait` for asyncio: returns once the broker confirmed."""
         link = self._link
         if link is None or link.dead.is_set():
             # Connecting blocks for a network round trip or more: not on the loop.
             link = await asyncio.get_running_loop().run_in_executor(None, self._current_link)
         future: Future[None] = Future()
-        link.send(Outgoing(exchange, routing_key, body, properties, future, mandatory))
+        link.send(_outgoing(outbound, future))
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout)
         except asyncio.TimeoutError as exc:
@@ -263,7 +253,7 @@ class Publisher:
         """:meth:`close` for asyncio (waits for in-flight confirms off the loop)."""
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
-    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
         """Each event's id and message, of events :func:`check_batch` passed."""
         prepared = []
         for event in events:
@@ -280,7 +270,7 @@ class Publisher:
             prepared.append((message_id, message))
         return prepared
 
-    def _publish_one(self, message: EventMessage) -> None:
+    def _publish_one(self, message: Outbound) -> None:
         """Send ``message`` and wait for its confirm; raises PublishError otherwise.
 
         A group of one, not a Future: its bare lock is the cheapest wake-up
@@ -288,22 +278,14 @@ class Publisher:
         (confirms.py). The error's ``failed`` holds the message's id.
         """
         group = ConfirmGroup(1)
-        ids = [message.properties.message_id]
+        ids = [message.message.message_id or ""]
         try:
             link = self._current_link()
         except BrokerConnectionError as exc:
             raise _unreachable(exc, ids) from exc
         except PublishError as exc:
             raise _failing(exc, ids) from exc
-        link.send(
-            Outgoing(
-                message.exchange,
-                message.routing_key,
-                message.body,
-                message.properties,
-                group=group,
-            )
-        )
+        link.send(_outgoing(message, group=group))
         if not group.wait(self.confirm_timeout):
             raise PublishError(self._timeout_text(True), failed=ids)
         if group.errors:
@@ -338,20 +320,10 @@ class Publisher:
 
     # -- raw messages -------------------------------------------------------
 
-    def send(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> Future[None]:
+    def send(self, outbound: Outbound) -> Future[None]:
         """Publish a prepared message; the future resolves on its confirm."""
         future: Future[None] = Future()
-        self._current_link().send(
-            Outgoing(exchange, routing_key, body, properties, future, mandatory)
-        )
+        self._current_link().send(_outgoing(outbound, future))
         return future
 
     def wait(self, future: Future[None]) -> None:
@@ -439,6 +411,27 @@ def check_batch(batch: Sequence[OutgoingEvent]) -> None:
             raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
         except ConfigurationError as exc:
             raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
+
+
+def _outgoing(
+    outbound: Outbound,
+    future: Future[None] | None = None,
+    *,
+    group: ConfirmGroup | None = None,
+    index: int = 0,
+) -> Outgoing:
+    """``outbound`` handed to the link, settling ``future`` or ``group`` at ``index``."""
+    message = outbound.message
+    return Outgoing(
+        outbound.exchange,
+        outbound.routing_key,
+        message.body,
+        message,
+        future,
+        outbound.mandatory,
+        group,
+        index,
+    )
 
 
 def _unreachable(exc: BrokerConnectionError, ids: list[str]) -> PublishConnectionError:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pika
-
 from hubbub.errors import HubbubError, PublishError
+from hubbub.message import Message, Outbound
 from hubbub.topology import patterns
 from hubbub.topology.layout import Binding, Exchange, Layout
 
@@ -37,13 +36,12 @@ MAX_EXPIRIES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """A message as a consumer receives it."""
+class Queued:
+    """A message in a queue, with where it was published (what a consumer is told)."""
 
     exchange: str
     routing_key: str
-    properties: pika.BasicProperties
-    body: bytes
+    message: Message
     redelivered: bool = False
 
 
@@ -54,7 +52,7 @@ class _Queue:
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
     #: (enqueued at, message), oldest first.
-    messages: deque[tuple[float, Message]] = field(default_factory=deque)
+    messages: deque[tuple[float, Queued]] = field(default_factory=deque)
 
     def head_expiry(self) -> float | None:
         if self.ttl is None or not self.messages:
@@ -98,30 +96,29 @@ class FakeBroker:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(
-        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
-    ) -> list[str]:
+    def publish(self, outbound: Outbound) -> list[str]:
         """Route a message and store a copy in every queue it reaches; returns their names.
 
         Raises PublishError for an exchange that does not exist, as the
         broker closes the channel (404) and the publisher reports it.
         """
+        exchange = outbound.exchange
         if exchange and exchange not in self._exchanges:
             raise PublishError(
                 f"NOT_FOUND - no exchange {exchange!r}: the exchange does not exist; run "
                 "'hubbub topology apply' first. The message was not stored"
             )
-        message = Message(exchange, routing_key, properties, body)
-        return self._store(message, self._clock())
+        queued = Queued(exchange, outbound.routing_key, outbound.message)
+        return self._store(queued, self._clock())
 
-    def _store(self, message: Message, at: float) -> list[str]:
+    def _store(self, message: Queued, at: float) -> list[str]:
         if message.exchange:
             queues = list(self._route(message.exchange, message.routing_key, frozenset()))
         else:  # the default exchange: straight to the queue of that name
             queues = [message.routing_key] if message.routing_key in self._queues else []
-        for name in queues:
-            props = copy.deepcopy(message.properties)
-            self._queues[name].messages.append((at, replace(message, properties=props)))
+        for name in queues:  # each queue its own headers, as each holds its own copy
+            copied = replace(message, message=_isolated(message.message))
+            self._queues[name].messages.append((at, copied))
         return queues
 
     def _route(self, exchange: str, key: str, seen: frozenset[str]) -> dict[str, None]:
@@ -146,16 +143,16 @@ class FakeBroker:
 
     # -- consuming -----------------------------------------------------------
 
-    def get(self, queue: str) -> Message | None:
+    def get(self, queue: str) -> Queued | None:
         """Take the oldest message of ``queue`` (``basic.get`` with auto-ack), or None."""
         messages = self._queue(queue).messages
         return messages.popleft()[1] if messages else None
 
-    def messages(self, queue: str) -> list[Message]:
+    def messages(self, queue: str) -> list[Queued]:
         """What ``queue`` holds, oldest first (left in place)."""
         return [message for _, message in self._queue(queue).messages]
 
-    def take(self, queue: str, wanted: Callable[[Message], bool]) -> list[Message]:
+    def take(self, queue: str, wanted: Callable[[Queued], bool]) -> list[Queued]:
         """Remove and return the messages of ``queue`` that ``wanted`` accepts."""
         q = self._queue(queue)
         taken = [m for _, m in q.messages if wanted(m)]
@@ -195,14 +192,23 @@ class FakeBroker:
                     "messages, so the bindings route one message into several of them"
                 )
 
-    def _dead_letter(self, queue: _Queue, message: Message, at: float) -> None:
+    def _dead_letter(self, queue: _Queue, message: Queued, at: float) -> None:
         if not queue.dead_letter_exchange:
             return
         key = queue.dead_letter_routing_key or message.routing_key
-        props = copy.copy(message.properties)
-        props.expiration = None
-        props.headers = _with_death(props.headers, queue.name, message, at)
-        self._store(Message(queue.dead_letter_exchange, key, props, message.body), at)
+        dead = replace(
+            message.message,
+            expiration=None,
+            headers=_with_death(message.message.headers, queue.name, message, at),
+        )
+        self._store(Queued(queue.dead_letter_exchange, key, dead), at)
+
+
+def _isolated(message: Message) -> Message:
+    """``message`` with headers of its own (a copy's headers never change another's)."""
+    if not message.headers:
+        return message
+    return message.with_headers(copy.deepcopy(dict(message.headers)))
 
 
 def _binds(exchange: Exchange, binding_key: str, routing_key: str) -> bool:
@@ -214,7 +220,7 @@ def _binds(exchange: Exchange, binding_key: str, routing_key: str) -> bool:
 
 
 def _with_death(
-    headers: dict[str, Any] | None, queue: str, message: Message, at: float
+    headers: Mapping[str, Any] | None, queue: str, message: Queued, at: float
 ) -> dict[str, Any]:
     """Headers plus the ``x-death`` bookkeeping the broker adds when it dead-letters."""
     result = dict(headers or {})

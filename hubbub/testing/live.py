@@ -28,8 +28,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pika
-
 from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
@@ -39,7 +37,7 @@ from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
-from hubbub.producers.message import EventMessage
+from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
@@ -188,14 +186,16 @@ class LiveHub(Hub, Assertions):
         names = self.topology.names
         futures = [
             publisher.send_unrecorded(
-                "",
-                names.queue(sub.name),
-                envelope.dumps(None),
-                pika.BasicProperties(
-                    content_type=envelope.JSON,
-                    message_id=envelope.new_id(),
-                    headers={envelope.TOPIC: SENTINEL},
-                ),
+                Outbound(
+                    "",
+                    names.queue(sub.name),
+                    Message(
+                        envelope.dumps(None),
+                        content_type=envelope.JSON,
+                        message_id=envelope.new_id(),
+                        headers={envelope.TOPIC: SENTINEL},
+                    ),
+                )
             )
             for sub in self.topology.subscribers
         ]
@@ -211,12 +211,12 @@ class LiveHub(Hub, Assertions):
                 raise AssertionError(f"not done {what}; attempts so far: {self.attempts()}")
             time.sleep(0.01)
 
-    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+    def _messages(self, queue: str) -> list[tuple[str, Message]]:
         """What ``queue`` holds, read by the admin's browser (which leaves it as it was)."""
         self._apply_once()
         name = f"hubbub test browse {self.name}"
         with Browser(self._publisher_urls(), queue, name=name) as browser:
-            return [(m.routing_key, m.properties, m.body) for m in browser.messages()]
+            return [(m.routing_key, m.message) for m in browser.messages()]
 
 
 def _skip_sentinels(handler: Handler) -> Handler:
@@ -232,23 +232,15 @@ class _RecordingPublisher(Publisher):
     def __init__(self, recorder: Recorder, hub: str, *, url: str | None) -> None:
         super().__init__(hub, url=url, name=f"hubbub test {hub}")
         self._recorder = recorder
-        self._pending: dict[Future[None], tuple[str, pika.BasicProperties, bytes]] = {}
+        self._pending: dict[Future[None], Outbound] = {}
         self._pending_lock = threading.Lock()
         #: The messages of the publish_many running on this thread.
         self._batch = threading.local()
 
-    def send(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> Future[None]:
-        future = super().send(exchange, routing_key, body, properties, mandatory=mandatory)
+    def send(self, outbound: Outbound) -> Future[None]:
+        future = super().send(outbound)
         with self._pending_lock:
-            self._pending[future] = (routing_key, properties, body)
+            self._pending[future] = outbound
         return future
 
     def wait(self, future: Future[None]) -> None:
@@ -259,17 +251,17 @@ class _RecordingPublisher(Publisher):
             with self._pending_lock:
                 sent = self._pending.pop(future, None)
         if sent is not None:
-            self._recorder.sent(*sent)
+            self._recorder.sent(sent.routing_key, sent.message)
 
-    def _publish_one(self, message: EventMessage) -> None:
+    def _publish_one(self, message: Outbound) -> None:
         """``publish``: a confirmed event is noted."""
         super()._publish_one(message)
-        self._recorder.sent(message.routing_key, message.properties, message.body)
+        self._recorder.sent(message.routing_key, message.message)
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """``publish_many``: its confirmed events are noted, in order, once it returns or
         raises (the batch's messages never pass through :meth:`send`)."""
-        batch: list[tuple[str, EventMessage]] = []
+        batch: list[tuple[str, Outbound]] = []
         self._batch.messages = batch
         try:
             ids = super().publish_many(events)
@@ -281,34 +273,24 @@ class _RecordingPublisher(Publisher):
         self._note(batch, unconfirmed=set())
         return ids
 
-    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
         prepared = super()._prepare(events)
-        batch: list[tuple[str, EventMessage]] | None = getattr(self._batch, "messages", None)
+        batch: list[tuple[str, Outbound]] | None = getattr(self._batch, "messages", None)
         if batch is not None:  # inside this thread's publish_many
             batch += prepared
         return prepared
 
-    def _note(self, batch: list[tuple[str, EventMessage]], *, unconfirmed: set[str]) -> None:
+    def _note(self, batch: list[tuple[str, Outbound]], *, unconfirmed: set[str]) -> None:
         for message_id, m in batch:
             if message_id not in unconfirmed:
-                self._recorder.sent(m.routing_key, m.properties, m.body)
+                self._recorder.sent(m.routing_key, m.message)
 
-    async def asend(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> None:
-        await super().asend(exchange, routing_key, body, properties, mandatory=mandatory)
-        self._recorder.sent(routing_key, properties, body)
+    async def asend(self, outbound: Outbound) -> None:
+        await super().asend(outbound)
+        self._recorder.sent(outbound.routing_key, outbound.message)
 
-    def send_unrecorded(
-        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
-    ) -> Future[None]:
-        return super().send(exchange, routing_key, body, properties)
+    def send_unrecorded(self, outbound: Outbound) -> Future[None]:
+        return super().send(outbound)
 
 
 class _Watch(Observer):

@@ -32,27 +32,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pika
-
 from hubbub import current
 from hubbub.admin import history
 from hubbub.admin.records import FailedEvent, parse
 from hubbub.admin.sources import ToSubscriber
-from hubbub.consumers.handling import Delivery, Handler, copy_destination, copy_properties, handle
+from hubbub.consumers.handling import Handler, copy_destination, handle
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
+from hubbub.message import Message, Outbound, new_delivery
 from hubbub.producers.link import Outgoing
-from hubbub.producers.message import EventMessage
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
-from hubbub.testing.fake_broker import FakeBroker, Message
+from hubbub.testing.fake_broker import FakeBroker, Queued
 from hubbub.testing.records import Assertions, Recorder, replay_selection
 from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
-from hubbub.transport.pika.convert import from_pika, to_pika
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -194,23 +191,18 @@ class InMemoryHub(Hub, Assertions):
         target = ToSubscriber(names.queue(subscriber))
         now_ms = int(self.clock.time() * 1000)
 
-        def parsed(message: Message) -> FailedEvent:
-            return parse(
-                message.routing_key,
-                from_pika(message.properties, message.body),
-                subscriber=subscriber,
-            )
+        def parsed(queued: Queued) -> FailedEvent:
+            return parse(queued.routing_key, queued.message, subscriber=subscriber)
 
         taken = self.broker.take(
             names.dead_letter_queue(subscriber), lambda m: selection.matches(parsed(m))
         )
-        for message in taken:
-            failed = parsed(message)
+        for queued in taken:
+            failed = parsed(queued)
             route = target.route(failed)
             assert not isinstance(route, str)  # a subscriber target always routes
-            original = from_pika(message.properties, message.body)
-            copy = history.replay_message(original, failed, now_ms=now_ms)
-            self.broker.publish(*route, copy.body, to_pika(copy))
+            copy = history.replay_message(queued.message, failed, now_ms=now_ms)
+            self.broker.publish(Outbound(*route, copy))
         return len(taken)
 
     # -- the clock calls these -------------------------------------------------
@@ -231,15 +223,10 @@ class InMemoryHub(Hub, Assertions):
             self.broker.declare(layout(topology))
             self._declared = topology
 
-    def _deliver(self, subscriber: str, handler: Handler, message: Message) -> None:
+    def _deliver(self, subscriber: str, handler: Handler, queued: Queued) -> None:
         self._tags += 1
-        delivery = Delivery(
-            self._tags,
-            message.exchange,
-            message.routing_key,
-            message.redelivered,
-            message.properties,
-            message.body,
+        delivery = new_delivery(
+            self._tags, queued.exchange, queued.routing_key, queued.redelivered, queued.message
         )
         spec = self.topology.subscriber(subscriber)
         queue = self.topology.names.queue(subscriber)
@@ -247,13 +234,13 @@ class InMemoryHub(Hub, Assertions):
             outcome = handle(spec, queue, handler, delivery, self._rng)
         if outcome.action in ("retry", "dead-letter"):
             exchange, key = copy_destination(self.topology.names, subscriber, outcome)
-            props = copy_properties(message.properties, outcome.headers or {})
-            self.broker.publish(exchange, key, message.body, props)
+            copy = queued.message.republished(outcome.headers)
+            self.broker.publish(Outbound(exchange, key, copy))
         self._recorder.finished(subscriber, outcome)
 
-    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+    def _messages(self, queue: str) -> list[tuple[str, Message]]:
         self._declare()
-        return [(m.routing_key, m.properties, m.body) for m in self.broker.messages(queue)]
+        return [(m.routing_key, m.message) for m in self.broker.messages(queue)]
 
 
 class _MemoryPublisher(Publisher):
@@ -293,7 +280,7 @@ class _MemoryPublisher(Publisher):
             topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
         )
 
-    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, EventMessage]]:
+    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
         """``publish_many``'s events, their ``deliver_at`` read on the fake clock."""
         return super()._prepare(
             replace(event, delay=delay, deliver_at=deliver_at)
@@ -301,47 +288,31 @@ class _MemoryPublisher(Publisher):
             for delay, deliver_at in [self._on_fake_clock(event.delay, event.deliver_at)]
         )
 
-    def _publish_one(self, message: EventMessage) -> None:
+    def _publish_one(self, message: Outbound) -> None:
         """``publish``'s message, through the fake broker (confirmed at once)."""
-        self.wait(
-            self.send(message.exchange, message.routing_key, message.body, message.properties)
-        )
+        self.wait(self.send(message))
 
     def _send_all(self, messages: Sequence[Outgoing]) -> None:
         """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
         for m in messages:
-            m.settle(self.send(m.exchange, m.routing_key, m.body, m.properties).exception())
+            assert m.properties is not None  # the publisher's own messages have properties
+            outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
+            m.settle(self.send(outbound).exception())
 
-    def send(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> Future[None]:
+    def send(self, outbound: Outbound) -> Future[None]:
         future: Future[None] = Future()
         self._hub._declare()
         try:
-            self._hub.broker.publish(exchange, routing_key, body, properties)
+            self._hub.broker.publish(outbound)
         except PublishError as exc:
             future.set_exception(exc)
             return future
-        self._hub._recorder.sent(routing_key, properties, body)
+        self._hub._recorder.sent(outbound.routing_key, outbound.message)
         future.set_result(None)
         return future
 
-    async def asend(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: pika.BasicProperties,
-        *,
-        mandatory: bool = False,
-    ) -> None:
-        self.wait(self.send(exchange, routing_key, body, properties, mandatory=mandatory))
+    async def asend(self, outbound: Outbound) -> None:
+        self.wait(self.send(outbound))
 
     def close(self) -> None:
         """Nothing to close."""

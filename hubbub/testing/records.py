@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pika
-
 from hubbub import envelope
 from hubbub.admin import records as admin_records
 from hubbub.admin.filters import EVERYTHING, Selection, select
@@ -23,9 +21,9 @@ from hubbub.admin.records import FailedEvent
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.envelope import Event
 from hubbub.errors import MalformedMessageError
+from hubbub.message import Message
 from hubbub.topology import patterns
 from hubbub.topology.model import Topology
-from hubbub.transport.pika.convert import from_pika
 
 Action = Literal["ack", "retry", "dead-letter", "release"]
 
@@ -82,30 +80,28 @@ def replay_selection(ids: Iterable[str] | None) -> Selection | None:
     return select(ids=wanted) if wanted else None
 
 
-def decode(routing_key: str, props: pika.BasicProperties, body: bytes) -> Event:
+def decode(routing_key: str, message: Message) -> Event:
     """The event a message carries; a malformed one as an event whose data is the raw body."""
     try:
-        return envelope.decode(routing_key, props, body)
+        return envelope.decode(routing_key, message)
     except MalformedMessageError:
         return Event(
-            topic=envelope.topic_of(routing_key, props.headers),
-            data=body,
-            id=props.message_id or "",
-            headers=dict(props.headers or {}),
+            topic=envelope.topic_of(routing_key, message.headers),
+            data=message.body,
+            id=message.message_id or "",
+            headers=dict(message.headers or {}),
         )
 
 
-def dead_letter(
-    subscriber: str, routing_key: str, props: pika.BasicProperties, body: bytes
-) -> DeadLetter:
-    headers = {k: _text(v) for k, v in (props.headers or {}).items()}
+def dead_letter(subscriber: str, routing_key: str, message: Message) -> DeadLetter:
+    headers = {k: _text(v) for k, v in (message.headers or {}).items()}
     record = {
         k.removeprefix(envelope.FAILURE_PREFIX): v
         for k, v in headers.items()
         if k.startswith(envelope.FAILURE_PREFIX)
     }
-    failed = admin_records.parse(routing_key, from_pika(props, body), subscriber=subscriber)
-    return DeadLetter(subscriber, decode(routing_key, props, body), failed, record, headers)
+    failed = admin_records.parse(routing_key, message, subscriber=subscriber)
+    return DeadLetter(subscriber, decode(routing_key, message), failed, record, headers)
 
 
 def _text(value: Any) -> Any:
@@ -124,9 +120,9 @@ class Recorder:
         # the outcome may be reported on another thread (a copy's confirm).
         self._running: dict[tuple[str, str, int], Event] = {}
 
-    def sent(self, routing_key: str, props: pika.BasicProperties, body: bytes) -> None:
+    def sent(self, routing_key: str, message: Message) -> None:
         """Note a message the hub's publisher sent (an event, delayed or not)."""
-        event = decode(routing_key, props, body)
+        event = decode(routing_key, message)
         with self._lock:
             self._published.append(event)
 
@@ -169,7 +165,7 @@ class Assertions:
     def topology(self) -> Topology:
         raise NotImplementedError
 
-    def _messages(self, queue: str) -> list[tuple[str, pika.BasicProperties, bytes]]:
+    def _messages(self, queue: str) -> list[tuple[str, Message]]:
         raise NotImplementedError
 
     def published(self, topic: str | None = None) -> list[Event]:
@@ -191,14 +187,13 @@ class Assertions:
         names = self.topology.names
         subs = [subscriber] if subscriber else [s.name for s in self.topology.subscribers]
         return [
-            dead_letter(sub, key, props, body)
+            dead_letter(sub, key, message)
             for sub in subs
-            for key, props, body in self._messages(names.dead_letter_queue(sub))
+            for key, message in self._messages(names.dead_letter_queue(sub))
         ]
 
     def unrouted(self) -> list[Event]:
         """Events no subscriber matched, parked in ``<hub>.unrouted``, oldest first."""
         return [
-            decode(key, props, body)
-            for key, props, body in self._messages(self.topology.names.unrouted)
+            decode(key, message) for key, message in self._messages(self.topology.names.unrouted)
         ]

@@ -40,7 +40,7 @@ class Signups:
 
 def parked_ids(url: str, queue: str) -> list[str | None]:
     with Browser([url], queue) as browser:
-        return [m.properties.message_id for m in browser.messages()]
+        return [m.message.message_id for m in browser.messages()]
 
 
 def ready(url: str, queue: str) -> int:

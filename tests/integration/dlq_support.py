@@ -9,6 +9,7 @@ from typing import Any
 from hubbub import envelope
 from hubbub.admin.browse import Browser
 from hubbub.consumers import failure
+from hubbub.message import Outbound
 from hubbub.producers import Publisher
 from hubbub.topology.model import Topology
 
@@ -48,9 +49,11 @@ def park(url: str, topology: Topology, subscriber: str, failures: list[Failure])
                 routing_key=f.topic,
                 now_ms=now_ms - int(f.ago * 1000),
             )
-            props = envelope.properties(f.topic, message_id=event_id, headers=headers)
             body = envelope.dumps(f.data)
-            futures.append(publisher.send(names.dead_letter_exchange, subscriber, body, props))
+            message = envelope.message(f.topic, body, message_id=event_id, headers=headers)
+            futures.append(
+                publisher.send(Outbound(names.dead_letter_exchange, subscriber, message))
+            )
             ids.append(event_id)
         for future in futures:
             publisher.wait(future)
@@ -61,7 +64,7 @@ def read(url: str, queue: str) -> list[tuple[str | None, dict[str, Any], bytes]]
     """Every message of ``queue`` (id, headers, body), head first, left in place."""
     with Browser([url], queue) as browser:
         return [
-            (m.properties.message_id, dict(m.properties.headers or {}), m.body)
+            (m.message.message_id, dict(m.message.headers or {}), m.body)
             for m in browser.messages()
         ]
 

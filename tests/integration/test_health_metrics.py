@@ -12,6 +12,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from hubbub.message import Message, Outbound
 from hubbub.producers import Publisher
 from tests.support.process import HubbubProcess, free_port, hubbub_command
 
@@ -72,7 +73,7 @@ def test_health_and_metrics_of_a_running_consumer(declare, hub_name, broker_url,
             publisher.publish("job.good", {})
             # The recording handler needs HUBBUB_RECORD_FILE; a malformed body
             # (not JSON) is dead-lettered at once.
-            publisher.send(hub_name, "job.bad", b"{not json", _props())
+            publisher.send(Outbound(hub_name, "job.bad", _bad_json()))
 
         def scraped() -> str:
             text = proc.metrics()
@@ -107,11 +108,13 @@ def test_health_and_metrics_of_a_running_consumer(declare, hub_name, broker_url,
     assert topology.hub == hub_name
 
 
-def _props():
-    import pika
-
-    return pika.BasicProperties(
-        content_type="application/json", delivery_mode=2, message_id="bad-1", type="job.bad"
+def _bad_json() -> Message:
+    return Message(
+        b"{not json",
+        content_type="application/json",
+        delivery_mode=2,
+        message_id="bad-1",
+        type="job.bad",
     )
 
 

@@ -6,7 +6,6 @@ import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-import pika
 import pytest
 
 from hubbub import envelope
@@ -19,13 +18,12 @@ from hubbub.errors import ConfigurationError
 from hubbub.message import Message
 from hubbub.topology import delay
 from hubbub.topology.names import HubNames
-from hubbub.transport.pika.convert import from_pika
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
 
 
-def hubbub_failure(**over) -> pika.BasicProperties:
+def hubbub_failure(**over) -> Message:
     try:
         raise ValueError("bad email")
     except ValueError as exc:
@@ -43,13 +41,11 @@ def hubbub_failure(**over) -> pika.BasicProperties:
         now_ms=NOW_MS,
     )
     headers.update(over)
-    return envelope.properties("user.signed_up", message_id="e1", headers=headers)
+    return envelope.message("user.signed_up", b"{}", message_id="e1", headers=headers)
 
 
 def test_a_hubbub_dead_letter_reads_back_as_its_failure_record():
-    event = records.parse(
-        "welcome", from_pika(hubbub_failure(), b"{}"), subscriber="welcome", position=4
-    )
+    event = records.parse("welcome", hubbub_failure(), subscriber="welcome", position=4)
     assert (event.id, event.topic, event.subscriber, event.attempts, event.position) == (
         "e1",
         "user.signed_up",
@@ -72,7 +68,8 @@ def test_a_hubbub_dead_letter_reads_back_as_its_failure_record():
 
 def test_a_broker_dead_letter_says_so_and_takes_its_time_and_topic_from_x_death():
     died = NOW + timedelta(minutes=5)
-    props = pika.BasicProperties(
+    props = Message(
+        b"{}",
         message_id="p1",
         type="job.poison",
         headers={
@@ -90,7 +87,7 @@ def test_a_broker_dead_letter_says_so_and_takes_its_time_and_topic_from_x_death(
             "x-delivery-count": 7,
         },
     )
-    event = records.parse("fragile", from_pika(props, b"{}"), subscriber="fragile")
+    event = records.parse("fragile", props, subscriber="fragile")
     assert (event.reason, event.dead_lettered_by, event.exception) == (
         "delivery_limit",
         "broker",
@@ -104,7 +101,7 @@ def test_a_broker_dead_letter_says_so_and_takes_its_time_and_topic_from_x_death(
 def test_a_poison_retry_copy_keeps_its_earlier_failure_as_a_note_not_as_its_exception():
     props = hubbub_failure(**{"x-death": [{"reason": "delivery_limit", "queue": "q"}]})
     props.headers[failure.REASON] = "retrying"
-    event = records.parse("welcome", from_pika(props, b"{}"), subscriber="welcome")
+    event = records.parse("welcome", props, subscriber="welcome")
     assert event.dead_lettered_by == "broker" and event.exception is None
     assert "an earlier attempt raised ValueError" in event.message
     assert event.first_failed == NOW
@@ -119,8 +116,8 @@ def test_the_topic_comes_from_the_header_else_the_ladder_key_else_the_type():
 
 
 def test_an_unrouted_event_has_no_subscriber_and_dates_from_its_publication():
-    props = pika.BasicProperties(message_id="u1", timestamp=int(NOW.timestamp()))
-    event = records.parse("order.created", from_pika(props, b"{}"), subscriber=None)
+    props = Message(b"{}", message_id="u1", timestamp=int(NOW.timestamp()))
+    event = records.parse("order.created", props, subscriber=None)
     assert (event.reason, event.subscriber, event.dead_lettered_by, event.when) == (
         "unrouted",
         None,
@@ -138,7 +135,7 @@ def test_a_message_without_id_gets_a_stable_one_that_ignores_changing_headers():
 
 
 def test_filters_combine_with_and_and_ids_with_or():
-    event = records.parse("welcome", from_pika(hubbub_failure(), b"{}"), subscriber="welcome")
+    event = records.parse("welcome", hubbub_failure(), subscriber="welcome")
     assert select().matches(event) and select().everything
     assert select(ids=["x", "e1"]).matches(event) and not select(ids=["x"]).matches(event)
     assert select(topic="user.*", exception="ValueError").matches(event)
@@ -177,8 +174,8 @@ def test_since_takes_durations_and_iso_dates():
 def test_a_replayed_copy_starts_over_but_keeps_its_history_and_origin():
     props = hubbub_failure(**{"x-delivery-count": 3})  # added by each browse
     props.headers[history.HISTORY] = json.dumps([{"exception": "KeyError"}])
-    event = records.parse("welcome", from_pika(props, b"{}"), subscriber="welcome")
-    copy = history.replay_message(from_pika(props, b"{}"), event, now_ms=NOW_MS + 1)
+    event = records.parse("welcome", props, subscriber="welcome")
+    copy = history.replay_message(props, event, now_ms=NOW_MS + 1)
     headers = copy.headers
     assert envelope.ATTEMPT not in headers and headers[envelope.TOPIC] == "user.signed_up"
     assert not any(k.startswith("x-") for k in headers)

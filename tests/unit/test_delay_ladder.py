@@ -13,11 +13,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import pika
 import pytest
 
 from hubbub import envelope
 from hubbub.errors import ConfigurationError, DelayTooLongError
+from hubbub.message import Message
 from hubbub.topology import delay, loader, patterns
 from hubbub.topology.layout import Layout, layout
 from hubbub.topology.names import HubNames
@@ -225,14 +225,18 @@ def test_a_topic_too_long_for_the_ladder_prefix_is_refused():
 
 
 def test_a_delivered_delayed_event_shows_its_origin_and_delay_but_no_ladder_trace():
-    props = envelope.properties("user.signed_up", message_id="e-1", headers={"tenant": "acme"})
-    envelope.delayed(props, "user.signed_up", 90)
+    props = envelope.message(
+        "user.signed_up", b'{"user_id": 7}', message_id="e-1", headers={"tenant": "acme"}
+    )
+    props = envelope.delayed(props, "user.signed_up", 90)
+    assert props.headers is not None
     due_ms = props.headers[envelope.DUE_MS]
-    props.headers["x-death"] = [{"queue": NAMES.level(0), "reason": "expired", "count": 1}]
-    props.headers["x-first-death-queue"] = NAMES.level(6)
-    props.headers["x-last-death-exchange"] = NAMES.level(0)
+    headers = dict(props.headers)
+    headers["x-death"] = [{"queue": NAMES.level(0), "reason": "expired", "count": 1}]
+    headers["x-first-death-queue"] = NAMES.level(6)
+    headers["x-last-death-exchange"] = NAMES.level(0)
 
-    event = envelope.decode(delay.event_key(90, "user.signed_up"), props, b'{"user_id": 7}')
+    event = envelope.decode(delay.event_key(90, "user.signed_up"), props.with_headers(headers))
 
     assert (event.topic, event.id, event.data) == ("user.signed_up", "e-1", {"user_id": 7})
     assert event.headers == {"tenant": "acme"}
@@ -242,12 +246,13 @@ def test_a_delivered_delayed_event_shows_its_origin_and_delay_but_no_ladder_trac
 
 
 def test_an_undelayed_event_has_no_delay_metadata():
-    props = envelope.properties("user.signed_up", message_id="e-2")
-    event = envelope.decode("user.signed_up", props, b"{}")
+    props = envelope.message("user.signed_up", b"{}", message_id="e-2")
+    event = envelope.decode("user.signed_up", props)
     assert (event.delay, event.due) == (None, None)
 
 
-def test_the_delay_header_is_an_integer_for_pika():
-    props = envelope.delayed(pika.BasicProperties(headers={}), "a.b", 3)
+def test_the_delay_header_is_an_integer_for_amqp():
+    props = envelope.delayed(Message(b"{}", headers={}), "a.b", 3)
+    assert props.headers is not None
     assert isinstance(props.headers[envelope.DELAY_MS], int)
     assert isinstance(props.headers[envelope.DUE_MS], int)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-import pika
 import pytest
 
 from hubbub import envelope
-from hubbub.envelope import Event, decode, properties
+from hubbub.envelope import Event, decode, message
 from hubbub.errors import MalformedMessageError
+from hubbub.message import Message
 from hubbub.topology import delay
 
 
 def test_properties_of_a_fresh_event():
     before = int(time.time())
-    props = properties("user.signed_up", message_id="abc", headers={"tenant": "t1"})
+    props = message("user.signed_up", b"{}", message_id="abc", headers={"tenant": "t1"})
     assert props.content_type == "application/json"
     assert props.delivery_mode == 2  # persistent
     assert props.message_id == "abc"
@@ -28,10 +28,10 @@ def test_properties_of_a_fresh_event():
 
 
 def test_a_follow_up_event_carries_its_cause():
-    props = properties("email.sent", message_id="e2", correlation_id="c1", causation_id="e1")
+    props = message("email.sent", b"{}", message_id="e2", correlation_id="c1", causation_id="e1")
     assert props.correlation_id == "c1"
     assert props.headers == {envelope.CAUSATION: "e1"}
-    assert properties("x", message_id="m").headers is None  # no empty header table
+    assert message("x", b"{}", message_id="m").headers is None  # no empty header table
 
 
 def test_the_body_is_the_data_alone():
@@ -41,20 +41,15 @@ def test_the_body_is_the_data_alone():
 
 
 def test_encode_then_decode_round_trips():
-    props = properties(
+    props = message(
         "user.signed_up",
+        envelope.dumps({"name": "Alice"}),
         message_id="e2",
         headers={"tenant": "t1"},
         correlation_id="c1",
         causation_id="e1",
     )
-    event = decode(
-        "user.signed_up",
-        props,
-        envelope.dumps({"name": "Alice"}),
-        subscriber="welcome",
-        redelivered=True,
-    )
+    event = decode("user.signed_up", props, subscriber="welcome", redelivered=True)
     assert event == Event(
         topic="user.signed_up",
         data={"name": "Alice"},
@@ -70,7 +65,7 @@ def test_encode_then_decode_round_trips():
 
 
 def test_a_plain_amqp_json_message_without_hubbub_headers_is_an_event():
-    event = decode("order.placed", pika.BasicProperties(), b'{"order": 7}')
+    event = decode("order.placed", Message(b'{"order": 7}'))
     assert (event.topic, event.data, event.attempt) == ("order.placed", {"order": 7}, 1)
     assert event.id.startswith("amqp-")
     assert event.headers == {}
@@ -90,7 +85,7 @@ def test_a_plain_amqp_json_message_without_hubbub_headers_is_an_event():
     ],
 )
 def test_json_content_types_are_accepted(content_type):
-    event = decode("t", pika.BasicProperties(content_type=content_type), b"[1, 2]")
+    event = decode("t", Message(b"[1, 2]", content_type=content_type))
     assert event.data == [1, 2]
 
 
@@ -99,13 +94,13 @@ def test_json_content_types_are_accepted(content_type):
 )
 def test_other_content_types_are_malformed(content_type):
     with pytest.raises(MalformedMessageError, match=f"unsupported content type '{content_type}'"):
-        decode("t", pika.BasicProperties(content_type=content_type), b"{}")
+        decode("t", Message(b"{}", content_type=content_type))
 
 
 @pytest.mark.parametrize("body", [b"not json", b"", b"{", b'{"a": 1} trailing', b"\xff\xfe"])
 def test_a_body_that_is_not_json_is_malformed(body):
     with pytest.raises(MalformedMessageError, match="body is not valid JSON"):
-        decode("t", pika.BasicProperties(content_type="application/json"), body)
+        decode("t", Message(body, content_type="application/json"))
 
 
 def test_broker_and_hubbub_headers_are_hidden_from_the_handler():
@@ -120,7 +115,7 @@ def test_broker_and_hubbub_headers_are_hidden_from_the_handler():
         "x-request-id": "r-1",  # the publisher's own x- header stays
         "tenant": "t1",
     }
-    event = decode("t", pika.BasicProperties(headers=headers, message_id="m"), b"null")
+    event = decode("t", Message(b"null", headers=headers, message_id="m"))
     assert event.headers == {"x-request-id": "r-1", "tenant": "t1"}
     assert event.attempt == 3
     assert event.causation_id == "e0"  # bytes from the wire are decoded
@@ -128,8 +123,8 @@ def test_broker_and_hubbub_headers_are_hidden_from_the_handler():
 
 @pytest.mark.parametrize("attempt", ["nonsense", None, -4, 0])
 def test_a_bad_attempt_header_counts_as_the_first_attempt(attempt):
-    props = pika.BasicProperties(headers={envelope.ATTEMPT: attempt})
-    assert decode("t", props, b"1").attempt == 1
+    props = Message(b"1", headers={envelope.ATTEMPT: attempt})
+    assert decode("t", props).attempt == 1
 
 
 def test_the_topic_comes_from_hubbubs_header_else_the_routing_key():
@@ -153,14 +148,12 @@ def test_without_broker_headers_strips_only_death_records():
 
 
 def test_a_message_without_an_id_gets_the_same_id_on_every_delivery():
-    import pika
-
-    from hubbub.envelope import decode
-
-    props = pika.BasicProperties(content_type="application/json", timestamp=1700000000)
-    first = decode("user.x", props, b'{"a": 1}')
-    again = decode("user.x", props, b'{"a": 1}')
-    other = decode("user.x", props, b'{"a": 2}')
+    props = Message(b'{"a": 1}', content_type="application/json", timestamp=1700000000)
+    first = decode("user.x", props)
+    again = decode("user.x", props)
+    other = decode(
+        "user.x", Message(b'{"a": 2}', content_type="application/json", timestamp=1700000000)
+    )
     assert first.id == again.id
     assert first.id.startswith("amqp-")
     assert other.id != first.id

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pika
 import pytest
 
 from hubbub.errors import PublishError
+from hubbub.message import Message, Outbound
 from hubbub.testing.fake_broker import FakeBroker
 from hubbub.topology.layout import Binding, Exchange, Layout, Queue
 from hubbub.topology.names import HubNames
@@ -34,7 +34,7 @@ def test_a_queue_gets_one_copy_however_many_paths_match():
             Binding("y", "q", "a.b"),
         ],
     )
-    assert b.publish("x", "a.b", b"1", pika.BasicProperties()) == ["q"]
+    assert b.publish(Outbound("x", "a.b", Message(b"1"))) == ["q"]
     assert keys(b, "q") == ["a.b"]
 
 
@@ -44,8 +44,8 @@ def test_the_alternate_exchange_takes_what_the_bindings_do_not():
         [Queue("parked"), Queue("q")],
         [Binding("alt", "parked", ""), Binding("x", "q", "k")],
     )
-    b.publish("x", "k", b"", pika.BasicProperties())
-    b.publish("x", "other", b"", pika.BasicProperties())
+    b.publish(Outbound("x", "k", Message(b"")))
+    b.publish(Outbound("x", "other", Message(b"")))
     assert (keys(b, "q"), keys(b, "parked")) == (["k"], ["other"])
 
 
@@ -60,8 +60,8 @@ def test_ttl_queues_dead_letter_in_expiry_order_with_x_death():
         [Queue("slow", ttl(3000, "out")), Queue("fast", ttl(1000, "out")), Queue("done")],
         [Binding("in", "slow", "slow"), Binding("in", "fast", "fast"), Binding("out", "done", "")],
     )
-    b.publish("in", "slow", b"", pika.BasicProperties(headers={"mine": 1}))
-    b.publish("in", "fast", b"", pika.BasicProperties())
+    b.publish(Outbound("in", "slow", Message(b"", headers={"mine": 1})))
+    b.publish(Outbound("in", "fast", Message(b"")))
     assert b.next_expiry() == 1001.0
     NOW[0] = 1002.0
     assert b.expire() == 1
@@ -69,8 +69,8 @@ def test_ttl_queues_dead_letter_in_expiry_order_with_x_death():
     NOW[0] = 1003.0
     assert b.expire() == 1 and b.next_expiry() is None
     _, second = b.messages("done")
-    assert second.routing_key == "slow" and second.properties.headers["mine"] == 1
-    (death,) = second.properties.headers["x-death"]
+    assert second.routing_key == "slow" and second.message.headers["mine"] == 1
+    (death,) = second.message.headers["x-death"]
     assert (death["queue"], death["reason"], death["count"], death["time"]) == (
         "slow",
         "expired",
@@ -86,9 +86,9 @@ def test_queues_hold_separate_copies_and_take_removes_only_what_is_wanted():
         [Binding("x", "a", ""), Binding("x", "b", "")],
     )
     for n in range(3):
-        b.publish("x", str(n), b"", pika.BasicProperties(headers={"n": n}))
-    b.messages("a")[0].properties.headers["n"] = "changed"
-    assert b.messages("b")[0].properties.headers["n"] == 0
+        b.publish(Outbound("x", str(n), Message(b"", headers={"n": n})))
+    b.messages("a")[0].message.headers["n"] = "changed"
+    assert b.messages("b")[0].message.headers["n"] == 0
     assert [m.routing_key for m in b.take("a", lambda m: m.routing_key != "1")] == ["0", "2"]
     assert keys(b, "a") == ["1"] and b.get("a").routing_key == "1" and b.get("a") is None
 
@@ -96,5 +96,5 @@ def test_queues_hold_separate_copies_and_take_removes_only_what_is_wanted():
 def test_publishing_to_a_missing_exchange_fails_like_the_broker():
     b = broker([], [Queue("q")], [])
     with pytest.raises(PublishError, match="does not exist"):
-        b.publish("nope", "k", b"", pika.BasicProperties())
-    assert b.publish("", "q", b"", pika.BasicProperties()) == ["q"]  # the default exchange
+        b.publish(Outbound("nope", "k", Message(b"")))
+    assert b.publish(Outbound("", "q", Message(b""))) == ["q"]  # the default exchange

@@ -19,8 +19,8 @@ from hubbub import envelope
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.errors import PublishError
 from hubbub.frames import one_write
-from hubbub.transport.confirms import ConfirmGroup
 from hubbub.producers.link import Outgoing
+from hubbub.transport.confirms import ConfirmGroup
 
 
 def outgoing(**kwargs: object) -> Outgoing:

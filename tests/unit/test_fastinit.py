@@ -7,9 +7,10 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from hubbub.consumers.handling import Delivery, Outcome, _outcome, new_delivery
+from hubbub.consumers.handling import Outcome, _outcome
 from hubbub.envelope import Event, _event
 from hubbub.fastinit import builder
+from hubbub.message import Delivery, Message, new_delivery
 
 
 @pytest.mark.parametrize("cls", [Event, Delivery, Outcome])
@@ -26,9 +27,8 @@ def test_the_hot_path_constructors_follow_the_field_order():
     assert _event("t", {"a": 1}, "id", 2, {}, None, None, None, None, None, "s", True) == Event(
         "t", {"a": 1}, "id", 2, {}, None, None, None, None, None, "s", True
     )
-    assert new_delivery(1, "x", "k", False, None, b"{}") == Delivery(
-        1, "x", "k", False, None, b"{}"
-    )  # type: ignore[arg-type]
+    message = Message(b"{}")
+    assert new_delivery(1, "x", "k", False, message) == Delivery(1, "x", "k", False, message)
 
 
 def test_the_call_sites_order_matches_the_fields_by_name():
@@ -50,9 +50,10 @@ def test_the_call_sites_order_matches_the_fields_by_name():
         subscriber="sub",
         redelivered=True,
     )
-    assert new_delivery(7, "ex", "key", True, None, b"{}") == Delivery(
-        tag=7, exchange="ex", routing_key="key", redelivered=True, properties=None, body=b"{}"
-    )  # type: ignore[arg-type]
+    message = Message(b"{}")
+    assert new_delivery(7, "ex", "key", True, message) == Delivery(
+        tag=7, exchange="ex", routing_key="key", redelivered=True, message=message
+    )
     assert _outcome("ack", 0.0, None, "t.x", "id-1", 3, "") == Outcome(
         "ack", topic="t.x", event_id="id-1", attempt=3
     )

@@ -19,8 +19,8 @@ URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 def test_an_event_goes_to_the_hub_exchange_with_its_topic_as_key():
     message = event_message(NAMES, "user.signed_up", {"id": 1}, message_id="m1")
-    props = message.properties
-    assert (message.exchange, message.routing_key, message.body) == (
+    props = message.message
+    assert (message.exchange, message.routing_key, message.message.body) == (
         "shop",
         "user.signed_up",
         b'{"id":1}',
@@ -36,7 +36,7 @@ def test_an_event_goes_to_the_hub_exchange_with_its_topic_as_key():
 
 def test_a_delayed_event_enters_the_ladder_at_its_top_level():
     message = event_message(NAMES, "user.inactive", None, message_id="m2", seconds=5)
-    headers = message.properties.headers
+    headers = message.message.headers
     assert message.exchange == NAMES.level(2)  # 5 s = 101b: its highest set bit
     assert message.routing_key == delay.event_key(5, "user.inactive")
     assert (headers[envelope.TOPIC], headers[envelope.DELAY_MS]) == ("user.inactive", 5000)
@@ -49,8 +49,8 @@ def test_an_event_published_by_a_handler_carries_its_causes_ids():
         message = event_message(NAMES, "email.sent", {}, message_id="m3", headers={"a": "b"})
     finally:
         envelope.current_event.reset(token)
-    assert message.properties.correlation_id == "conversation"
-    assert message.properties.headers == {"a": "b", envelope.CAUSATION: "cause"}
+    assert message.message.correlation_id == "conversation"
+    assert message.message.headers == {"a": "b", envelope.CAUSATION: "cause"}
 
 
 def test_an_invalid_topic_is_refused_before_anything_is_sent():
@@ -70,7 +70,7 @@ def test_delay_seconds():
 
 def test_amqp_properties_keep_every_set_field_under_py_amqps_names():
     message = event_message(NAMES, "user.signed_up", {}, message_id="m5", headers={"k": 1})
-    fields = amqp_properties(message.properties)
+    fields = amqp_properties(message.message)
     assert fields["application_headers"] == {"k": 1}
     assert "headers" not in fields and None not in fields.values()
     assert {

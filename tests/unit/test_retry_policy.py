@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 
-import pika
 import pytest
 
 from hubbub import envelope
 from hubbub.consumers import failure
-from hubbub.consumers.handling import Delivery, handle
+from hubbub.consumers.handling import handle
 from hubbub.consumers.retry import EXHAUSTED, NOT_RETRYABLE, backoff, decide
 from hubbub.errors import Retry, TopologyError
+from hubbub.message import Delivery, Message
 from hubbub.topology import delay, loader
 from hubbub.topology.model import RetryPolicy, Subscriber
 
@@ -138,11 +138,14 @@ SUB = Subscriber(
 
 
 def _delivery(attempt: int | None = None, extra: dict | None = None) -> Delivery:
-    props = envelope.properties("user.signed_up", message_id="ev-1", headers={"tenant": "acme"})
+    headers = {"tenant": "acme"}
     if attempt is not None:
-        props.headers[envelope.ATTEMPT] = attempt
-    props.headers.update(extra or {})
-    return Delivery(7, "shop", "user.signed_up", False, props, b'{"user_id": 1}')
+        headers[envelope.ATTEMPT] = attempt
+    headers.update(extra or {})
+    message = envelope.message(
+        "user.signed_up", b'{"user_id": 1}', message_id="ev-1", headers=headers
+    )
+    return Delivery(7, "shop", "user.signed_up", False, message)
 
 
 def _raise(exc: BaseException):
@@ -168,14 +171,13 @@ def test_a_failed_attempt_becomes_a_retry_copy_with_the_next_attempt_and_no_brok
 def test_the_dead_letter_record_after_the_last_attempt_is_complete():
     first = handle(SUB, "shop.mailer", _raise(Boom("one")), _delivery())
     first_ms = first.headers[failure.FIRST_TIME]
-    props = pika.BasicProperties(
+    props = Message(
+        b"{}",
         content_type=envelope.JSON,
         message_id="ev-1",
         headers={**first.headers, failure.FIRST_TIME: first_ms - 5000, envelope.ATTEMPT: 3},
     )
-    retried = Delivery(
-        9, "hubbub.v1.shop.delivery", delay.queue_key(1, "mailer"), False, props, b"{}"
-    )
+    retried = Delivery(9, "hubbub.v1.shop.delivery", delay.queue_key(1, "mailer"), False, props)
     last = handle(SUB, "shop.mailer", _raise(Boom("three")), retried)
     assert last.action == "dead-letter"
     record = last.headers

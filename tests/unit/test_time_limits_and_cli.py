@@ -16,11 +16,12 @@ from hubbub.cli import health as health_command
 from hubbub.cli.main import cli
 from hubbub.consumers import failure
 from hubbub.consumers.dispatch import Dispatcher
-from hubbub.consumers.handling import Delivery, timed_out
+from hubbub.consumers.handling import timed_out
 from hubbub.consumers.retry import EXHAUSTED, NOT_RETRYABLE
 from hubbub.consumers.watchdog import HandlerTimeoutError, period, stack_of
 from hubbub.consumers.worker import Worker
 from hubbub.errors import TopologyError
+from hubbub.message import Delivery
 from hubbub.topology import loader
 from hubbub.topology.model import DEFAULT_TIMEOUT, RetryPolicy, Subscriber
 
@@ -56,9 +57,11 @@ SUB = Subscriber(
 
 
 def _delivery(attempt: int = 1) -> Delivery:
-    props = envelope.properties("user.signed_up", message_id="ev-1", headers={"tenant": "acme"})
-    props.headers[envelope.ATTEMPT] = attempt
-    return Delivery(7, "shop", "user.signed_up", False, props, b'{"user_id": 1}')
+    headers = {"tenant": "acme", envelope.ATTEMPT: attempt}
+    message = envelope.message(
+        "user.signed_up", b'{"user_id": 1}', message_id="ev-1", headers=headers
+    )
+    return Delivery(7, "shop", "user.signed_up", False, message)
 
 
 def test_a_timed_out_attempt_is_retried_with_a_record_saying_so_and_where_it_hung():
