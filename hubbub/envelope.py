@@ -128,11 +128,22 @@ def message(
     headers: Mapping[str, Any] | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
+    delay_seconds: int | None = None,
 ) -> Message:
-    """The message of a freshly published event: ``body`` with hubbub's properties."""
+    """The message of a freshly published event: ``body`` with hubbub's properties.
+
+    A delayed one (``delay_seconds``) carries its topic, delay and due time in
+    headers: the ladder's routing key no longer says the topic, and the
+    consumer reports how late it came.
+    """
     all_headers = dict(headers) if headers else {}
     if causation_id:
         all_headers[CAUSATION] = causation_id
+    now = time.time()
+    if delay_seconds is not None:
+        all_headers[TOPIC] = topic
+        all_headers[DELAY_MS] = delay_seconds * 1000
+        all_headers[DUE_MS] = int(now * 1000) + delay_seconds * 1000
     # Positional, in wire order: the publish path builds one per event.
     return new_message(
         body,
@@ -145,25 +156,12 @@ def message(
         None,  # reply_to
         None,  # expiration
         message_id,
-        int(time.time()),  # timestamp
+        int(now),  # timestamp
         topic,  # type
         None,  # user_id
         APP_ID,
         None,  # cluster_id
     )
-
-
-def delayed(message: Message, topic: str, seconds: int) -> Message:
-    """``message`` marked for a trip through the delay ladder.
-
-    Its topic, delay and due time ride in headers: the ladder's routing key
-    no longer says the topic, and the consumer reports how late it came.
-    """
-    headers = dict(message.headers or {})
-    headers[TOPIC] = topic
-    headers[DELAY_MS] = seconds * 1000
-    headers[DUE_MS] = int(time.time() * 1000) + seconds * 1000
-    return message.with_headers(headers)
 
 
 def without_broker_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -61,9 +61,8 @@ def event_message(
         headers=headers,
         correlation_id=cause.correlation_id if cause else None,
         causation_id=cause.id if cause else None,
+        delay_seconds=seconds,
     )
-    if seconds is not None:
-        message = envelope.delayed(message, topic, seconds)
     return new_outbound(exchange, key, message, False)
 
 

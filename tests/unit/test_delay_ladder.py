@@ -17,7 +17,6 @@ import pytest
 
 from hubbub import envelope
 from hubbub.errors import ConfigurationError, DelayTooLongError
-from hubbub.message import Message
 from hubbub.topology import delay, loader, patterns
 from hubbub.topology.layout import Layout, layout
 from hubbub.topology.names import HubNames
@@ -226,9 +225,12 @@ def test_a_topic_too_long_for_the_ladder_prefix_is_refused():
 
 def test_a_delivered_delayed_event_shows_its_origin_and_delay_but_no_ladder_trace():
     props = envelope.message(
-        "user.signed_up", b'{"user_id": 7}', message_id="e-1", headers={"tenant": "acme"}
+        "user.signed_up",
+        b'{"user_id": 7}',
+        message_id="e-1",
+        headers={"tenant": "acme"},
+        delay_seconds=90,
     )
-    props = envelope.delayed(props, "user.signed_up", 90)
     assert props.headers is not None
     due_ms = props.headers[envelope.DUE_MS]
     headers = dict(props.headers)
@@ -252,7 +254,7 @@ def test_an_undelayed_event_has_no_delay_metadata():
 
 
 def test_the_delay_header_is_an_integer_for_amqp():
-    props = envelope.delayed(Message(b"{}", headers={}), "a.b", 3)
+    props = envelope.message("a.b", b"{}", message_id="m", delay_seconds=3)
     assert props.headers is not None
     assert isinstance(props.headers[envelope.DELAY_MS], int)
     assert isinstance(props.headers[envelope.DUE_MS], int)
