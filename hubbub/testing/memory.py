@@ -6,7 +6,7 @@ the same ``publish``/``publish_many``/``apublish``. Underneath it runs the
 real code wherever the real hub has code: messages are built by
 :mod:`hubbub.producers.message`, routed through the bindings
 :func:`~hubbub.topology.layout.layout` declares (delay ladder included) by a
-:class:`~hubbub.testing.fake_broker.FakeBroker`, handled by
+:class:`~hubbub.transport.memory.broker.MemoryBroker`, handled by
 :func:`hubbub.consumers.handling.handle` (retry decisions, failure record,
 causation ids), and their retry or dead-letter copies go where
 :func:`~hubbub.consumers.handling.copy_destination` says. The contract suite
@@ -44,12 +44,12 @@ from hubbub.message import Message, Outbound, new_delivery
 from hubbub.producers.link import Outgoing
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
-from hubbub.testing.fake_broker import FakeBroker, Queued
 from hubbub.testing.records import Assertions, Recorder, replay_selection
 from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
+from hubbub.transport.memory.broker import MemoryBroker, Queued
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -78,7 +78,7 @@ class InMemoryHub(Hub, Assertions):
         ``seed`` makes retry jitter repeatable."""
         super().__init__(name, topology=topology, url=url)
         self.clock = clock or FakeClock()
-        self.broker = FakeBroker(self.clock.time)
+        self.broker = MemoryBroker(self.clock.time)
         self._recorder = Recorder()
         self._rng = random.Random(seed)
         self._memory_publisher = _MemoryPublisher(self)

@@ -13,6 +13,12 @@ every implementation to the same contract.
   with the reason (a nack, a closed channel, a lost connection). It
   reconnects by itself on the next send after a loss, trying the other nodes
   first; it never retries a message (the publisher's caller decides).
+- :class:`Transport`: what a :class:`~hubbub.Hub` is built on. It makes
+  the two below (one per publisher, one per worker), declares a topology,
+  and tells the time its broker goes by: RabbitMQ
+  (:class:`~hubbub.transport.rabbitmq.RabbitMQTransport`) or memory
+  (:class:`~hubbub.transport.memory.MemoryTransport`, whose clock may be a
+  test's fake one).
 - :class:`ConsumerTransport`: consuming with manual acks. It runs its
   connection on the thread that calls :meth:`ConsumerTransport.run`, hands
   each delivery to the worker's :class:`ConsumerEvents` on that thread, and
@@ -33,10 +39,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hubbub.message import Delivery, Outbound
 from hubbub.transport.confirms import ConfirmGroup
+
+if TYPE_CHECKING:
+    from hubbub.topology.model import Topology
+    from hubbub.topology.plan import Plan
 
 #: What a worker asks of a delivery once its fate is decided.
 ACK, REQUEUE = True, False
@@ -198,6 +208,37 @@ class ConsumerTransport(Protocol):
         ...
 
 
+class Transport(Protocol):
+    """A broker as a hub sees it: a factory of transports, and its topology's keeper.
+
+    Thread-safe. Each call of :meth:`publisher` or :meth:`consumer` makes a
+    new transport (its own connection, for RabbitMQ) labelled ``name``.
+    """
+
+    #: True when the broker lives in this process (nothing outside is reached).
+    in_memory: bool
+
+    def publisher(self, *, name: str) -> PublisherTransport:
+        """A new publisher transport (connecting on its first send)."""
+        ...
+
+    def consumer(self, *, name: str) -> ConsumerTransport:
+        """A new consumer transport (connecting in its ``run``)."""
+        ...
+
+    def apply(self, topology: Topology) -> Plan | None:
+        """Declare ``topology`` (idempotent); the plan carried out, if the broker makes one."""
+        ...
+
+    def plan(self, topology: Topology) -> Plan:
+        """What :meth:`apply` would change; raises HubbubError where there is no plan."""
+        ...
+
+    def time(self) -> float:
+        """Now, in epoch seconds, as the broker's clock has it (``deliver_at`` counts from it)."""
+        ...
+
+
 __all__ = [
     "ACK",
     "REQUEUE",
@@ -206,4 +247,5 @@ __all__ = [
     "Pending",
     "PublisherTransport",
     "Subscription",
+    "Transport",
 ]

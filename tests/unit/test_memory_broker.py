@@ -1,4 +1,4 @@
-"""The fake broker's RabbitMQ rules, on hand-made layouts (the hub's own is in the contract)."""
+"""The in-memory broker's RabbitMQ rules, on hand-made layouts (the hub's own: the contract)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import pytest
 
 from hubbub.errors import PublishError
 from hubbub.message import Message, Outbound
-from hubbub.testing.fake_broker import FakeBroker
 from hubbub.topology.layout import Binding, Exchange, Layout, Queue
 from hubbub.topology.names import HubNames
+from hubbub.transport.memory.broker import MemoryBroker
 
 NOW = [1000.0]
 
 
-def broker(exchanges, queues, bindings) -> FakeBroker:
-    b = FakeBroker(lambda: NOW[0])
+def broker(exchanges, queues, bindings) -> MemoryBroker:
+    b = MemoryBroker(lambda: NOW[0])
     b.declare(Layout(HubNames("h"), tuple(exchanges), tuple(queues), tuple(bindings)))
     return b
 
 
-def keys(b: FakeBroker, queue: str) -> list[str]:
+def keys(b: MemoryBroker, queue: str) -> list[str]:
     return [m.routing_key for m in b.messages(queue)]
 
 

@@ -1,5 +1,6 @@
-"""The few RabbitMQ features a hub uses, in memory, driven by a fake clock.
+"""The few RabbitMQ features a hub uses, in memory, driven by a (fake) clock.
 
+The broker under the in-memory transport (:mod:`hubbub.transport.memory`).
 It is built from the same :func:`~hubbub.topology.layout.layout` the real
 hub declares (exchanges, queues, bindings, alternate exchanges, per-queue
 TTLs and dead-letter exchanges), so the in-memory hub routes through the
@@ -13,16 +14,22 @@ nothing hands the message to its alternate exchange; exchange-to-exchange
 bindings are followed (once per exchange); a queue's ``x-message-ttl``
 expires messages in order and dead-letters them into
 ``x-dead-letter-exchange`` with their routing key (or
-``x-dead-letter-routing-key``) and an ``x-death`` entry. Not modelled:
-delivery limits (an in-memory handler cannot crash its consumer), length
-limits, priorities, per-message ``expiration``.
+``x-dead-letter-routing-key``) and an ``x-death`` entry; a delivery stays
+*unacked* (out of its queue, counted) until it is acked, or requeued to the
+head of its queue marked ``redelivered``. Not modelled: delivery limits (an
+in-memory handler cannot crash its consumer), length limits, priorities,
+per-message ``expiration``.
+
+Thread-safe: one lock guards it all (a worker with handler threads acks and
+publishes copies from them), and nothing in it blocks.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,7 +38,7 @@ from hubbub.message import Message, Outbound
 from hubbub.topology import patterns
 from hubbub.topology.layout import Binding, Exchange, Layout
 
-#: Expiries one :meth:`FakeBroker.expire` handles before it calls the routing broken.
+#: Expiries one :meth:`MemoryBroker.expire` handles before it calls the routing broken.
 MAX_EXPIRIES = 100_000
 
 
@@ -60,14 +67,30 @@ class _Queue:
         return self.messages[0][0] + self.ttl
 
 
-class FakeBroker:
-    """Exchanges and queues of one or more layouts (single-threaded: a test drives it)."""
+@dataclass(frozen=True, slots=True)
+class _Unacked:
+    """A delivered message not acked yet: where it came from, to requeue it."""
+
+    queue: str
+    enqueued: float
+    message: Queued
+
+
+class MemoryBroker:
+    """Exchanges and queues of one or more layouts, read by ``clock`` (epoch seconds)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
+        self._lock = threading.RLock()
         self._exchanges: dict[str, Exchange] = {}
         self._bindings: dict[str, list[Binding]] = {}
         self._queues: dict[str, _Queue] = {}
+        self._unacked: dict[int, _Unacked] = {}
+        self._tags = 0
+
+    def time(self) -> float:
+        """The broker's clock (epoch seconds)."""
+        return self._clock()
 
     # -- declaring -----------------------------------------------------------
 
@@ -77,22 +100,30 @@ class FakeBroker:
         The bindings from the layout's exchanges are replaced by the layout's,
         as apply removes the stale bindings of a hub.
         """
-        for exchange in layout.exchanges:
-            self._exchanges[exchange.name] = exchange
-            self._bindings[exchange.name] = []
-        for queue in layout.queues:
-            args = queue.args
-            ttl_ms = args.get("x-message-ttl")
-            existing = self._queues.get(queue.name)
-            self._queues[queue.name] = _Queue(
-                queue.name,
-                ttl=ttl_ms / 1000 if isinstance(ttl_ms, int) else None,
-                dead_letter_exchange=args.get("x-dead-letter-exchange"),
-                dead_letter_routing_key=args.get("x-dead-letter-routing-key"),
-                messages=existing.messages if existing else deque(),
-            )
-        for binding in layout.bindings:
-            self._bindings[binding.source].append(binding)
+        with self._lock:
+            for exchange in layout.exchanges:
+                self._exchanges[exchange.name] = exchange
+                self._bindings[exchange.name] = []
+            for queue in layout.queues:
+                args = queue.args
+                ttl_ms = args.get("x-message-ttl")
+                existing = self._queues.get(queue.name)
+                self._queues[queue.name] = _Queue(
+                    queue.name,
+                    ttl=ttl_ms / 1000 if isinstance(ttl_ms, int) else None,
+                    dead_letter_exchange=args.get("x-dead-letter-exchange"),
+                    dead_letter_routing_key=args.get("x-dead-letter-routing-key"),
+                    messages=existing.messages if existing else deque(),
+                )
+            for binding in layout.bindings:
+                self._bindings[binding.source].append(binding)
+
+    def has_queue(self, name: str) -> bool:
+        return name in self._queues
+
+    def has_exchange(self, name: str) -> bool:
+        """True for a declared exchange (and for the default exchange, ``""``)."""
+        return not name or name in self._exchanges
 
     # -- publishing ----------------------------------------------------------
 
@@ -103,13 +134,14 @@ class FakeBroker:
         broker closes the channel (404) and the publisher reports it.
         """
         exchange = outbound.exchange
-        if exchange and exchange not in self._exchanges:
-            raise PublishError(
-                f"NOT_FOUND - no exchange {exchange!r}: the exchange does not exist; run "
-                "'hubbub topology apply' first. The message was not stored"
-            )
-        queued = Queued(exchange, outbound.routing_key, outbound.message)
-        return self._store(queued, self._clock())
+        with self._lock:
+            if not self.has_exchange(exchange):
+                raise PublishError(
+                    f"NOT_FOUND - no exchange {exchange!r}: the exchange does not exist; run "
+                    "'hubbub topology apply' first. The message was not stored"
+                )
+            queued = Queued(exchange, outbound.routing_key, outbound.message)
+            return self._store(queued, self._clock())
 
     def _store(self, message: Queued, at: float) -> list[str]:
         if message.exchange:
@@ -143,21 +175,63 @@ class FakeBroker:
 
     # -- consuming -----------------------------------------------------------
 
+    def deliver(self, queue: str) -> tuple[int, Queued] | None:
+        """Take the oldest message of ``queue`` unacked: its broker-wide tag and it, or None.
+
+        It stays the broker's until :meth:`ack` (gone) or :meth:`requeue`
+        (back at the head of its queue, ``redelivered``).
+        """
+        with self._lock:
+            messages = self._queue(queue).messages
+            if not messages:
+                return None
+            enqueued, message = messages.popleft()
+            self._tags += 1
+            self._unacked[self._tags] = _Unacked(queue, enqueued, message)
+            return self._tags, message
+
+    def ack(self, tag: int) -> None:
+        """Forget delivery ``tag`` (a tag not unacked is ignored)."""
+        with self._lock:
+            self._unacked.pop(tag, None)
+
+    def requeue(self, tags: Sequence[int]) -> None:
+        """Put the deliveries ``tags`` back at the head of their queues, in tag order.
+
+        Each is marked ``redelivered``, keeps its place before what came
+        after it, and its time in the queue (a TTL counts from the first
+        enqueue, as RabbitMQ counts it).
+        """
+        with self._lock:
+            for tag in sorted(tags, reverse=True):
+                held = self._unacked.pop(tag, None)
+                if held is not None and held.queue in self._queues:
+                    again = replace(held.message, redelivered=True)
+                    self._queues[held.queue].messages.appendleft((held.enqueued, again))
+
+    def unacked(self, queue: str) -> int:
+        """Deliveries from ``queue`` not acked yet."""
+        with self._lock:
+            return sum(1 for held in self._unacked.values() if held.queue == queue)
+
     def get(self, queue: str) -> Queued | None:
         """Take the oldest message of ``queue`` (``basic.get`` with auto-ack), or None."""
-        messages = self._queue(queue).messages
-        return messages.popleft()[1] if messages else None
+        with self._lock:
+            messages = self._queue(queue).messages
+            return messages.popleft()[1] if messages else None
 
     def messages(self, queue: str) -> list[Queued]:
-        """What ``queue`` holds, oldest first (left in place)."""
-        return [message for _, message in self._queue(queue).messages]
+        """What ``queue`` holds ready, oldest first (left in place; unacked ones not)."""
+        with self._lock:
+            return [message for _, message in self._queue(queue).messages]
 
     def take(self, queue: str, wanted: Callable[[Queued], bool]) -> list[Queued]:
         """Remove and return the messages of ``queue`` that ``wanted`` accepts."""
-        q = self._queue(queue)
-        taken = [m for _, m in q.messages if wanted(m)]
-        q.messages = deque((t, m) for t, m in q.messages if not wanted(m))
-        return taken
+        with self._lock:
+            q = self._queue(queue)
+            taken = [m for _, m in q.messages if wanted(m)]
+            q.messages = deque((t, m) for t, m in q.messages if not wanted(m))
+            return taken
 
     def _queue(self, name: str) -> _Queue:
         try:
@@ -169,28 +243,31 @@ class FakeBroker:
 
     def next_expiry(self) -> float | None:
         """Epoch seconds at which the next message expires out of a TTL queue."""
-        return min(
-            (t for q in self._queues.values() if (t := q.head_expiry()) is not None), default=None
-        )
+        with self._lock:
+            return min(
+                (t for q in self._queues.values() if (t := q.head_expiry()) is not None),
+                default=None,
+            )
 
     def expire(self) -> int:
         """Dead-letter every message whose TTL has passed, in the order they expired."""
-        now, count = self._clock(), 0
-        while True:
-            due = [(t, q) for q in self._queues.values() if (t := q.head_expiry()) is not None]
-            if not due:
-                return count
-            at, queue = min(due, key=lambda item: item[0])
-            if at > now:
-                return count
-            _, message = queue.messages.popleft()
-            self._dead_letter(queue, message, at)
-            count += 1
-            if count > MAX_EXPIRIES:
-                raise HubbubError(
-                    f"{count} messages expired at once: the TTL queues keep multiplying "
-                    "messages, so the bindings route one message into several of them"
-                )
+        with self._lock:
+            now, count = self._clock(), 0
+            while True:
+                due = [(t, q) for q in self._queues.values() if (t := q.head_expiry()) is not None]
+                if not due:
+                    return count
+                at, queue = min(due, key=lambda item: item[0])
+                if at > now:
+                    return count
+                _, message = queue.messages.popleft()
+                self._dead_letter(queue, message, at)
+                count += 1
+                if count > MAX_EXPIRIES:
+                    raise HubbubError(
+                        f"{count} messages expired at once: the TTL queues keep multiplying "
+                        "messages, so the bindings route one message into several of them"
+                    )
 
     def _dead_letter(self, queue: _Queue, message: Queued, at: float) -> None:
         if not queue.dead_letter_exchange:
