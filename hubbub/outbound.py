@@ -6,7 +6,7 @@ time; for a message with hubbub's properties that is about half of what
 publishing costs the client (``bench/README.md``). :func:`publish` writes
 the same bytes (tested against pika's own marshalling) directly: the
 ``Basic.Publish`` method frame, the content header, the body frames, handed
-to the connection as one buffer (and, inside :func:`hubbub.frames.one_write`,
+to the connection as one buffer (and, inside :func:`hubbub.transport.pika._frames.one_write`,
 with the rest of the batch).
 
 Header tables are encoded by pika itself (``pika.data.encode_table``), so a

@@ -6,7 +6,7 @@ messages are handed to the I/O thread, which publishes them and settles each
 nack, a closed channel or a lost connection. Up to ``window`` messages are in
 flight at once, matched to confirms by delivery tag, so throughput is the
 broker's, not one round trip per message; the frames of all the messages one
-wake-up publishes leave in one socket write (:mod:`hubbub.frames`). A link
+wake-up publishes leave in one socket write (:mod:`hubbub.transport.pika._frames`). A link
 lives as long as its connection: when that is lost every unconfirmed message
 fails and the owner opens a new link.
 """
@@ -30,9 +30,9 @@ from pika.spec import Basic
 
 from hubbub import outbound
 from hubbub.errors import HubbubError, PublishError
-from hubbub.frames import one_write
 from hubbub.message import Message
 from hubbub.transport.confirms import ConfirmGroup
+from hubbub.transport.pika._frames import one_write
 from hubbub.transport.pika.convert import to_pika
 from hubbub.transport.pika.params import connect_error
 

@@ -9,8 +9,9 @@ from concurrent.futures import Future
 
 import pytest
 
-import hubbub.consumers.worker as worker_module
 import hubbub.producers.publisher as publisher_module
+import hubbub.transport.pika.consumer as consumer_module
+import hubbub.transport.pika.probe as probe_module
 from hubbub import Hub
 from hubbub.connection import node_order, rotate_past
 from hubbub.consumers.worker import Worker
@@ -85,21 +86,23 @@ def test_a_publisher_reconnects_to_the_next_node_after_losing_one(monkeypatch):
 
 def test_a_consumer_tries_the_nodes_round_robin(monkeypatch):
     monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
-    monkeypatch.setattr(worker_module, "RECONNECT_FIRST", 0.001)
-    monkeypatch.setattr(worker_module, "check_copy_targets", lambda *a, **k: None)
+    monkeypatch.setattr(consumer_module, "RECONNECT_FIRST", 0.001)
+    monkeypatch.setattr(probe_module, "check_copy_targets", lambda *a, **k: None)
     topology = from_mapping(SPEC)
     worker = Worker(topology, {"mail": lambda event: None}, url=",".join(NODES))
+    transport = worker.transport
+    assert isinstance(transport, consumer_module.PikaConsumerTransport)
     tried: list[str] = []
 
     def connection(params):
         tried.append(params.host)
         opened = params.host != "n2"  # n2 is down: refused
-        worker._connected_once |= opened
+        transport._connected_once |= opened
         if len(tried) == 5:
-            worker._stopping.set()
+            transport._closing.set()
         return opened
 
-    monkeypatch.setattr(worker, "_run_connection", connection)
+    monkeypatch.setattr(transport, "_run_connection", connection)
     worker.run()
     assert tried == ["n1", "n2", "n3", "n1", "n2"]
 

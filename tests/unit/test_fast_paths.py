@@ -18,9 +18,9 @@ import pytest
 from hubbub import envelope
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.errors import PublishError
-from hubbub.frames import one_write
 from hubbub.producers.link import Outgoing
 from hubbub.transport.confirms import ConfirmGroup
+from hubbub.transport.pika._frames import one_write
 
 
 def outgoing(**kwargs: object) -> Outgoing:
