@@ -5,6 +5,11 @@ decorators, or both. When both name a subscriber **the file wins**: its
 topics, retry policy and handler are used and the decorator's settings are
 ignored (with a warning when they differ), so people who edit the file
 always see what runs. Subscribers only in code are added to the file's.
+
+A hub runs on a :class:`~hubbub.transport.base.Transport`: RabbitMQ at
+``url`` unless another is given (the test hubs run on the in-memory one, or
+on a recording one); its publisher, its workers and ``apply`` all go
+through it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
 from hubbub.topology.plan import Plan
 from hubbub.topology.references import Passed, handler_problems, resolve_handlers
-from hubbub.topology.sync import apply as apply_topology
-from hubbub.topology.sync import make_plan
+from hubbub.transport.base import Transport
+from hubbub.transport.rabbitmq import RabbitMQTransport
 
 log = logging.getLogger("hubbub")
 
@@ -49,6 +54,7 @@ class Hub:
         topology: Topology | str | Path | None = None,
         url: str | None = None,
         replicas: int | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if isinstance(topology, str | Path):
             topology = loader.load(topology)
@@ -59,6 +65,8 @@ class Hub:
         if topology is not None and topology.hub != self.name:
             raise ValueError(f"hub name {self.name!r} differs from the topology's {topology.hub!r}")
         self.url = url
+        #: What the hub reaches its broker through (RabbitMQ at ``url`` by default).
+        self.transport: Transport = transport or RabbitMQTransport(url)
         #: Quorum queue replicas for a hub built in code; a file's ``replicas:`` wins.
         self.replicas = replicas
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
@@ -180,11 +188,13 @@ class Hub:
         return result
 
     def plan(self) -> Plan:
-        return make_plan(self.topology, self._publisher_urls())
+        self._refuse_broker("plan its topology on")
+        return self.transport.plan(self.topology)
 
     def apply(self) -> Plan | None:
         """Declare the topology on the broker (idempotent)."""
-        return apply_topology(self.topology, self._publisher_urls())
+        self._refuse_broker("declare its topology on")
+        return self.transport.apply(self.topology)
 
     # -- publishing ---------------------------------------------------------
 
@@ -192,9 +202,10 @@ class Hub:
     def publisher(self) -> Publisher:
         """The hub's publisher; while an in-memory test runs, the in-memory hub's
         (or BrokerOffLimitsError): see :mod:`hubbub.current`."""
-        stand_in = current.stand_in_for(self.name, to="publish to")
-        if stand_in is not None:
-            return stand_in
+        if not self.transport.in_memory:
+            stand_in = current.stand_in_for(self.name, to="publish to")
+            if stand_in is not None:
+                return stand_in
         with self._lock:
             if self._publisher is None:
                 self._publisher = Publisher(self.name, url=self.url, name=f"hubbub {self.name}")
@@ -284,7 +295,7 @@ class Hub:
 
     def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
         """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it."""
-        current.refuse_broker(self.name, to="consume from")
+        self._refuse_broker("consume from")
         return Worker(
             self.topology,
             self.handlers(subscribers),
@@ -309,11 +320,10 @@ class Hub:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _publisher_urls(self) -> list[str]:
-        from hubbub.connection import resolve_urls
-
-        current.refuse_broker(self.name, to="declare its topology on")
-        return resolve_urls(self.url)
+    def _refuse_broker(self, to: str) -> None:
+        """While an in-memory hub stands in, a hub on a real broker may not reach it."""
+        if not self.transport.in_memory:
+            current.refuse_broker(self.name, to=to)
 
 
 def _as_dict(policy: RetryPolicy) -> dict[str, Any]:

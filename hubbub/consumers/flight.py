@@ -17,6 +17,7 @@ the shutdown timeout exactly one settles it.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -97,7 +98,8 @@ class InFlight:
     ``stopping`` is the worker's: a delivery not started by then goes back
     to its queue. ``fail(reason)`` stops the worker (transport thread);
     ``settled`` runs on the transport thread after each settlement while
-    stopping (to close once everything is settled).
+    stopping (to close once everything is settled). ``rng`` draws the retry
+    jitter (a seeded one makes it repeatable: the in-memory hub's ``seed``).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class InFlight:
         stopping: threading.Event,
         fail: Callable[[str], None],
         settled: Callable[[], None],
+        rng: random.Random | None = None,
     ) -> None:
         self.transport = transport
         self.copies = copies
@@ -116,6 +119,7 @@ class InFlight:
         self._stopping = stopping
         self._fail = fail
         self._settled = settled
+        self._rng = rng
 
     def work(self, flight: Flight, epoch: int, delivery: Delivery) -> None:
         """On a handler thread: handle, then copy (retry, dead-letter) or hand over the ack."""
@@ -126,7 +130,7 @@ class InFlight:
         started = time.perf_counter()
         key, running = id(delivery), flight.running
         running[key] = (delivery, epoch, started, threading.get_ident())
-        outcome = handle(flight.spec, flight.queue, flight.handler, delivery)
+        outcome = handle(flight.spec, flight.queue, flight.handler, delivery, self._rng)
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
         if outcome.action == "ack":

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -89,7 +90,8 @@ class Worker:
     ``publisher``: what retry and dead-letter copies and ``hubbub.publish``
     in handlers go through (default: a publisher of its own on ``url``,
     closed when :meth:`run` returns). ``inline``: run handlers on the
-    transport's thread, no pools (for the in-memory transport).
+    transport's thread, no pools (for the in-memory transport). ``rng``:
+    what draws the retry jitter (seeded: repeatable).
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Worker:
         transport: ConsumerTransport | None = None,
         publisher: Publisher | None = None,
         inline: bool = False,
+        rng: random.Random | None = None,
     ) -> None:
         self.topology = topology
         self.urls = resolve_urls(url)
@@ -136,6 +139,7 @@ class Worker:
             stopping=self._stopping,
             fail=self._fail,
             settled=self._finish_stop_when_drained,
+            rng=rng,
         )
         self._fatal: HubbubError | None = None
         self._connected = False  # a connection is open (transport thread)
@@ -148,6 +152,9 @@ class Worker:
         self.consuming = threading.Event()
         #: Handler threads still inside a handler when :meth:`run` returned.
         self.left_behind = 0
+        # Inline (the in-memory hub) it runs at every step of a test: its
+        # connecting and stopping is no news there.
+        self._lifecycle = logging.DEBUG if inline else logging.INFO
 
     def _make_flight(
         self,
@@ -216,7 +223,7 @@ class Worker:
             if self._owns_publisher:
                 self._publisher.close()
             if self._connected_once:  # else the caller reports why it never started
-                log.info("consumer stopped")
+                log.log(self._lifecycle, "consumer stopped")
         if self._unfinished:
             raise ShutdownTimeoutError(
                 f"stopped at the {self.shutdown_timeout:g}s shutdown timeout with "
@@ -260,14 +267,15 @@ class Worker:
             self.transport.close()
             return
         self.connected_to = node
-        log.info("connected to %s", node)
+        log.log(self._lifecycle, "connected to %s", node)
 
     def _on_consuming(self, subscription: Subscription, epoch: int) -> None:
         """A subscriber consumes (again), in connection ``epoch``."""
         flight = self._flights[subscription.index]
         flight.epoch = epoch
         threads = flight.pool.threads
-        log.info(
+        log.log(
+            self._lifecycle,
             "consuming %s (prefetch %d, %d handler thread%s, time limit %s)",
             subscription.queue,
             subscription.prefetch,

@@ -31,8 +31,7 @@ from typing import Any
 from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
-from hubbub.consumers.handling import Handler, Outcome
-from hubbub.consumers.observer import Observer
+from hubbub.consumers.handling import Handler
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError, PublishError
@@ -41,13 +40,19 @@ from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
-from hubbub.testing.records import Assertions, Recorder, replay_selection
+from hubbub.testing.records import (
+    SENTINEL,
+    Assertions,
+    Recorder,
+    RecordingTransport,
+    Watch,
+    replay_selection,
+)
 from hubbub.topology.model import Topology
+from hubbub.transport.rabbitmq import RabbitMQTransport
 
 log = logging.getLogger(__name__)
 
-#: Topic of the sentinels :meth:`LiveHub.run_until_idle` sends (never reaches a handler).
-SENTINEL = "hubbub.testing.sentinel"
 #: Seconds :meth:`LiveHub.run_until` waits beyond ``within`` (broker and thread latency).
 GRACE = 2.0
 #: Seconds to wait for the consumer to start, and for a hub to fall idle.
@@ -66,9 +71,11 @@ class LiveHub(Hub, Assertions):
         **worker_options: Any,
     ) -> None:
         """``worker_options`` go to the :class:`Worker` (``concurrency``, ``prefetch``...)."""
-        super().__init__(name, topology=topology, url=url)
         self._recorder = Recorder()
-        self._observer = _Watch(self._recorder)
+        self._rabbitmq = RabbitMQTransport(url)
+        recording = RecordingTransport(self._rabbitmq, self._recorder)
+        super().__init__(name, topology=topology, url=url, transport=recording)
+        self._observer = Watch(self._recorder)
         self._worker_options = worker_options
         self._worker: Worker | None = None
         self._thread: threading.Thread | None = None
@@ -130,7 +137,7 @@ class LiveHub(Hub, Assertions):
 
     @property
     def publisher_url(self) -> str:
-        return self._publisher_urls()[0]
+        return self._rabbitmq.urls[0]
 
     def run_until_idle(self, timeout: float = IDLE_TIMEOUT) -> None:
         """Wait until every subscriber's queue is drained and nothing is in flight."""
@@ -162,7 +169,7 @@ class LiveHub(Hub, Assertions):
         if selection is None:
             return 0
         self._apply_once()
-        admin = Admin(self.topology, url=",".join(self._publisher_urls()))
+        admin = Admin(self.topology, url=",".join(self._rabbitmq.urls))
         return admin.replay(subscriber, selection).moved
 
     # -- inside ----------------------------------------------------------------
@@ -215,7 +222,7 @@ class LiveHub(Hub, Assertions):
         """What ``queue`` holds, read by the admin's browser (which leaves it as it was)."""
         self._apply_once()
         name = f"hubbub test browse {self.name}"
-        with Browser(self._publisher_urls(), queue, name=name) as browser:
+        with Browser(self._rabbitmq.urls, queue, name=name) as browser:
             return [(m.routing_key, m.message) for m in browser.messages()]
 
 
@@ -291,43 +298,3 @@ class _RecordingPublisher(Publisher):
 
     def send_unrecorded(self, outbound: Outbound) -> Future[None]:
         return super().send(outbound)
-
-
-class _Watch(Observer):
-    """Counts deliveries in flight and sentinels seen; records attempts (thread-safe)."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self._recorder = recorder
-        self._lock = threading.Lock()
-        self._started = 0
-        self._in_flight = 0
-        self._sentinels = 0
-
-    def started(self, subscriber: str) -> None:
-        with self._lock:
-            self._started += 1
-            self._in_flight += 1
-
-    def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
-        if outcome.topic == SENTINEL:
-            with self._lock:
-                self._sentinels += 1
-        else:
-            self._recorder.finished(subscriber, outcome)
-
-    def settled(self, subscriber: str) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def started_count(self) -> int:
-        with self._lock:
-            return self._started
-
-    def quiet(self, sentinels: int) -> bool:
-        """True once ``sentinels`` more came out (since the last call that said True)
-        and nothing is in flight."""
-        with self._lock:
-            if self._sentinels >= sentinels and self._in_flight == 0:
-                self._sentinels -= sentinels
-                return True
-            return False

@@ -1,22 +1,22 @@
 """An in-memory hub that behaves as the real one does, for fast app tests.
 
-:class:`InMemoryHub` is a :class:`~hubbub.Hub`: the same constructor, the
-same ``@hub.subscriber`` decorators with the same "file wins" precedence,
-the same ``publish``/``publish_many``/``apublish``. Underneath it runs the
-real code wherever the real hub has code: messages are built by
-:mod:`hubbub.producers.message`, routed through the bindings
-:func:`~hubbub.topology.layout.layout` declares (delay ladder included) by a
-:class:`~hubbub.transport.memory.broker.MemoryBroker`, handled by
-:func:`hubbub.consumers.handling.handle` (retry decisions, failure record,
-causation ids), and their retry or dead-letter copies go where
-:func:`~hubbub.consumers.handling.copy_destination` says. The contract suite
+:class:`InMemoryHub` is a :class:`~hubbub.Hub` on the in-memory transport
+(:mod:`hubbub.transport.memory`): the same constructor, the same
+``@hub.subscriber`` decorators with the same "file wins" precedence, the
+same ``publish``/``publish_many``/``apublish``. Underneath runs the real
+code: messages are built by the real publisher, routed through the
+bindings :func:`~hubbub.topology.layout.layout` declares (delay ladder
+included) by a :class:`~hubbub.transport.memory.broker.MemoryBroker`, and
+consumed by the real :class:`~hubbub.consumers.Worker` (handlers inline on
+the caller's thread), whose handling (retry decisions, failure record,
+causation ids), copies and acks are production's. The contract suite
 (``tests/contract``) runs one set of behaviour tests against this hub and
 the real broker so they cannot drift.
 
 What differs, on purpose: nothing runs until the test says so.
-:meth:`InMemoryHub.run_until_idle` hands every ready event to its handlers,
-one at a time, subscribers in turn, until none is left; delayed events and
-retries wait for the :class:`~hubbub.testing.clock.FakeClock`
+:meth:`InMemoryHub.run_until_idle` runs the worker until nothing is ready:
+subscribers take turns, one event each, until none is left; delayed events
+and retries wait for the :class:`~hubbub.testing.clock.FakeClock`
 (``hub.clock.advance(days=3)``), which stops at each moment something is due
 and runs what became ready. Timestamps inside messages come from the wall
 clock; only *when* things happen follows the fake clock.
@@ -36,20 +36,18 @@ from hubbub import current
 from hubbub.admin import history
 from hubbub.admin.records import FailedEvent, parse
 from hubbub.admin.sources import ToSubscriber
-from hubbub.consumers.handling import Handler, copy_destination, handle
 from hubbub.consumers.worker import Worker
-from hubbub.errors import HubbubError, PublishError
+from hubbub.errors import HubbubError
 from hubbub.hub import Hub
-from hubbub.message import Message, Outbound, new_delivery
+from hubbub.message import Message, Outbound
 from hubbub.producers.link import Outgoing
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
-from hubbub.testing.records import Assertions, Recorder, replay_selection
+from hubbub.testing.records import Assertions, Recorder, RecordingTransport, Watch, replay_selection
 from hubbub.topology import loader
-from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
-from hubbub.topology.plan import Plan
-from hubbub.transport.memory.broker import MemoryBroker, Queued
+from hubbub.transport.base import Pending, PublisherTransport
+from hubbub.transport.memory import MemoryTransport, Queued
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -76,14 +74,18 @@ class InMemoryHub(Hub, Assertions):
     ) -> None:
         """``url`` is accepted and ignored (so code that builds a Hub can build this);
         ``seed`` makes retry jitter repeatable."""
-        super().__init__(name, topology=topology, url=url)
         self.clock = clock or FakeClock()
-        self.broker = MemoryBroker(self.clock.time)
+        self.memory = MemoryTransport(self.clock.time)
         self._recorder = Recorder()
+        recording = RecordingTransport(self.memory, self._recorder)
+        super().__init__(name, topology=topology, url=url, transport=recording)
+        #: The broker in memory (its queues can be read: ``broker.messages(queue)``).
+        self.broker = self.memory.broker
+        self._watch = _Budget(self._recorder)
         self._rng = random.Random(seed)
-        self._memory_publisher = _MemoryPublisher(self)
+        self._memory_publisher = _MemoryPublisher(self, self.transport.publisher(name="hubbub"))
         self._declared: Topology | None = None
-        self._tags = 0
+        self._worker: Worker | None = None
         self.clock.attach(self)
         current.stand_in(self)
 
@@ -96,14 +98,6 @@ class InMemoryHub(Hub, Assertions):
     @property
     def publisher(self) -> Publisher:
         return self._memory_publisher
-
-    def apply(self) -> Plan | None:
-        """Declare the topology in memory (publishing and running do it too)."""
-        self._declare()
-        return None
-
-    def plan(self) -> Plan:
-        raise HubbubError("an in-memory hub has no broker to plan against; use a real Hub")
 
     def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
         raise HubbubError(
@@ -127,25 +121,13 @@ class InMemoryHub(Hub, Assertions):
         """
         self._declare()
         current.stand_in(self)  # a hub kept across tests stands in again while it runs
-        handlers = {name: self._recorder.spy(name, h) for name, h in self.handlers().items()}
-        names = self.topology.names
-        delivered = 0
-        while True:
-            progressed = False
-            for sub in self.topology.subscribers:
-                message = self.broker.get(names.queue(sub.name))
-                if message is None:
-                    continue
-                self._deliver(sub.name, handlers[sub.name], message)
-                delivered += 1
-                progressed = True
-            if not progressed:
-                return delivered
-            if delivered >= MAX_DELIVERIES:
-                raise HubbubError(
-                    f"{delivered} deliveries and the hub is still busy: handlers keep "
-                    "publishing events that trigger each other"
-                )
+        worker = self._current_worker()
+        if worker is None:
+            return 0
+        before = self._watch.started_count()
+        self._watch.budget = before + MAX_DELIVERIES
+        worker.run()
+        return self._watch.started_count() - before
 
     def advance(
         self,
@@ -208,11 +190,11 @@ class InMemoryHub(Hub, Assertions):
     # -- the clock calls these -------------------------------------------------
 
     def next_due(self) -> float | None:
-        return self.broker.next_expiry()
+        return self.memory.next_due()
 
     def on_time(self) -> None:
         self._declare()
-        self.broker.expire()
+        self.memory.expire()
         self.run_until_idle()
 
     # -- inside ------------------------------------------------------------------
@@ -220,35 +202,63 @@ class InMemoryHub(Hub, Assertions):
     def _declare(self) -> None:
         topology = self.topology
         if topology is not self._declared:
-            self.broker.declare(layout(topology))
+            self.apply()
             self._declared = topology
 
-    def _deliver(self, subscriber: str, handler: Handler, queued: Queued) -> None:
-        self._tags += 1
-        delivery = new_delivery(
-            self._tags, queued.exchange, queued.routing_key, queued.redelivered, queued.message
+    def _current_worker(self) -> Worker | None:
+        """The worker of the current topology (a new one when the wiring changed)."""
+        topology = self.topology
+        worker = self._worker
+        if worker is not None and worker.topology is topology:
+            return worker
+        if worker is not None:
+            worker.transport.close()
+        self._worker = None
+        if not topology.subscribers:
+            return None
+        handlers = {
+            name: self._recorder.spy(name, current.through(h, lambda: self))
+            for name, h in self.handlers().items()
+        }
+        label = f"hubbub in-memory {self.name}"
+        self._worker = Worker(
+            topology,
+            handlers,
+            transport=self.memory.consumer(name=label),
+            publisher=_MemoryPublisher(self, self.memory.publisher(name=label)),
+            observer=self._watch,
+            inline=True,
+            rng=self._rng,
+            name=label,
         )
-        spec = self.topology.subscriber(subscriber)
-        queue = self.topology.names.queue(subscriber)
-        with current.publishing_through(self):
-            outcome = handle(spec, queue, handler, delivery, self._rng)
-        if outcome.action in ("retry", "dead-letter"):
-            exchange, key = copy_destination(self.topology.names, subscriber, outcome)
-            copy = queued.message.republished(outcome.headers)
-            self.broker.publish(Outbound(exchange, key, copy))
-        self._recorder.finished(subscriber, outcome)
+        return self._worker
 
     def _messages(self, queue: str) -> list[tuple[str, Message]]:
         self._declare()
         return [(m.routing_key, m.message) for m in self.broker.messages(queue)]
 
 
-class _MemoryPublisher(Publisher):
-    """The real Publisher's message building, with the fake broker in place of a link."""
+class _Budget(Watch):
+    """The hub's :class:`Watch`, stopping a run past its budget of deliveries."""
 
-    def __init__(self, hub: InMemoryHub) -> None:
+    budget = MAX_DELIVERIES
+
+    def started(self, subscriber: str) -> None:
+        super().started(subscriber)
+        if self.started_count() > self.budget:
+            raise HubbubError(
+                f"{MAX_DELIVERIES} deliveries and the hub is still busy: handlers keep "
+                "publishing events that trigger each other"
+            )
+
+
+class _MemoryPublisher(Publisher):
+    """The real Publisher's message building, sending through a memory publisher transport."""
+
+    def __init__(self, hub: InMemoryHub, transport: PublisherTransport) -> None:
         super().__init__(hub.name, url="amqp://in-memory/", name="hubbub in-memory")
         self._hub = hub
+        self._transport = transport
 
     def publish(
         self,
@@ -289,11 +299,11 @@ class _MemoryPublisher(Publisher):
         )
 
     def _publish_one(self, message: Outbound) -> None:
-        """``publish``'s message, through the fake broker (confirmed at once)."""
+        """``publish``'s message, through the transport (confirmed at once)."""
         self.wait(self.send(message))
 
     def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
+        """``publish_many``'s messages, through the transport (confirmed at once)."""
         for m in messages:
             assert m.properties is not None  # the publisher's own messages have properties
             outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
@@ -302,13 +312,7 @@ class _MemoryPublisher(Publisher):
     def send(self, outbound: Outbound) -> Future[None]:
         future: Future[None] = Future()
         self._hub._declare()
-        try:
-            self._hub.broker.publish(outbound)
-        except PublishError as exc:
-            future.set_exception(exc)
-            return future
-        self._hub._recorder.sent(outbound.routing_key, outbound.message)
-        future.set_result(None)
+        self._transport.send_many([Pending(outbound, future)])
         return future
 
     async def asend(self, outbound: Outbound) -> None:

@@ -1,16 +1,24 @@
 """What a test hub saw, and the assertion helpers both test hubs share.
 
 :class:`~hubbub.testing.memory.InMemoryHub` and
-:class:`~hubbub.testing.live.LiveHub` record the same things the same way
-(the events their publisher sent, every handler attempt and its outcome)
-and read dead-lettered and unrouted events back from their queues, so a
+:class:`~hubbub.testing.live.LiveHub` record the same things in the same
+place, on the publish and consume paths of the real
+:class:`~hubbub.producers.Publisher` and :class:`~hubbub.consumers.Worker`:
+
+- the events their publisher sent: each hub is a :class:`~hubbub.Hub` on a
+  :class:`RecordingTransport`, whose publisher transports note every message
+  the broker confirmed (``publish``, ``publish_many``, ``apublish`` alike);
+- every handler attempt and its outcome: the worker's :class:`Watch`.
+
+They read dead-lettered and unrouted events back from their queues, so a
 test reads alike whichever hub it runs on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,11 +27,22 @@ from hubbub.admin import records as admin_records
 from hubbub.admin.filters import EVERYTHING, Selection, select
 from hubbub.admin.records import FailedEvent
 from hubbub.consumers.handling import Handler, Outcome
+from hubbub.consumers.observer import Observer
 from hubbub.envelope import Event
 from hubbub.errors import MalformedMessageError
 from hubbub.message import Message
 from hubbub.topology import patterns
 from hubbub.topology.model import Topology
+from hubbub.topology.plan import Plan
+from hubbub.transport.base import (
+    ConsumerTransport,
+    Pending,
+    PublisherTransport,
+    Transport,
+)
+
+#: Topic of the sentinels :meth:`LiveHub.run_until_idle` sends (never reaches a handler).
+SENTINEL = "hubbub.testing.sentinel"
 
 Action = Literal["ack", "retry", "dead-letter", "release"]
 
@@ -153,6 +172,118 @@ class Recorder:
         with self._lock:
             attempts = list(self._attempts)
         return [a for a in attempts if subscriber is None or a.subscriber == subscriber]
+
+
+class Watch(Observer):
+    """A test hub's worker observer: records attempts, counts deliveries (thread-safe).
+
+    Counts deliveries started and in flight, and the live hub's sentinels
+    (whose attempts are not recorded: no handler sees them).
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._started = 0
+        self._in_flight = 0
+        self._sentinels = 0
+
+    def started(self, subscriber: str) -> None:
+        with self._lock:
+            self._started += 1
+            self._in_flight += 1
+
+    def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
+        if outcome.topic == SENTINEL:
+            with self._lock:
+                self._sentinels += 1
+        else:
+            self._recorder.finished(subscriber, outcome)
+
+    def settled(self, subscriber: str) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def started_count(self) -> int:
+        with self._lock:
+            return self._started
+
+    def quiet(self, sentinels: int) -> bool:
+        """True once ``sentinels`` more came out (since the last call that said True)
+        and nothing is in flight."""
+        with self._lock:
+            if self._sentinels >= sentinels and self._in_flight == 0:
+                self._sentinels -= sentinels
+                return True
+            return False
+
+
+class RecordingTransport:
+    """``transport``, with every message its publishers get confirmed noted in ``recorder``.
+
+    A :class:`~hubbub.transport.base.Transport` like the one it wraps (the
+    test hubs are hubs on one); its consumers are the wrapped transport's.
+    :meth:`unrecorded` gives the wrapped one, for what is not an event of
+    the app (the worker's retry and dead-letter copies, the live hub's sentinels).
+    """
+
+    def __init__(self, transport: Transport, recorder: Recorder) -> None:
+        self.unrecorded = transport
+        self.in_memory = transport.in_memory
+        self._recorder = recorder
+
+    def publisher(self, *, name: str) -> PublisherTransport:
+        return _RecordingPublisher(self.unrecorded.publisher(name=name), self._recorder)
+
+    def consumer(self, *, name: str) -> ConsumerTransport:
+        return self.unrecorded.consumer(name=name)
+
+    def apply(self, topology: Topology) -> Plan | None:
+        return self.unrecorded.apply(topology)
+
+    def plan(self, topology: Topology) -> Plan:
+        return self.unrecorded.plan(topology)
+
+    def time(self) -> float:
+        return self.unrecorded.time()
+
+
+class _RecordingPublisher:
+    """A publisher transport that notes each message once the broker confirmed it."""
+
+    def __init__(self, transport: PublisherTransport, recorder: Recorder) -> None:
+        self._transport = transport
+        self._recorder = recorder
+
+    def send_many(self, pending: Sequence[Pending]) -> None:
+        self._transport.send_many([self._noting(p) for p in pending if p.claim()])
+
+    def _noting(self, pending: Pending) -> Pending:
+        """A stand-in for ``pending`` whose confirm is noted, then settles ``pending``."""
+        confirmed: Future[None] = Future()
+
+        def settle(done: Future[None]) -> None:
+            error = done.exception()
+            if error is None:
+                self._recorder.sent(pending.outbound.routing_key, pending.outbound.message)
+            pending.settle(error)
+
+        confirmed.add_done_callback(settle)
+        return Pending(pending.outbound, confirmed)
+
+    def connect(self) -> None:
+        self._transport.connect()
+
+    @property
+    def live(self) -> bool:
+        return self._transport.live
+
+    @property
+    def blocked(self) -> str | None:
+        return self._transport.blocked
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._transport.close(timeout)
 
 
 class Assertions:

@@ -13,8 +13,9 @@ the test's condition holds. What is checked is the protocol alone:
   redelivered), the prefetch bounds what is held, a lost connection is a
   new epoch (held deliveries come back; a settlement of the old epoch is
   dropped), ``close`` gives back what is held and ends ``run``, callbacks
-  run on the transport's thread (``call_soon``, ``call_later``), and a
-  queue that does not exist is refused before consuming.
+  run on the transport's thread (``call_soon``, ``call_later``), a queue
+  that does not exist is fatal, and a copy exchange that does not exist is
+  refused before consuming.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from hubbub.transport.base import (
     Transport,
 )
 from hubbub.transport.confirms import ConfirmGroup
+from hubbub.transport.errors import CopyTargetError
 from hubbub.transport.memory import MemoryConsumerTransport, MemoryTransport
 
 #: Seconds a RabbitMQ consumer gets to reach a test's condition.
@@ -475,9 +477,18 @@ def test_callbacks_run_on_the_transport_thread_soon_or_later(kit: Kit) -> None:
     kit.stop(consumer)
 
 
-def test_a_queue_that_does_not_exist_is_refused_before_consuming(kit: Kit) -> None:
+def test_a_queue_that_does_not_exist_is_fatal(kit: Kit) -> None:
     consumer = consumer_of(kit)
     missing = Subscription(index=0, queue="conformance.no-such-queue", prefetch=1)
     with pytest.raises(HubbubError, match="no-such-queue"):
-        consumer.preflight([missing], [])
+        consumer.preflight([missing], [])  # here, or else
+        consumer.run([missing], Events())
+    consumer.close()
+
+
+def test_a_missing_copy_exchange_is_refused_before_consuming(kit: Kit) -> None:
+    consumer = consumer_of(kit)
+    with pytest.raises(CopyTargetError) as refused:
+        consumer.preflight([WORK], ["conformance.no-such-exchange"])
+    assert refused.value.missing == ["conformance.no-such-exchange"]
     consumer.close()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from hubbub.errors import HubbubError
 from hubbub.message import new_delivery
 from hubbub.transport.base import ConsumerEvents, Subscription
+from hubbub.transport.errors import CopyTargetError
 from hubbub.transport.memory.broker import MemoryBroker
 
 #: What the transport calls the node it is "connected" to.
@@ -70,18 +71,19 @@ class MemoryConsumerTransport:
     def preflight(
         self, subscriptions: Sequence[Subscription], copy_exchanges: Sequence[str]
     ) -> None:
-        """Every queue and copy exchange must be declared (memory has no permissions)."""
-        missing = [s.queue for s in subscriptions if not self.broker.has_queue(s.queue)]
-        missing += [e for e in copy_exchanges if not self.broker.has_exchange(e)]
+        """The queues and the copy exchanges must be declared (memory has no permissions)."""
+        self._check_queues(subscriptions)
+        missing = [e for e in copy_exchanges if not self.broker.has_exchange(e)]
         if missing:
-            raise HubbubError(
-                f"{', '.join(map(repr, missing))} not declared in memory: apply the "
-                "topology first (hub.apply())"
+            raise CopyTargetError(
+                f"exchange {missing[0]!r} is not declared in memory: apply the topology first",
+                missing=missing,
+                refused=[],
             )
 
     def run(self, subscriptions: Sequence[Subscription], events: ConsumerEvents) -> None:
         """Deliver until idle or :meth:`close`, then return (see the module docstring)."""
-        self.preflight(subscriptions, ())
+        self._check_queues(subscriptions)
         with self._lock:
             self._runner, self._events = threading.get_ident(), events
             self._closing = False
@@ -158,6 +160,14 @@ class MemoryConsumerTransport:
         return self._epoch
 
     # -- the run thread ------------------------------------------------------------
+
+    def _check_queues(self, subscriptions: Sequence[Subscription]) -> None:
+        missing = [s.queue for s in subscriptions if not self.broker.has_queue(s.queue)]
+        if missing:
+            raise HubbubError(
+                f"queue {missing[0]!r} does not exist in memory: apply the topology "
+                "first (hub.apply())"
+            )
 
     def _connect(self, subscriptions: Sequence[Subscription], events: ConsumerEvents) -> None:
         self._epoch += 1
