@@ -98,3 +98,33 @@ def test_publishing_to_a_missing_exchange_fails_like_the_broker():
     with pytest.raises(PublishError, match="does not exist"):
         b.publish(Outbound("nope", "k", Message(b"")))
     assert b.publish(Outbound("", "q", Message(b""))) == ["q"]  # the default exchange
+
+
+def test_a_delivery_stays_unacked_until_acked_or_requeued_at_the_head_in_order():
+    b = broker([], [Queue("q")], [])
+    for key in ("1", "2", "3"):
+        b.publish(Outbound("", "q", Message(key.encode())))
+    (t1, m1), (t2, _) = b.deliver("q"), b.deliver("q")
+    assert (m1.routing_key, m1.redelivered) == ("q", False)
+    assert [m.message.body for m in b.messages("q")] == [b"3"] and b.unacked("q") == 2
+    b.ack(t1)
+    b.ack(t1)  # a tag settled twice: the second is ignored
+    b.requeue([t2])
+    assert [(m.message.body, m.redelivered) for m in b.messages("q")] == [
+        (b"2", True),
+        (b"3", False),
+    ]
+    assert b.unacked("q") == 0
+    held = [b.deliver("q"), b.deliver("q")]
+    b.requeue([tag for tag, _ in reversed(held)])  # back in their order, whatever the order given
+    assert [m.message.body for m in b.messages("q")] == [b"2", b"3"]
+    assert b.deliver("q") is not None
+
+
+def test_a_redeclared_layout_keeps_what_is_unacked():
+    b = broker([], [Queue("q")], [])
+    b.publish(Outbound("", "q", Message(b"kept")))
+    tag, _ = b.deliver("q")
+    b.declare(Layout(HubNames("h"), (), (Queue("q"),), ()))
+    b.requeue([tag])
+    assert [m.message.body for m in b.messages("q")] == [b"kept"]
