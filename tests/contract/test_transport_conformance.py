@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import pytest
 
+from hubbub.connection import vhost_of
 from hubbub.errors import HubbubError, PublishError
 from hubbub.message import Delivery, Message, Outbound
 from hubbub.testing.broker import unique_name
@@ -138,6 +139,10 @@ class Kit(Protocol):
         """Messages ready in the work queue."""
         ...
 
+    def put(self, *bodies: bytes) -> None:
+        """Store ``bodies`` in the work queue, past the transports under test."""
+        ...
+
 
 class MemoryKit:
     def __init__(self) -> None:
@@ -169,6 +174,10 @@ class MemoryKit:
 
     def ready(self) -> int:
         return len(self.transport.broker.messages(QUEUE))
+
+    def put(self, *bodies: bytes) -> None:
+        for body in bodies:
+            self.transport.broker.publish(Outbound("", QUEUE, Message(body)))
 
 
 class RabbitMQKit:
@@ -224,6 +233,18 @@ class RabbitMQKit:
         assert counts is not None
         return counts.ready
 
+    def put(self, *bodies: bytes) -> None:
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            for body in bodies:
+                channel.basic_publish("", QUEUE, body)
+        finally:
+            connection.close()
+
     def stop_all(self) -> None:
         for thread in self._threads.values():
             thread.join(WITHIN)
@@ -237,16 +258,25 @@ class RabbitMQKit:
             self._errors.append(exc)
 
     def _close_connections(self) -> None:
+        """Close this test's consumer connections (its vhost's only), once the API lists them."""
         api = ManagementAPI(self.url)
-        for connection in api.get("connections"):
-            label = (connection.get("client_properties") or {}).get("connection_name") or ""
-            if label.startswith("conformance consumer"):
-                request = urllib.request.Request(
-                    f"{api.base}/api/connections/{quote(connection['name'], safe='')}",
-                    method="DELETE",
-                    headers={"Authorization": api._auth},
-                )
-                urllib.request.urlopen(request, timeout=10).close()
+        vhost = vhost_of(self.url)
+        deadline = time.monotonic() + WITHIN
+        while time.monotonic() < deadline:
+            closed = 0
+            for connection in api.get("connections"):
+                label = (connection.get("client_properties") or {}).get("connection_name") or ""
+                if connection.get("vhost") == vhost and label.startswith("conformance consumer"):
+                    request = urllib.request.Request(
+                        f"{api.base}/api/connections/{quote(connection['name'], safe='')}",
+                        method="DELETE",
+                        headers={"Authorization": api._auth},
+                    )
+                    urllib.request.urlopen(request, timeout=10).close()
+                    closed += 1
+            if closed:
+                return
+            time.sleep(0.5)  # the API lists a connection once its stats came in
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.integration)])
@@ -260,17 +290,6 @@ def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
     yield made
     if isinstance(made, RabbitMQKit):
         made.stop_all()
-
-
-def publish(kit: Kit, *bodies: bytes) -> None:
-    """Publish ``bodies`` straight to the work queue, confirmed."""
-    publisher = kit.transport.publisher(name=unique_name("conformance publisher"))
-    pending = [Pending(Outbound("", QUEUE, Message(body)), Future()) for body in bodies]
-    publisher.send_many(pending)
-    for p in pending:
-        assert p.future is not None
-        p.future.result(timeout=WITHIN)
-    publisher.close()
 
 
 def consumer_of(kit: Kit) -> ConsumerTransport:
@@ -362,7 +381,7 @@ def test_a_closed_publisher_reconnects_on_the_next_send(kit: Kit) -> None:
 
 
 def test_acked_deliveries_are_gone_and_each_came_once(kit: Kit) -> None:
-    publish(kit, b"1", b"2", b"3")
+    kit.put(b"1", b"2", b"3")
     consumer = consumer_of(kit)
     events = Events(lambda sub, epoch, d: consumer.settle(sub, epoch, d.tag, ACK))
     kit.pump(consumer, [WORK], events, lambda: len(events.deliveries) == 3)
@@ -377,7 +396,7 @@ def test_acked_deliveries_are_gone_and_each_came_once(kit: Kit) -> None:
 
 
 def test_a_requeued_delivery_comes_again_marked_redelivered(kit: Kit) -> None:
-    publish(kit, b"again")
+    kit.put(b"again")
     consumer = consumer_of(kit)
 
     def settle(sub: Subscription, epoch: int, delivery: Delivery) -> None:
@@ -395,7 +414,7 @@ def test_a_requeued_delivery_comes_again_marked_redelivered(kit: Kit) -> None:
 
 
 def test_the_prefetch_bounds_what_is_held(kit: Kit) -> None:
-    publish(kit, b"1", b"2", b"3", b"4", b"5")
+    kit.put(b"1", b"2", b"3", b"4", b"5")
     consumer = consumer_of(kit)
     events = Events()
     narrow = Subscription(index=0, queue=QUEUE, prefetch=2)
@@ -412,7 +431,7 @@ def test_the_prefetch_bounds_what_is_held(kit: Kit) -> None:
 
 
 def test_a_lost_connection_is_a_new_epoch_and_voids_the_old_one(kit: Kit) -> None:
-    publish(kit, b"held")
+    kit.put(b"held")
     consumer = consumer_of(kit)
 
     def on_delivery(sub: Subscription, epoch: int, delivery: Delivery) -> None:
@@ -439,7 +458,7 @@ def test_a_lost_connection_is_a_new_epoch_and_voids_the_old_one(kit: Kit) -> Non
 
 
 def test_close_gives_back_what_is_held_and_ends_run(kit: Kit) -> None:
-    publish(kit, b"1", b"2")
+    kit.put(b"1", b"2")
     consumer = consumer_of(kit)
     events = Events()
     kit.pump(consumer, [WORK], events, lambda: len(events.deliveries) == 2)
@@ -458,7 +477,7 @@ def test_close_gives_back_what_is_held_and_ends_run(kit: Kit) -> None:
 
 
 def test_callbacks_run_on_the_transport_thread_soon_or_later(kit: Kit) -> None:
-    publish(kit, b"1")
+    kit.put(b"1")
     consumer = consumer_of(kit)
     ran: dict[str, int] = {}
 
