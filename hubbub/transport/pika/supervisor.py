@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import pika
 import pika.exceptions as pe
 from pika.adapters.select_connection import SelectConnection
 from pika.frame import Method
@@ -104,9 +105,6 @@ class Supervisor:
         self._next = 0  # index in _params of the node the next attempt goes to
         self._stopping = threading.Event()
         self._fatal: HubbubError | None = None
-        self._open_error: BaseException | None = None
-        self._opened = False  # the current connection opened
-        self._connected_once = False
         #: The current connection (None between connections): I/O thread only.
         self.connection: SelectConnection | None = None
         #: ``host:port`` of the node connected to, None while not connected.
@@ -128,23 +126,22 @@ class Supervisor:
         opened, why (both :class:`~hubbub.errors.BrokerConnectionError`).
         """
         failures = 0
-        if not self.reconnect.forever:
-            self._connected_once = False  # each run starts afresh: every node once
+        connected = False  # a connection opened in this run (then losses are retried)
         while not self._stopping.is_set():
-            opened = self._run_one(events)
-            if self._fatal is not None:
-                raise self._fatal
-            if self._stopping.is_set() or (opened and not self.reconnect.forever):
+            attempt = self._run_one(events)
+            fatal = self._fatal or attempt.fatal
+            if fatal is not None:
+                raise fatal
+            connected = connected or attempt.opened
+            if self._stopping.is_set() or (attempt.opened and not self.reconnect.forever):
                 return
-            if not self._connected_once:
+            if not connected:
                 failures += 1  # the first start tries every node once, then gives up
                 if failures < len(self._params):
                     continue
-                timeout = self._params[-1].stack_timeout
-                raise connect_error(
-                    self._open_error or OSError("closed"), self.urls, timeout=timeout
-                )
-            failures = 1 if opened else failures + 1
+                error = attempt.error or OSError("closed")
+                raise connect_error(error, self.urls, timeout=attempt.params.stack_timeout)
+            failures = 1 if attempt.opened else failures + 1
             wait = self.reconnect.wait(failures)
             log.warning("connection to the broker lost; reconnecting in %.1fs", wait)
             self._stopping.wait(wait)
@@ -199,35 +196,36 @@ class Supervisor:
 
     # -- one connection -------------------------------------------------------
 
-    def _run_one(self, events: ConnectionEvents) -> bool:
-        """Run one connection, to the next node, until it closes; True if it opened."""
+    def _run_one(self, events: ConnectionEvents) -> _Attempt:
+        """Run one connection, to the next node, until it closes.
+
+        Its state is its own (not the supervisor's): a publisher may abandon
+        a connection whose close the broker never answers, and the next run
+        must not see it.
+        """
         index = self._next % len(self._params)
         self._next = index + 1  # the next attempt, and the first after a loss: another node
-        params = self._params[index]
-        self._open_error, self._opened = None, False
-        reason: BaseException = OSError("connection closed")
-        announced = False  # events.opened was called: events.closed follows
+        attempt = _Attempt(self._params[index])
+        params = attempt.params
 
         def on_open(connection: SelectConnection) -> None:
-            nonlocal announced
-            self._connected_once = self._opened = True
+            attempt.opened = True
             if self._stopping.is_set():  # stopped while connecting
                 connection.close()
                 return
             self.node = f"{params.host}:{params.port}"
             log.log(self._news, "connected to %s", self.node)
-            announced = True
+            attempt.announced = True
             events.opened(connection, self.node)
 
         def on_open_error(connection: SelectConnection, error: BaseException | str) -> None:
-            self._open_error = error if isinstance(error, BaseException) else OSError(str(error))
+            attempt.error = error if isinstance(error, BaseException) else OSError(str(error))
             if isinstance(error, pe.ProbableAuthenticationError | pe.ProbableAccessDeniedError):
-                self._fatal = connect_error(error, self.urls, timeout=params.stack_timeout)
+                attempt.fatal = connect_error(error, self.urls, timeout=params.stack_timeout)
             connection.ioloop.stop()
 
         def on_closed(connection: SelectConnection, why: BaseException) -> None:
-            nonlocal reason
-            reason = why
+            attempt.error = why
             if not self._stopping.is_set():
                 log.log(self._news + 10, "connection closed: %s", why)
             connection.ioloop.stop()
@@ -244,15 +242,27 @@ class Supervisor:
         try:
             connection.ioloop.start()
         finally:
-            self.connection, self.node = None, None
-        if announced:
-            events.closed(reason)
-        return self._opened
+            if self.connection is connection:  # not already replaced by a newer run
+                self.connection, self.node = None, None
+        if attempt.announced:
+            events.closed(attempt.error or OSError("connection closed"))
+        return attempt
 
     @property
     def _news(self) -> int:
         """A consumer's connects are news (INFO, its losses WARNING); a publisher's routine."""
         return logging.INFO if self.reconnect.forever else logging.DEBUG
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One connection attempt: to which node, how it went."""
+
+    params: pika.ConnectionParameters
+    opened: bool = False
+    announced: bool = False  # events.opened was called: events.closed follows
+    error: BaseException | None = None  # why it failed to open, or closed
+    fatal: HubbubError | None = None  # an open error no other node will cure
 
 
 def _blocked(events: ConnectionEvents, frame: Method) -> None:
