@@ -41,7 +41,7 @@ def transport_on(connection: SocketlessConnection) -> tuple[PikaConsumerTranspor
     transport = PikaConsumerTransport([URL], name="test")
     posted: list[Callable[[], None]] = []
     transport.call_soon = posted.append  # type: ignore[method-assign]
-    transport._connection = connection  # type: ignore[assignment]
+    transport._supervisor.connection = connection  # type: ignore[assignment]
     transport._epoch = 1
     events = Events()
     transport._events = events
@@ -95,12 +95,14 @@ def test_a_queue_deleted_while_consumed_is_fatal_and_says_so():
     transport, _ = transport_on(connection)
     consumer = transport._consumers[0]
     transport._on_channel_closed(consumer, pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue"))
-    assert transport._fatal is not None
-    assert str(transport._fatal).startswith("queue 'hub.mail' was deleted while consuming from it")
+    assert transport._supervisor._fatal is not None
+    assert str(transport._supervisor._fatal).startswith(
+        "queue 'hub.mail' was deleted while consuming from it"
+    )
     transport, _ = transport_on(SocketlessConnection())
     never = _Consumer(SUB)  # the passive declare of its first channel failed
     transport._on_channel_closed(never, pe.ChannelClosedByBroker(404, "NOT_FOUND - no queue"))
-    assert str(transport._fatal) == (
+    assert str(transport._supervisor._fatal) == (
         "queue 'hub.mail' does not exist: run 'hubbub topology apply' first"
     )
 
@@ -120,7 +122,7 @@ def test_the_brokers_consumer_timeout_is_explained_with_the_time_limit(caplog):
         transport._on_channel_closed(transport._consumers[0], reason)
     [line] = [r.getMessage() for r in caplog.records if "consumer_timeout" in r.getMessage()]
     assert "keep the subscriber's timeout (1m)" in line
-    assert transport._fatal is None  # it reconnects
+    assert transport._supervisor._fatal is None  # it reconnects
 
 
 def test_close_before_any_connection_ends_run_without_connecting():
