@@ -266,8 +266,7 @@ class Worker:
         if self._stopping.is_set():  # stop() came while connecting: nothing to drain
             self.transport.close()
             return
-        self.connected_to = node
-        log.log(self._lifecycle, "connected to %s", node)
+        self.connected_to = node  # the transport logs the connect
 
     def _on_consuming(self, subscription: Subscription, epoch: int) -> None:
         """A subscriber consumes (again), in connection ``epoch``."""

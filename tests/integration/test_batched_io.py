@@ -122,7 +122,8 @@ def test_real_connections_read_and_write_through_hubbubs_frame_paths(declare, hu
     thread.start()
     try:
         assert handled.wait(30)
-        reader = getattr(worker.transport._connection._on_data_available, "__self__", None)
+        connection = worker.transport._supervisor.connection  # type: ignore[attr-defined]
+        reader = getattr(connection._on_data_available, "__self__", None)
         assert isinstance(reader, inbound._Reader)
     finally:
         worker.stop()
