@@ -77,7 +77,7 @@ class Hub:
         self.middleware = check(middleware)
         self.codecs = codecs
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
-        self._own_middleware: dict[str, list[Any]] = {}
+        self._own_middleware: dict[str, tuple[Any, ...]] = {}
         self._merged: Topology | None = None
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()

@@ -118,9 +118,10 @@ def _sent(message: Outbound) -> Outbound:
     return message
 
 
-def check(middlewares: Sequence[Any]) -> list[Any]:
-    """``middlewares`` as a list; raises TypeError naming one with neither hook."""
-    result = list(middlewares)
+def check(middlewares: Sequence[Any]) -> tuple[Any, ...]:
+    """``middlewares`` as a tuple (chains are compiled from it once, so it does not
+    change); raises TypeError naming one that is a class or has neither hook."""
+    result = tuple(middlewares)
     for middleware in result:
         if isinstance(middleware, type):
             raise TypeError(

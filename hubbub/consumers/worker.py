@@ -76,7 +76,7 @@ from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.message import Delivery, new_delivery, new_outbound
-from hubbub.middleware import consuming
+from hubbub.middleware import check, consuming
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
@@ -149,7 +149,7 @@ class Worker:
         handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
         bodies by content type and encodes what handlers publish."""
         self.topology = topology
-        self._middleware = list(middleware)
+        self._middleware = check(middleware)
         self._codecs = codecs
         self.urls = resolve_urls(url)
         where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI

@@ -10,12 +10,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import kombu
 import pytest
 
 import hubbub
-from hubbub import DontRetry, Middleware, OutgoingEvent, Retry
+from hubbub import Codecs, DontRetry, Middleware, OutgoingEvent, Retry
 from hubbub.consumers.retry import NOT_RETRYABLE, decide
+from hubbub.message import Outbound
 from hubbub.middleware import consuming, publishing
+from hubbub.producers.kombu import KombuPublisher
 from hubbub.testing import InMemoryHub
 from hubbub.topology.model import RetryPolicy
 
@@ -283,3 +286,33 @@ def _raise(error: BaseException) -> Any:
         raise error
 
     return handler
+
+
+def test_the_kombu_publisher_runs_the_publish_hooks_and_the_codecs(monkeypatch):
+    log: list[Any] = []
+    connection = kombu.Connection(
+        "amqp://guest:guest@127.0.0.1:5672//", transport_options={"confirm_publish": True}
+    )
+    publisher = KombuPublisher(
+        "shop", connection, middleware=[Log("a", log), Log("b", log)], codecs=Codecs(Upper())
+    )
+    sent: list[Outbound] = []
+    monkeypatch.setattr(publisher, "_send", lambda _connection, message: sent.append(message))
+    publisher.publish("t.one", "x")
+    publisher.publish_many([OutgoingEvent("t.two", "y")])
+    assert log == [(name, "publish", t) for t in ("t.one", "t.two") for name in ("a", "b")]
+    assert [(m.message.body, m.message.content_type) for m in sent] == [
+        (b"X", "text/x-upper"),
+        (b"Y", "text/x-upper"),
+    ]
+    assert all(m.message.headers == {"x-a": "seen", "x-b": "seen"} for m in sent)
+
+
+class Upper:
+    content_type = "text/x-upper"
+
+    def encode(self, data: Any) -> bytes:
+        return str(data).upper().encode()
+
+    def decode(self, body: bytes) -> Any:
+        return body.decode().lower()
