@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from hubbub.codecs import Codecs
 from hubbub.consumers.copies import Copies, is_refusal, release_delay
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.consumers.handling import Handler, Outcome, handle, timed_out
@@ -99,7 +100,8 @@ class InFlight:
     to its queue. ``fail(reason)`` stops the worker (transport thread);
     ``settled`` runs on the transport thread after each settlement while
     stopping (to close once everything is settled). ``rng`` draws the retry
-    jitter (a seeded one makes it repeatable: the in-memory hub's ``seed``).
+    jitter (a seeded one makes it repeatable: the in-memory hub's ``seed``);
+    ``codecs`` decodes bodies by content type.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class InFlight:
         fail: Callable[[str], None],
         settled: Callable[[], None],
         rng: random.Random | None = None,
+        codecs: Codecs | None = None,
     ) -> None:
         self.transport = transport
         self.copies = copies
@@ -120,6 +123,7 @@ class InFlight:
         self._fail = fail
         self._settled = settled
         self._rng = rng
+        self._codecs = codecs
 
     def work(self, flight: Flight, epoch: int, delivery: Delivery) -> None:
         """On a handler thread: handle, then copy (retry, dead-letter) or hand over the ack."""
@@ -130,7 +134,9 @@ class InFlight:
         started = time.perf_counter()
         key, running = id(delivery), flight.running
         running[key] = (delivery, epoch, started, threading.get_ident())
-        outcome = handle(flight.spec, flight.queue, flight.handler, delivery, self._rng)
+        outcome = handle(
+            flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self._codecs
+        )
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
         if outcome.action == "ack":
@@ -247,7 +253,9 @@ class InFlight:
         if flight.running.pop(key, None) is not entry:
             return  # the handler returned just now: its own result stands
         error = HandlerTimeoutError(flight.spec.timeout)
-        outcome = timed_out(flight.spec, flight.queue, delivery, error, stack_of(ident))
+        outcome = timed_out(
+            flight.spec, flight.queue, delivery, error, stack_of(ident), codecs=self._codecs
+        )
         name = flight.spec.name
         log.warning(
             "event %s (%s) %s in %s on attempt %d; its thread is written off and replaced, %s",

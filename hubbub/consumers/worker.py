@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hubbub import current
+from hubbub.codecs import Codecs
 from hubbub.connection import resolve_urls
 from hubbub.consumers.copies import Copies, copy_targets
 from hubbub.consumers.dispatch import Dispatcher
@@ -61,6 +62,7 @@ from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import HubbubError
 from hubbub.logs import event_fields
 from hubbub.message import Delivery
+from hubbub.middleware import check, consuming
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
@@ -110,8 +112,17 @@ class Worker:
         publisher: Publisher | None = None,
         inline: bool = False,
         rng: random.Random | None = None,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
+        """``middleware`` wraps every handler (on its thread) and every event a
+        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
+        bodies by content type and encodes what handlers publish."""
         self.topology = topology
+        self._middleware = check(middleware)
+        self._codecs = codecs
+        self._middleware = check(middleware)
+        self._codecs = codecs
         self.urls = resolve_urls(url)
         where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI
         self.transport = transport or consumer_transport(self.urls, name=f"{name} ({where})")
@@ -125,7 +136,11 @@ class Worker:
         )
         self._owns_publisher = publisher is None
         self._publisher = publisher or Publisher(
-            topology.hub, url=url, name=f"{name} (copies, {where})"
+            topology.hub,
+            url=url,
+            name=f"{name} (copies, {where})",
+            middleware=self._middleware,
+            codecs=codecs,
         )
         self._flights = [
             self._make_flight(i, topology.subscriber(n), handlers[n], prefetch, concurrency, inline)
@@ -140,6 +155,7 @@ class Worker:
             fail=self._fail,
             settled=self._finish_stop_when_drained,
             rng=rng,
+            codecs=codecs,
         )
         self._fatal: HubbubError | None = None
         self._connected = False  # a connection is open (transport thread)
@@ -170,7 +186,7 @@ class Worker:
         return Flight(
             spec=spec,
             # hubbub.publish() in the handler goes through this worker's own publisher
-            handler=current.through(handler, lambda: self._publisher),
+            handler=current.through(consuming(self._middleware, handler), lambda: self._publisher),
             subscription=Subscription(
                 index, queue, prefetch or max(spec.prefetch, threads), spec.timeout
             ),

@@ -25,29 +25,34 @@ clock; only *when* things happen follows the fake clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubbub import current
 from hubbub.admin import history
 from hubbub.admin.records import FailedEvent, parse
 from hubbub.admin.sources import ToSubscriber
+from hubbub.codecs import Codecs
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound
 from hubbub.producers.link import Outgoing
-from hubbub.producers.publisher import OutgoingEvent, Publisher
+from hubbub.producers.message import OutgoingEvent, PublishOptions
+from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.records import Assertions, Recorder, RecordingTransport, Watch, replay_selection
 from hubbub.topology import loader
 from hubbub.topology.model import Topology
 from hubbub.transport.base import Pending, PublisherTransport
 from hubbub.transport.memory import MemoryTransport, Queued
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -71,14 +76,24 @@ class InMemoryHub(Hub, Assertions):
         url: str | None = None,
         clock: FakeClock | None = None,
         seed: int = 0,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
         """``url`` is accepted and ignored (so code that builds a Hub can build this);
-        ``seed`` makes retry jitter repeatable."""
+        ``seed`` makes retry jitter repeatable; ``middleware`` and ``codecs`` as
+        :class:`~hubbub.Hub`'s (run in the caller's thread, as handlers are)."""
         self.clock = clock or FakeClock()
         self.memory = MemoryTransport(self.clock.time)
-        self._recorder = Recorder()
+        self._recorder = Recorder(codecs)
         recording = RecordingTransport(self.memory, self._recorder)
-        super().__init__(name, topology=topology, url=url, transport=recording)
+        super().__init__(
+            name,
+            topology=topology,
+            url=url,
+            transport=recording,
+            middleware=middleware,
+            codecs=codecs,
+        )
         #: The broker in memory (its queues can be read: ``broker.messages(queue)``).
         self.broker = self.memory.broker
         self._watch = _Budget(self._recorder)
@@ -230,6 +245,8 @@ class InMemoryHub(Hub, Assertions):
             inline=True,
             rng=self._rng,
             name=label,
+            middleware=self.middleware,
+            codecs=self.codecs,
         )
         return self._worker
 
@@ -256,39 +273,29 @@ class _MemoryPublisher(Publisher):
     """The real Publisher's message building, sending through a memory publisher transport."""
 
     def __init__(self, hub: InMemoryHub, transport: PublisherTransport) -> None:
-        super().__init__(hub.name, url="amqp://in-memory/", name="hubbub in-memory")
+        super().__init__(
+            hub.name,
+            url="amqp://in-memory/",
+            name="hubbub in-memory",
+            middleware=hub.middleware,
+            codecs=hub.codecs,
+        )
         self._hub = hub
         self._transport = transport
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
-        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
-        return super().publish(
-            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+        options["delay"], options["deliver_at"] = self._on_fake_clock(
+            options.get("delay"), options.get("deliver_at")
         )
+        return super().publish(topic, data, **options)
 
     async def apublish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
-        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
-        return await super().apublish(
-            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+        options["delay"], options["deliver_at"] = self._on_fake_clock(
+            options.get("delay"), options.get("deliver_at")
         )
+        return await super().apublish(topic, data, **options)
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
         """``publish_many``'s events, their ``deliver_at`` read on the fake clock."""
