@@ -41,7 +41,6 @@ from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound, new_delivery
-from hubbub.producers.link import Outgoing
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.fake_broker import FakeBroker, Queued
@@ -50,6 +49,7 @@ from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
+from hubbub.transport.base import Pending
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -292,12 +292,10 @@ class _MemoryPublisher(Publisher):
         """``publish``'s message, through the fake broker (confirmed at once)."""
         self.wait(self.send(message))
 
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
+    def _send_all(self, messages: Sequence[Pending]) -> None:
         """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
         for m in messages:
-            assert m.properties is not None  # the publisher's own messages have properties
-            outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
-            m.settle(self.send(outbound).exception())
+            m.settle(self.send(m.outbound).exception())
 
     def send(self, outbound: Outbound) -> Future[None]:
         future: Future[None] = Future()
