@@ -57,6 +57,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 from hubbub import current, inbound
+from hubbub.codecs import Codecs
 from hubbub.connection import node_order, resolve_urls
 from hubbub.consumers.acks import AckTracker
 from hubbub.consumers.dispatch import Dispatcher
@@ -74,6 +75,7 @@ from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
 from hubbub.logs import event_fields
 from hubbub.message import Delivery, new_delivery, new_outbound
+from hubbub.middleware import check, consuming
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
@@ -140,8 +142,15 @@ class Worker:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         observer: Observer | None = None,
         name: str = "hubbub consumer",
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
+        """``middleware`` wraps every handler (on its thread) and every event a
+        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
+        bodies by content type and encodes what handlers publish."""
         self.topology = topology
+        self._middleware = check(middleware)
+        self._codecs = codecs
         self.urls = resolve_urls(url)
         where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI
         self._name = f"{name} ({where})"
@@ -158,7 +167,13 @@ class Worker:
             self._make_consumer(topology.subscriber(n), handlers[n], prefetch, concurrency)
             for n in chosen
         ]
-        self._publisher = Publisher(topology.hub, url=url, name=f"{name} (copies, {where})")
+        self._publisher = Publisher(
+            topology.hub,
+            url=url,
+            name=f"{name} (copies, {where})",
+            middleware=self._middleware,
+            codecs=codecs,
+        )
         self._connection: SelectConnection | None = None
         self._lock = threading.Lock()
         self._settled: deque[tuple[_Consumer, int, int, Settle]] = deque()
@@ -184,7 +199,7 @@ class Worker:
         return _Consumer(
             spec=spec,
             # hubbub.publish() in the handler goes through this worker's own connection
-            handler=current.through(handler, lambda: self._publisher),
+            handler=current.through(consuming(self._middleware, handler), lambda: self._publisher),
             queue=self.topology.names.queue(spec.name),
             pool=Dispatcher(threads, name=f"hubbub-{spec.name}"),
             prefetch=prefetch or max(spec.prefetch, threads),
@@ -458,7 +473,9 @@ class Worker:
         started = time.perf_counter()
         key, running = id(delivery), consumer.running
         running[key] = (delivery, generation, started, threading.get_ident())
-        outcome = handle(consumer.spec, consumer.queue, consumer.handler, delivery)
+        outcome = handle(
+            consumer.spec, consumer.queue, consumer.handler, delivery, codecs=self._codecs
+        )
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
         if outcome.action == "ack":
@@ -663,7 +680,9 @@ class Worker:
         if consumer.running.pop(key, None) is not entry:
             return  # the handler returned just now: its own result stands
         error = HandlerTimeoutError(consumer.spec.timeout)
-        outcome = timed_out(consumer.spec, consumer.queue, delivery, error, stack_of(ident))
+        outcome = timed_out(
+            consumer.spec, consumer.queue, delivery, error, stack_of(ident), codecs=self._codecs
+        )
         log.warning(
             "event %s (%s) %s in %s on attempt %d; its thread is written off and replaced, %s",
             outcome.event_id,

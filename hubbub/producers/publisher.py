@@ -41,25 +41,25 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hubbub import envelope
+from hubbub.codecs import Codecs
 from hubbub.connection import resolve_urls
 from hubbub.errors import (
     BrokerConnectionError,
-    ConfigurationError,
     HubbubError,
     PublishConnectionError,
     PublishError,
 )
 from hubbub.message import Outbound
-from hubbub.producers.message import check_event, delay_seconds, event_message
+from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
 from hubbub.topology.names import HubNames
 from hubbub.transport import publisher_transport
 from hubbub.transport.base import Pending, PublisherTransport
 from hubbub.transport.confirms import ConfirmGroup
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Seconds to wait for the broker's confirm of one publish.
 DEFAULT_CONFIRM_TIMEOUT = 30.0
@@ -67,20 +67,14 @@ DEFAULT_CONFIRM_TIMEOUT = 30.0
 CHUNK = 250
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An event to publish with :meth:`Publisher.publish_many`."""
-
-    topic: str
-    data: Any
-    headers: Mapping[str, Any] | None = None
-    message_id: str | None = None
-    delay: float | timedelta | str | None = None
-    deliver_at: datetime | None = None
-
-
 class Publisher:
-    """Confirmed, persistent publishing of events to one hub."""
+    """Confirmed, persistent publishing of events to one hub.
+
+    ``middleware``: their ``publish`` hooks see every event this publisher
+    builds (not raw messages given to :meth:`send`); ``codecs``: what each
+    topic is encoded with (default JSON). See :mod:`hubbub.middleware` and
+    :mod:`hubbub.codecs`.
+    """
 
     def __init__(
         self,
@@ -90,46 +84,29 @@ class Publisher:
         name: str = "hubbub publisher",
         window: int | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
         transport: PublisherTransport | None = None,
     ) -> None:
-        """``transport``: where events go (default: RabbitMQ at ``url``, as connection
-        ``name``, ``window`` unconfirmed messages in flight, default 1000)."""
         self.names = HubNames(hub)
+        self._events = EventMessages(self.names, codecs=codecs, middleware=middleware)
         self.urls = resolve_urls(url)
         self.confirm_timeout = confirm_timeout
-        #: Where the events go; the publisher waits for its confirms.
+        #: Where the events go (default: RabbitMQ at ``url``, as connection ``name``,
+        #: ``window`` unconfirmed messages in flight, default 1000).
         self.transport = transport or publisher_transport(self.urls, name=name, window=window)
 
     # -- events -------------------------------------------------------------
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish one event and wait for the broker's confirm; returns its id.
 
-        Raises PublishError (``failed`` holds the id) for anything but a
-        confirm, ConfigurationError for a topic or delay that is not valid.
+        ``options``: :class:`~hubbub.producers.message.PublishOptions`
+        (``headers``, ``message_id``, ``delay``, ``deliver_at``). Raises
+        PublishError (``failed`` holds the id) for anything but a confirm,
+        ConfigurationError for a topic or delay that is not valid.
         """
-        message_id = message_id or envelope.new_id()
-        try:
-            message = event_message(
-                self.names,
-                topic,
-                data,
-                message_id=message_id,
-                headers=headers,
-                seconds=delay_seconds(delay, deliver_at),
-            )
-        except PublishError as exc:
-            exc.failed = [message_id]
-            raise
+        message_id, message = self._events.one(topic, data, options)
         self._publish_one(message)
         return message_id
 
@@ -145,7 +122,7 @@ class Publisher:
         message ids to match those ids to them.
         """
         batch = list(events)
-        check_batch(batch)
+        self._events.check(batch)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
         group = ConfirmGroup(len(batch))
         sent_some = False
@@ -179,14 +156,7 @@ class Publisher:
     # -- asyncio ------------------------------------------------------------
 
     async def apublish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
         """:meth:`publish` for asyncio: the same confirm guarantee, the loop never blocked.
 
@@ -195,16 +165,8 @@ class Publisher:
         the I/O thread took the message withdraws it; after that the event
         may or may not be stored, as after a timeout. Errors as :meth:`publish`.
         """
-        message_id = message_id or envelope.new_id()
+        message_id, message = self._events.one(topic, data, options)
         try:
-            message = event_message(
-                self.names,
-                topic,
-                data,
-                message_id=message_id,
-                headers=headers,
-                seconds=delay_seconds(delay, deliver_at),
-            )
             await self.asend(message)
         except BrokerConnectionError as exc:
             raise _unreachable(exc, [message_id]) from exc
@@ -220,7 +182,7 @@ class Publisher:
         event goes alone (it connects, or finds the broker gone for all).
         """
         batch = list(events)
-        check_batch(batch)
+        self._events.check(batch)
         prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
         sends = [self.asend(outbound) for _, outbound in prepared]
@@ -257,21 +219,8 @@ class Publisher:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
-        """Each event's id and message, of events :func:`check_batch` passed."""
-        prepared = []
-        for event in events:
-            message_id = event.message_id or envelope.new_id()
-            message = event_message(
-                self.names,
-                event.topic,
-                event.data,
-                message_id=message_id,
-                headers=event.headers,
-                seconds=delay_seconds(event.delay, event.deliver_at),
-                checked=True,
-            )
-            prepared.append((message_id, message))
-        return prepared
+        """Each event's id and message, of events the batch check passed."""
+        return self._events.many(events)
 
     def _publish_one(self, message: Outbound) -> None:
         """Send ``message`` and wait for its confirm; raises PublishError otherwise.
@@ -363,31 +312,6 @@ _BLOCKED = (
     "'rabbitmq-diagnostics alarms') and did not confirm within {:g} s; publish again "
     "with the same id once the alarm clears"
 )
-
-
-def check_batch(batch: Sequence[OutgoingEvent]) -> None:
-    """Raise, naming the first bad event, unless every event of ``batch`` can be sent.
-
-    A PublishError lists an id for every event (nothing was sent: the ones
-    not given a ``message_id`` get a new one); a ConfigurationError (topic,
-    delay) says which event of the batch it is about.
-    """
-    for index, event in enumerate(batch):
-        try:
-            check_event(
-                event.topic,
-                event.data,
-                event.delay,
-                event.deliver_at,
-                message_id=event.message_id or "",
-                headers=event.headers,
-            )
-        except PublishError as exc:
-            text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
-            ids = [e.message_id or envelope.new_id() for e in batch]
-            raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
 
 
 def _unreachable(exc: BrokerConnectionError, ids: list[str]) -> PublishConnectionError:
