@@ -237,7 +237,8 @@ class Hub:
                 self._publisher = Publisher(
                     self.name,
                     url=self.url,
-                    name=f"hubbub {self.name}",
+                    transport=self.transport.publisher(name=f"hubbub {self.name}"),
+                    clock=self.transport.time,
                     middleware=self.middleware,
                     codecs=self.codecs,
                 )

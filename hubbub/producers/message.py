@@ -9,9 +9,10 @@ due time) and :data:`hubbub.envelope.current_event` (the causing event).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypedDict
 
@@ -65,7 +66,8 @@ class EventMessages:
 
     Built once per publisher, so the middleware chain is compiled once and
     a topic's codec looked up once. Without middlewares and codecs an event
-    costs what :func:`event_message` costs, nothing more.
+    costs what :func:`event_message` costs, nothing more. ``deliver_at`` counts
+    from ``clock`` (see :func:`delay_seconds`).
     """
 
     def __init__(
@@ -74,9 +76,11 @@ class EventMessages:
         *,
         codecs: Codecs | None = None,
         middleware: Sequence[Any] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.names = names
         self.codecs = codecs
+        self.clock = clock
         self._chain = publishing(middleware)
 
     def one(self, topic: str, data: Any, options: PublishOptions) -> tuple[str, Outbound]:
@@ -89,7 +93,7 @@ class EventMessages:
                 data,
                 message_id=message_id,
                 headers=options.get("headers"),
-                seconds=delay_seconds(options.get("delay"), options.get("deliver_at")),
+                seconds=delay_seconds(options.get("delay"), options.get("deliver_at"), self.clock),
                 codec=self.codecs.encoder(topic) if self.codecs else None,
             )
         except PublishError as exc:
@@ -109,7 +113,7 @@ class EventMessages:
                 event.data,
                 message_id=message_id,
                 headers=event.headers,
-                seconds=delay_seconds(event.delay, event.deliver_at),
+                seconds=delay_seconds(event.delay, event.deliver_at, self.clock),
                 checked=True,
                 codec=codecs.encoder(event.topic) if codecs else None,
             )
@@ -252,15 +256,21 @@ def _topic_problems(topic: str) -> str:
 
 
 def delay_seconds(
-    delay_: float | timedelta | str | None, deliver_at: datetime | None
+    delay_: float | timedelta | str | None,
+    deliver_at: datetime | None,
+    clock: Callable[[], float] = time.time,
 ) -> int | None:
-    """Whole seconds to hold an event (None: deliver now), from ``delay=`` or ``deliver_at=``."""
+    """Whole seconds to hold an event (None: deliver now), from ``delay=`` or ``deliver_at=``.
+
+    ``deliver_at`` counts from ``clock()`` (epoch seconds; a test's fake clock
+    under the in-memory hub).
+    """
     if delay_ is not None and deliver_at is not None:
         raise ConfigurationError("give either delay= or deliver_at=, not both")
     if deliver_at is not None:
         if deliver_at.tzinfo is None:
             raise ConfigurationError("deliver_at must be timezone-aware (e.g. tzinfo=timezone.utc)")
-        return delay.whole_seconds((deliver_at - datetime.now(timezone.utc)).total_seconds())
+        return delay.whole_seconds(deliver_at.timestamp() - clock())
     if delay_ is None:
         return None
     try:

@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,11 @@ from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
-from hubbub.errors import HubbubError, PublishError
+from hubbub.errors import HubbubError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound
 from hubbub.middleware import consuming
-from hubbub.producers.publisher import OutgoingEvent, Publisher
+from hubbub.producers.publisher import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
 from hubbub.testing.records import (
@@ -100,17 +99,9 @@ class LiveHub(Hub, Assertions):
 
     @property
     def publisher(self) -> Publisher:
+        """The hub's publisher (recording), once the topology is applied."""
         self._apply_once()
-        with self._lock:
-            if self._publisher is None:
-                self._publisher = _RecordingPublisher(
-                    self._recorder,
-                    self.name,
-                    url=self.url,
-                    middleware=self.middleware,
-                    codecs=self.codecs,
-                )
-            return self._publisher
+        return super().publisher
 
     def close(self) -> None:
         """Stop the consumer and close the publisher (the broker objects stay)."""
@@ -218,11 +209,10 @@ class LiveHub(Hub, Assertions):
             self._errors.append(exc)
 
     def _send_sentinels(self) -> int:
-        publisher = self.publisher
-        assert isinstance(publisher, _RecordingPublisher)
+        publisher = self.publisher  # the recorder leaves sentinels out
         names = self.topology.names
         futures = [
-            publisher.send_unrecorded(
+            publisher.send(
                 Outbound(
                     "",
                     names.queue(sub.name),
@@ -261,80 +251,3 @@ def _skip_sentinels(handler: Handler) -> Handler:
         return None if event.topic == SENTINEL else handler(event)
 
     return handle
-
-
-class _RecordingPublisher(Publisher):
-    """A Publisher that notes every event it sends (but not the harness's own messages)."""
-
-    def __init__(
-        self,
-        recorder: Recorder,
-        hub: str,
-        *,
-        url: str | None,
-        middleware: Sequence[Any],
-        codecs: Codecs | None,
-    ) -> None:
-        super().__init__(
-            hub, url=url, name=f"hubbub test {hub}", middleware=middleware, codecs=codecs
-        )
-        self._recorder = recorder
-        self._pending: dict[Future[None], Outbound] = {}
-        self._pending_lock = threading.Lock()
-        #: The messages of the publish_many running on this thread.
-        self._batch = threading.local()
-
-    def send(self, outbound: Outbound) -> Future[None]:
-        future = super().send(outbound)
-        with self._pending_lock:
-            self._pending[future] = outbound
-        return future
-
-    def wait(self, future: Future[None]) -> None:
-        """Wait for the confirm; a confirmed event is noted, as the in-memory hub notes it."""
-        try:
-            super().wait(future)
-        finally:
-            with self._pending_lock:
-                sent = self._pending.pop(future, None)
-        if sent is not None:
-            self._recorder.sent(sent.routing_key, sent.message)
-
-    def _publish_one(self, message: Outbound) -> None:
-        """``publish``: a confirmed event is noted."""
-        super()._publish_one(message)
-        self._recorder.sent(message.routing_key, message.message)
-
-    def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
-        """``publish_many``: its confirmed events are noted, in order, once it returns or
-        raises (the batch's messages never pass through :meth:`send`)."""
-        batch: list[tuple[str, Outbound]] = []
-        self._batch.messages = batch
-        try:
-            ids = super().publish_many(events)
-        except PublishError as exc:
-            self._note(batch, unconfirmed=set(exc.failed))
-            raise
-        finally:
-            del self._batch.messages
-        self._note(batch, unconfirmed=set())
-        return ids
-
-    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
-        prepared = super()._prepare(events)
-        batch: list[tuple[str, Outbound]] | None = getattr(self._batch, "messages", None)
-        if batch is not None:  # inside this thread's publish_many
-            batch += prepared
-        return prepared
-
-    def _note(self, batch: list[tuple[str, Outbound]], *, unconfirmed: set[str]) -> None:
-        for message_id, m in batch:
-            if message_id not in unconfirmed:
-                self._recorder.sent(m.routing_key, m.message)
-
-    async def asend(self, outbound: Outbound) -> None:
-        await super().asend(outbound)
-        self._recorder.sent(outbound.routing_key, outbound.message)
-
-    def send_unrecorded(self, outbound: Outbound) -> Future[None]:
-        return super().send(outbound)

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,18 +39,15 @@ from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound
-from hubbub.producers.link import Outgoing
-from hubbub.producers.message import OutgoingEvent, PublishOptions
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.records import Assertions, Recorder, RecordingTransport, Watch, replay_selection
 from hubbub.topology import loader
 from hubbub.topology.model import Topology
-from hubbub.transport.base import Pending, PublisherTransport
 from hubbub.transport.memory import MemoryTransport, Queued
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -98,7 +93,6 @@ class InMemoryHub(Hub, Assertions):
         self.broker = self.memory.broker
         self._watch = _Budget(self._recorder)
         self._rng = random.Random(seed)
-        self._memory_publisher = _MemoryPublisher(self, self.transport.publisher(name="hubbub"))
         self._declared: Topology | None = None
         self._worker: Worker | None = None
         self.clock.attach(self)
@@ -112,7 +106,10 @@ class InMemoryHub(Hub, Assertions):
 
     @property
     def publisher(self) -> Publisher:
-        return self._memory_publisher
+        """The hub's publisher, on the in-memory transport; the topology is declared first
+        (a subscriber decorated since the last publish gets its queue and bindings)."""
+        self._declare()
+        return super().publisher
 
     def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
         raise HubbubError(
@@ -240,7 +237,13 @@ class InMemoryHub(Hub, Assertions):
             topology,
             handlers,
             transport=self.memory.consumer(name=label),
-            publisher=_MemoryPublisher(self, self.memory.publisher(name=label)),
+            publisher=Publisher(  # the copies' publisher: unrecorded, as they are no events
+                self.name,
+                transport=self.memory.publisher(name=label),
+                clock=self.memory.time,
+                middleware=self.middleware,
+                codecs=self.codecs,
+            ),
             observer=self._watch,
             inline=True,
             rng=self._rng,
@@ -267,71 +270,3 @@ class _Budget(Watch):
                 f"{MAX_DELIVERIES} deliveries and the hub is still busy: handlers keep "
                 "publishing events that trigger each other"
             )
-
-
-class _MemoryPublisher(Publisher):
-    """The real Publisher's message building, sending through a memory publisher transport."""
-
-    def __init__(self, hub: InMemoryHub, transport: PublisherTransport) -> None:
-        super().__init__(
-            hub.name,
-            url="amqp://in-memory/",
-            name="hubbub in-memory",
-            middleware=hub.middleware,
-            codecs=hub.codecs,
-        )
-        self._hub = hub
-        self._transport = transport
-
-    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
-        options["delay"], options["deliver_at"] = self._on_fake_clock(
-            options.get("delay"), options.get("deliver_at")
-        )
-        return super().publish(topic, data, **options)
-
-    async def apublish(
-        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
-    ) -> str:
-        options["delay"], options["deliver_at"] = self._on_fake_clock(
-            options.get("delay"), options.get("deliver_at")
-        )
-        return await super().apublish(topic, data, **options)
-
-    def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
-        """``publish_many``'s events, their ``deliver_at`` read on the fake clock."""
-        return super()._prepare(
-            replace(event, delay=delay, deliver_at=deliver_at)
-            for event in events
-            for delay, deliver_at in [self._on_fake_clock(event.delay, event.deliver_at)]
-        )
-
-    def _publish_one(self, message: Outbound) -> None:
-        """``publish``'s message, through the transport (confirmed at once)."""
-        self.wait(self.send(message))
-
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """``publish_many``'s messages, through the transport (confirmed at once)."""
-        for m in messages:
-            assert m.properties is not None  # the publisher's own messages have properties
-            outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
-            m.settle(self.send(outbound).exception())
-
-    def send(self, outbound: Outbound) -> Future[None]:
-        future: Future[None] = Future()
-        self._hub._declare()
-        self._transport.send_many([Pending(outbound, future)])
-        return future
-
-    async def asend(self, outbound: Outbound) -> None:
-        self.wait(self.send(outbound))
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-    def _on_fake_clock(
-        self, delay: float | timedelta | str | None, deliver_at: datetime | None
-    ) -> tuple[float | timedelta | str | None, datetime | None]:
-        """``deliver_at`` as a delay from the fake clock's now (the real one uses the wall's)."""
-        if deliver_at is None or delay is not None or deliver_at.tzinfo is None:
-            return delay, deliver_at  # the real checks report these
-        return max(0.0, (deliver_at - self._hub.clock.now()).total_seconds()), None

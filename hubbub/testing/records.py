@@ -145,8 +145,10 @@ class Recorder:
         self._running: dict[tuple[str, str, int], Event] = {}
 
     def sent(self, routing_key: str, message: Message) -> None:
-        """Note a message the hub's publisher sent (an event, delayed or not)."""
+        """Note a message the hub's publisher sent (an event, delayed or not; not a sentinel)."""
         event = decode(routing_key, message, self.codecs)
+        if event.topic == SENTINEL:
+            return
         with self._lock:
             self._published.append(event)
 

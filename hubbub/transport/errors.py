@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Literal, cast
 
-from hubbub.errors import BrokerConnectionError
+from hubbub.errors import BrokerConnectionError, PublishError
 
 Permission = Literal["read", "write", "configure"]
 
@@ -94,6 +94,10 @@ class CopyTargetError(BrokerConnectionError):
         super().__init__(message)
         self.missing = missing
         self.refused = refused
+
+
+class UnroutableError(PublishError):
+    """A mandatory message reached no queue (only for exchanges without a fallback)."""
 
 
 def access_refused(

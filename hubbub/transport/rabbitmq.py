@@ -1,8 +1,8 @@
 """RabbitMQ as a :class:`~hubbub.transport.base.Transport`: what a :class:`~hubbub.Hub` runs on.
 
-It builds the pika publisher and consumer transports (imported on first use:
-a hub that only declares loads no I/O machinery), declares topologies with
-:mod:`hubbub.topology.sync`, and goes by the wall clock.
+It builds the pika publisher and consumer transports (:mod:`hubbub.transport`
+imports them on first use: a hub that only declares loads no I/O machinery),
+declares topologies with :mod:`hubbub.topology.sync`, and goes by the wall clock.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
 from hubbub.topology.sync import apply as apply_topology
 from hubbub.topology.sync import make_plan
+from hubbub.transport import consumer_transport, publisher_transport
 from hubbub.transport.base import ConsumerTransport, PublisherTransport
 
 
@@ -34,16 +35,10 @@ class RabbitMQTransport:
         return resolve_urls(self.url)
 
     def publisher(self, *, name: str) -> PublisherTransport:
-        from hubbub.transport.pika.publisher import (  # type: ignore[import-not-found]
-            PikaPublisherTransport,
-        )
-
-        return PikaPublisherTransport(self.urls, name=name)  # type: ignore[no-any-return]
+        return publisher_transport(self.urls, name=name)
 
     def consumer(self, *, name: str) -> ConsumerTransport:
-        from hubbub.transport.pika.consumer import PikaConsumerTransport
-
-        return PikaConsumerTransport(self.urls, name=name)
+        return consumer_transport(self.urls, name=name)
 
     def apply(self, topology: Topology) -> Plan | None:
         return apply_topology(topology, self.urls)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hubbub.errors import PublishError
-from hubbub.producers.link import UnroutableError
 from hubbub.transport.base import Pending
+from hubbub.transport.errors import UnroutableError
 from hubbub.transport.memory.broker import MemoryBroker
 
 
