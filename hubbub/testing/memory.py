@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hubbub import current
 from hubbub.admin import history
@@ -45,9 +45,6 @@ from hubbub.testing.records import Assertions, Recorder, RecordingTransport, Wat
 from hubbub.topology import loader
 from hubbub.topology.model import Topology
 from hubbub.transport.memory import MemoryTransport, Queued
-
-if TYPE_CHECKING:
-    pass
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
