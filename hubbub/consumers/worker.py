@@ -73,7 +73,6 @@ from hubbub.consumers.probe import check_copy_targets, is_refusal, refusal
 from hubbub.consumers.watchdog import HandlerTimeoutError, Watchdog, period, stack_of
 from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import BrokerConnectionError, HubbubError, PublishError
-from hubbub.frames import one_write
 from hubbub.logs import event_fields
 from hubbub.message import Delivery, new_delivery, new_outbound
 from hubbub.middleware import check, consuming
@@ -81,6 +80,7 @@ from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import refuse_unusable
+from hubbub.transport.pika._frames import one_write
 from hubbub.transport.pika.convert import from_pika
 from hubbub.transport.pika.params import connect_error, parameters
 

@@ -25,14 +25,17 @@ lost connection tries the other nodes first (``tests/cluster``). The fault suite
 restart this way and loses nothing.
 
 One publisher is safe to share between threads; all of them pipeline
-through one connection.
+through one connection. The connection is its
+:class:`~hubbub.transport.base.PublisherTransport`'s (RabbitMQ by default, or
+any transport given as ``transport=``): the publisher prepares events,
+hands them over as :class:`~hubbub.transport.base.Pending` and waits for
+their confirms; it never touches a broker client itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,7 +44,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from hubbub.codecs import Codecs
-from hubbub.connection import node_order, resolve_urls, rotate_past
+from hubbub.connection import resolve_urls
 from hubbub.errors import (
     BrokerConnectionError,
     HubbubError,
@@ -49,11 +52,11 @@ from hubbub.errors import (
     PublishError,
 )
 from hubbub.message import Outbound
-from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
 from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
 from hubbub.topology.names import HubNames
+from hubbub.transport import publisher_transport
+from hubbub.transport.base import Pending, PublisherTransport
 from hubbub.transport.confirms import ConfirmGroup
-from hubbub.transport.pika.params import parameters
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -79,19 +82,20 @@ class Publisher:
         *,
         url: str | None = None,
         name: str = "hubbub publisher",
-        window: int = DEFAULT_WINDOW,
+        window: int | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
+        transport: PublisherTransport | None = None,
     ) -> None:
+        """``transport``: where events go (default: RabbitMQ at ``url``, as connection
+        ``name``, ``window`` unconfirmed messages in flight, default 1000)."""
         self.names = HubNames(hub)
         self._events = EventMessages(self.names, codecs=codecs, middleware=middleware)
         self.urls = resolve_urls(url)
         self.confirm_timeout = confirm_timeout
-        self._params = parameters(node_order(self.urls), name=name)
-        self._window = window
-        self._lock = threading.Lock()
-        self._link: Link | None = None
+        #: Where the events go; the publisher waits for its confirms.
+        self.transport = transport or publisher_transport(self.urls, name=name, window=window)
 
     # -- events -------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class Publisher:
         for start in range(0, len(batch), CHUNK):
             prepared = self._prepare(batch[start : start + CHUNK])
             messages = [
-                _outgoing(outbound, group=group, index=i)
+                Pending(outbound, group=group, index=i)
                 for i, (_, outbound) in enumerate(prepared, start)
             ]
             ids += [message_id for message_id, _ in prepared]
@@ -184,7 +188,7 @@ class Publisher:
         ids = [message_id for message_id, _ in prepared]
         sends = [self.asend(outbound) for _, outbound in prepared]
         results: list[BaseException | None] = []
-        if sends and (self._link is None or self._link.dead.is_set()):
+        if sends and not self.transport.live:
             results += await asyncio.gather(sends.pop(0), return_exceptions=True)
             if isinstance(results[0], BrokerConnectionError):
                 for unsent in sends:
@@ -201,12 +205,11 @@ class Publisher:
 
     async def asend(self, outbound: Outbound) -> None:
         """:meth:`send` and :meth:`wait` for asyncio: returns once the broker confirmed."""
-        link = self._link
-        if link is None or link.dead.is_set():
+        if not self.transport.live:
             # Connecting blocks for a network round trip or more: not on the loop.
-            link = await asyncio.get_running_loop().run_in_executor(None, self._current_link)
+            await asyncio.get_running_loop().run_in_executor(None, self.transport.connect)
         future: Future[None] = Future()
-        link.send(_outgoing(outbound, future))
+        self.transport.send_many((Pending(outbound, future),))
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout)
         except asyncio.TimeoutError as exc:
@@ -230,12 +233,11 @@ class Publisher:
         group = ConfirmGroup(1)
         ids = [message.message.message_id or ""]
         try:
-            link = self._current_link()
+            self._send_all((Pending(message, group=group),))
         except BrokerConnectionError as exc:
             raise _unreachable(exc, ids) from exc
         except PublishError as exc:
             raise _failing(exc, ids) from exc
-        link.send(_outgoing(message, group=group))
         if not group.wait(self.confirm_timeout):
             raise PublishError(self._timeout_text(True), failed=ids)
         if group.errors:
@@ -243,7 +245,7 @@ class Publisher:
             raise _failing(error, ids) from error
 
     def _try_send_all(
-        self, messages: Sequence[Outgoing]
+        self, messages: Sequence[Pending]
     ) -> BrokerConnectionError | PublishError | None:
         """:meth:`_send_all`, returning (not raising) why the broker could not be reached."""
         try:
@@ -252,18 +254,18 @@ class Publisher:
             return exc
         return None
 
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread).
+    def _send_all(self, messages: Sequence[Pending]) -> None:
+        """Hand ``messages`` to the transport at once (one lock, one wake-up of its I/O thread).
 
         Raises BrokerConnectionError (nothing sent) when the broker cannot be reached.
         """
-        self._current_link().send_many(messages)
+        self.transport.send_many(messages)
 
     def _timeout_text(self, timed_out: bool = True) -> str:
         """Why confirms did not come: the broker blocking publishers (and why), or silence."""
         if not timed_out:
             return ""
-        blocked = getattr(self._link, "blocked", None)  # stand-in links have none
+        blocked = self.transport.blocked
         if blocked is not None:
             return _BLOCKED.format(blocked, self.confirm_timeout)
         return _NOT_CONFIRMED.format(self.confirm_timeout)
@@ -273,7 +275,7 @@ class Publisher:
     def send(self, outbound: Outbound) -> Future[None]:
         """Publish a prepared message; the future resolves on its confirm."""
         future: Future[None] = Future()
-        self._current_link().send(_outgoing(outbound, future))
+        self.transport.send_many((Pending(outbound, future),))
         return future
 
     def wait(self, future: Future[None]) -> None:
@@ -285,10 +287,7 @@ class Publisher:
 
     def close(self) -> None:
         """Wait for in-flight confirms and close the connection."""
-        with self._lock:
-            link, self._link = self._link, None
-        if link is not None:
-            link.close()
+        self.transport.close()
 
     def abort(self) -> None:
         """Close the connection at once, without waiting for confirms (after a failure).
@@ -296,35 +295,13 @@ class Publisher:
         What a command line does once a publish failed: events still in
         flight fail (may or may not be stored), as on a lost connection.
         """
-        with self._lock:
-            link, self._link = self._link, None
-        if link is not None:
-            link.close(timeout=0)
+        self.transport.close(timeout=0)
 
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _current_link(self) -> Link:
-        link = self._link
-        if link is not None and not link.dead.is_set():
-            return link
-        with self._lock:
-            if self._link is None or self._link.dead.is_set():
-                if self._link is not None:  # the node it used is tried last
-                    self._params = rotate_past(self._params, self._link.node)
-                    self._link = None
-                link = Link(self._params, window=self._window, urls=self.urls)
-                try:
-                    link.ready.result(timeout=60)
-                except HubbubError:
-                    raise
-                except FutureTimeout as exc:
-                    raise PublishError("timed out connecting to the broker") from exc
-                self._link = link
-            return self._link
 
 
 _NOT_CONFIRMED = (
@@ -336,27 +313,6 @@ _BLOCKED = (
     "'rabbitmq-diagnostics alarms') and did not confirm within {:g} s; publish again "
     "with the same id once the alarm clears"
 )
-
-
-def _outgoing(
-    outbound: Outbound,
-    future: Future[None] | None = None,
-    *,
-    group: ConfirmGroup | None = None,
-    index: int = 0,
-) -> Outgoing:
-    """``outbound`` handed to the link, settling ``future`` or ``group`` at ``index``."""
-    message = outbound.message
-    return Outgoing(
-        outbound.exchange,
-        outbound.routing_key,
-        message.body,
-        message,
-        future,
-        outbound.mandatory,
-        group,
-        index,
-    )
 
 
 def _unreachable(exc: BrokerConnectionError, ids: list[str]) -> PublishConnectionError:

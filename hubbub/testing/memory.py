@@ -43,7 +43,6 @@ from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound, new_delivery
 from hubbub.middleware import consuming
-from hubbub.producers.link import Outgoing
 from hubbub.producers.message import OutgoingEvent, PublishOptions
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
@@ -53,6 +52,7 @@ from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
+from hubbub.transport.base import Pending
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -294,12 +294,10 @@ class _MemoryPublisher(Publisher):
         """``publish``'s message, through the fake broker (confirmed at once)."""
         self.wait(self.send(message))
 
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
+    def _send_all(self, messages: Sequence[Pending]) -> None:
         """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
         for m in messages:
-            assert m.properties is not None  # the publisher's own messages have properties
-            outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
-            m.settle(self.send(outbound).exception())
+            m.settle(self.send(m.outbound).exception())
 
     def send(self, outbound: Outbound) -> Future[None]:
         future: Future[None] = Future()

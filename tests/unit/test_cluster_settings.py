@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import random
-import threading
+import time
 from collections import Counter
-from concurrent.futures import Future
 
 import pytest
+from fake_select import Nodes
 
 import hubbub.consumers.worker as worker_module
 import hubbub.producers.publisher as publisher_module
+import hubbub.transport.pika.supervisor as supervisor_module
 from hubbub import Hub
 from hubbub.connection import node_order, rotate_past
 from hubbub.consumers.worker import Worker
@@ -52,35 +53,24 @@ def test_a_lost_node_moves_to_the_end_of_the_order():
     assert rotate_past(NODES[:1], 0) == NODES[:1]
 
 
-class FakeLink:
-    """Stands in for a Link: opens on its first node, records the order it got."""
-
-    made: list[list[str]] = []
-
-    def __init__(self, params, **_):
-        self.hosts = [p.host for p in params]
-        FakeLink.made.append(self.hosts)
-        self.node = 0
-        self.dead = threading.Event()
-        self.ready: Future[None] = Future()
-        self.ready.set_result(None)
-
-    def close(self):
-        self.dead.set()
-
-
 def test_a_publisher_reconnects_to_the_next_node_after_losing_one(monkeypatch):
     monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
-    monkeypatch.setattr(publisher_module, "Link", FakeLink)
-    FakeLink.made = []
+    nodes = Nodes(n1="open", n2="open", n3="open")
+    monkeypatch.setattr(supervisor_module, "SelectConnection", nodes.connection)
     publisher = publisher_module.Publisher("events", url=",".join(NODES))
-    first = publisher._current_link()
-    assert publisher._current_link() is first  # a live link is kept
-    first.dead.set()  # its connection to n1 was lost
-    second = publisher._current_link()
-    second.dead.set()
-    publisher._current_link()
-    assert FakeLink.made == [["n1", "n2", "n3"], ["n2", "n3", "n1"], ["n3", "n1", "n2"]]
+    transport = publisher.transport
+    transport.connect()
+    transport.connect()
+    assert nodes.tried == ["n1"]  # a live connection is kept
+    for _ in range(2):
+        lost = nodes.connections[-1]
+        lost.ioloop.add_callback_threadsafe(lost.lose)  # its connection to the node was lost
+        deadline = time.monotonic() + 5
+        while transport.live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        transport.connect()
+    publisher.abort()
+    assert nodes.tried == ["n1", "n2", "n3"]  # each time the lost node is tried last
 
 
 def test_a_consumer_tries_the_nodes_round_robin(monkeypatch):

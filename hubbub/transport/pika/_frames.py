@@ -8,8 +8,9 @@ thread and hands them to the transport as one buffer: the same bytes in the
 same order, one system call. Measured in ``bench/README.md``.
 
 It relies on ``Connection._adapter_emit_data``, the one hook every pika 1.x
-adapter implements to send bytes. Should a pika version lack it, frames are
-written as pika does by itself.
+adapter implements to send bytes. Should a pika version lack it (or
+``HUBBUB_FAST_FRAMES=0`` ask for pika's own path), frames are written as
+pika does by itself, and a log line says so once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pika.connection import Connection
+
+from hubbub.transport.pika._internals import usable
 
 _EMIT = "_adapter_emit_data"
 
@@ -31,10 +34,13 @@ def one_write(connection: Connection | None) -> Iterator[None]:
     block ends, also when it raises (pika marshals a whole message before
     emitting it, so a failed call leaves nothing half written).
     """
-    emit = getattr(connection, _EMIT, None)
-    if connection is None or emit is None or _EMIT in vars(connection):
-        yield  # no hook, or already inside a one_write block
+    if connection is None or _EMIT in getattr(connection, "__dict__", ()):
+        yield  # no connection, or already inside a one_write block
         return
+    if not usable("one write per batch", "a write per frame", [(connection, _EMIT)]):
+        yield
+        return
+    emit = getattr(connection, _EMIT)
     chunks: list[bytes] = []
     setattr(connection, _EMIT, chunks.append)
     try:
