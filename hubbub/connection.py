@@ -106,6 +106,12 @@ def vhost_of(url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
+def user_of(url: str) -> str:
+    """The user a URL names (``guest``, the AMQP clients' default, when it names none)."""
+    user = urlsplit(url).username
+    return unquote(user) if user else "guest"
+
+
 def connect_failure(
     exc: BaseException,
     urls: Sequence[str],

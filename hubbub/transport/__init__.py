@@ -9,6 +9,7 @@ converts at its own edge. Only :mod:`hubbub.transport.pika` imports pika.
 # -- the blocking session (topology and admin work) ------------------------------------
 from collections.abc import Sequence
 
+from hubbub.transport.base import ConsumerTransport as ConsumerTransport
 from hubbub.transport.base import PublisherTransport as PublisherTransport
 from hubbub.transport.errors import AccessRefusedError as AccessRefusedError
 from hubbub.transport.errors import ConnectionLostError as ConnectionLostError
@@ -48,3 +49,10 @@ def client_loggers() -> tuple[str, ...]:
     from hubbub.transport.pika import CLIENT_LOGGERS
 
     return CLIENT_LOGGERS
+
+
+def consumer_transport(urls: Sequence[str], *, name: str) -> ConsumerTransport:
+    """The default :class:`ConsumerTransport`: RabbitMQ at ``urls`` (pika, imported on use)."""
+    from hubbub.transport.pika.consumer import PikaConsumerTransport
+
+    return PikaConsumerTransport(urls, name=name)

@@ -119,11 +119,16 @@ class PublisherTransport(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """One queue a worker consumes: its position in the worker's list, and its prefetch."""
+    """One queue a worker consumes: its position in the worker's list, and its prefetch.
+
+    ``timeout``: the handlers' time limit in seconds (None: none), which a
+    transport names when the broker gives up on an unacked delivery.
+    """
 
     index: int
     queue: str
     prefetch: int
+    timeout: float | None = None
 
 
 class ConsumerEvents(Protocol):

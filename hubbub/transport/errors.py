@@ -83,6 +83,19 @@ class ConnectionLostError(BrokerConnectionError):
         self.detail = detail
 
 
+class CopyTargetError(BrokerConnectionError):
+    """An exchange a consumer publishes copies to is missing, or its user may not write to it.
+
+    ``missing`` and ``refused`` list the exchanges, so the consumer can word
+    the fix (the grant it needs, or applying the topology).
+    """
+
+    def __init__(self, message: str, *, missing: list[str], refused: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.refused = refused
+
+
 def access_refused(
     reply: str, *, permission: Permission, doing: str, fix: str | None = None
 ) -> AccessRefusedError | None:

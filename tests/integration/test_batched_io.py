@@ -15,11 +15,11 @@ import orjson
 import pytest
 from core_support import depth, take_all, wait_until
 
-from hubbub import inbound
 from hubbub.consumers.worker import Worker
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.producers.publisher import CHUNK
+from hubbub.transport.pika import _inbound as inbound
 from hubbub.transport.pika import _outbound as outbound
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ def test_events_of_every_size_reach_the_handler_whole(declare, hub_name, broker_
 
 
 def test_real_connections_read_and_write_through_hubbubs_frame_paths(declare, hub_name, broker_url):
-    """The consumer's connection reads with hubbub.inbound, the publisher's
+    """The consumer's connection reads with the pika transport's _inbound, the publisher's
     transport writes with its _outbound (pika's own paths are only fallbacks)."""
     topo = declare(topology(hub_name))
     with Publisher(hub_name, url=broker_url) as publisher:
@@ -122,7 +122,8 @@ def test_real_connections_read_and_write_through_hubbubs_frame_paths(declare, hu
     thread.start()
     try:
         assert handled.wait(30)
-        reader = getattr(worker._connection._on_data_available, "__self__", None)
+        connection = worker.transport._supervisor.connection  # type: ignore[attr-defined]
+        reader = getattr(connection._on_data_available, "__self__", None)
         assert isinstance(reader, inbound._Reader)
     finally:
         worker.stop()

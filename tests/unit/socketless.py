@@ -1,6 +1,6 @@
 """A pika connection with no socket: bytes go in by hand, frames out to a list.
 
-For the tests of hubbub's own frame reading and writing (``hubbub.inbound``,
+For the tests of hubbub's own frame reading and writing (``hubbub.transport.pika._inbound``,
 ``hubbub.transport.pika._outbound``), which compare what they do with what pika does on the
 same connection state.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubbub.consumers.acks import AckTracker
+from hubbub.transport.acks import AckTracker
 
 
 class Channel:

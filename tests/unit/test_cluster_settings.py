@@ -7,10 +7,10 @@ import time
 from collections import Counter
 
 import pytest
-from fake_select import Nodes
+from fake_select import FakeSelectConnection, Nodes
 
-import hubbub.consumers.worker as worker_module
 import hubbub.producers.publisher as publisher_module
+import hubbub.transport.pika.probe as probe_module
 import hubbub.transport.pika.supervisor as supervisor_module
 from hubbub import Hub
 from hubbub.connection import node_order, rotate_past
@@ -21,6 +21,8 @@ from hubbub.topology.loader import from_mapping, loads
 from hubbub.topology.observe import ManagementAPI
 from hubbub.topology.plan import Observed, ObservedQueue, plan
 from hubbub.topology.sync import make_plan
+from hubbub.transport.pika.consumer import PikaConsumerTransport
+from hubbub.transport.pika.supervisor import Reconnect
 
 NODES = ["amqp://u:p@n1/%2F", "amqp://u:p@n2/%2F", "amqp://u:p@n3/%2F"]
 SPEC = {"hub": "events", "subscribers": {"mail": {"handler": "m:f", "topics": ["user.#"]}}}
@@ -75,22 +77,26 @@ def test_a_publisher_reconnects_to_the_next_node_after_losing_one(monkeypatch):
 
 def test_a_consumer_tries_the_nodes_round_robin(monkeypatch):
     monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
-    monkeypatch.setattr(worker_module, "RECONNECT_FIRST", 0.001)
-    monkeypatch.setattr(worker_module, "check_copy_targets", lambda *a, **k: None)
+    monkeypatch.setattr(probe_module, "check_copy_targets", lambda *a, **k: None)
     topology = from_mapping(SPEC)
     worker = Worker(topology, {"mail": lambda event: None}, url=",".join(NODES))
-    tried: list[str] = []
+    transport = worker.transport
+    assert isinstance(transport, PikaConsumerTransport)
+    transport._supervisor.reconnect = Reconnect(forever=True, first=0.001, cap=0.002)
+    scripted = Nodes(n1="open", n2="refused", n3="open")  # n2 is down
 
-    def connection(params):
-        tried.append(params.host)
-        opened = params.host != "n2"  # n2 is down: refused
-        worker._connected_once |= opened
-        if len(tried) == 5:
-            worker._stopping.set()
-        return opened
+    def connection(params, **callbacks):
+        if len(scripted.tried) == 4:
+            worker.stop()  # the fifth attempt is the last
+        return scripted.connection(params, **callbacks)
 
-    monkeypatch.setattr(worker, "_run_connection", connection)
+    def channel(connection, on_open_callback):  # each node is lost as soon as it opens
+        connection.ioloop.add_callback_threadsafe(connection.lose)
+
+    monkeypatch.setattr(supervisor_module, "SelectConnection", connection)
+    monkeypatch.setattr(FakeSelectConnection, "channel", channel)
     worker.run()
+    tried = scripted.tried
     assert tried == ["n1", "n2", "n3", "n1", "n2"]
 
 

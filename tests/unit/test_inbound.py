@@ -1,7 +1,7 @@
 """The fast inbound path hands consumers exactly what pika's own path would.
 
 Each test feeds the same bytes to a connection reading the pika way and to
-one with :func:`hubbub.inbound.install`, and compares what reached the
+one with :func:`hubbub.transport.pika._inbound.install`, and compares what reached the
 consumer callback, the other frames pika processed, and the counters its
 heartbeat checker reads.
 """
@@ -23,7 +23,7 @@ from pika.connection import Connection
 from pika.exceptions import InvalidFrameError
 from socketless import SocketlessConnection
 
-from hubbub import inbound
+from hubbub.transport.pika import _inbound as inbound
 
 TAG = "ctag-1"
 

@@ -24,6 +24,7 @@ from hubbub.errors import TopologyError
 from hubbub.message import Delivery
 from hubbub.topology import loader
 from hubbub.topology.model import DEFAULT_TIMEOUT, RetryPolicy, Subscriber
+from hubbub.transport.base import REQUEUE
 
 FILE = """
 hub: events
@@ -136,7 +137,10 @@ def test_connection_names_carry_the_host_and_pid(monkeypatch):
     where = f"{socket.gethostname()} pid {os.getpid()}"
     names = {
         p.client_properties["connection_name"]
-        for p in (*worker._params, *worker._publisher.transport.supervisor._params)  # type: ignore[attr-defined]
+        for p in (
+            *worker.transport._supervisor._params,
+            *worker._publisher.transport.supervisor._params,
+        )  # type: ignore[attr-defined]
     }
     assert names == {f"hubbub consume x ({where})", f"hubbub consume x (copies, {where})"}
 
@@ -189,15 +193,15 @@ def test_health_says_which_subscriber_has_stuck_handler_threads():
 
 def test_a_written_off_delivery_of_a_lost_channel_is_not_copied_but_leaves_flight(monkeypatch):
     worker = Worker(loader.loads(FILE), {"mail": print, "sales": print})
-    consumer = worker._consumers[0]
+    consumer = worker._flights[0]
     delivery = _delivery()
     entry = (delivery, 0, 0.0, threading.get_ident())
     consumer.running[id(delivery)] = entry
-    consumer.generation = 1  # the channel that delivered it was lost since
+    consumer.epoch = 1  # the connection that delivered it was lost since
     handed, copied = [], []
-    monkeypatch.setattr(worker, "_hand_over", lambda *args: handed.append(args))
-    monkeypatch.setattr(worker, "_copy", lambda *args: copied.append(args))
+    monkeypatch.setattr(worker._in_flight, "hand_over", lambda *args: handed.append(args))
+    monkeypatch.setattr(worker._in_flight, "copy", lambda *args: copied.append(args))
     monkeypatch.setattr(consumer.pool, "write_off", lambda ident: None)
     worker._watch(now=consumer.spec.timeout + 1)
-    assert handed == [(consumer, 0, delivery.tag, "requeue")]  # void: only out of flight
+    assert handed == [(consumer, 0, delivery.tag, REQUEUE)]  # void: only out of flight
     assert copied == [] and consumer.running == {}

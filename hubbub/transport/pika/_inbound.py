@@ -19,22 +19,28 @@ not (or no longer) registered are handed to pika's own handling too, which
 rejects or logs them as it always did.
 
 It relies on pika 1.x internals (``Connection._on_data_available``,
-``_frame_buffer``, ``_process_frame``, ``Channel._consumers``); should they
-be missing, :func:`install` leaves the connection as it is.
+``_frame_buffer``, ``_process_frame``, ``_channels``, ``Channel._consumers``,
+``_cancelled``, ``_on_deliver``); :func:`install` checks every one of them
+(:mod:`hubbub.transport.pika._internals`) and, should one be missing, or
+``HUBBUB_FAST_FRAMES=0`` ask for it, leaves the connection to pika's own
+reading and logs why.
 """
 
 from __future__ import annotations
 
 import struct
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
 from pika import frame, spec
+from pika.channel import Channel
 from pika.connection import Connection
 from pika.data import decode_value
 from pika.exceptions import InvalidFrameError
 
 from hubbub.message import PROPERTY_NAMES
+from hubbub.transport.pika._internals import usable
 
 _HEAD = struct.Struct(">BHL")
 _U16 = struct.Struct(">H")
@@ -57,13 +63,42 @@ def install(connection: Connection) -> bool:
     """Read ``connection``'s deliveries the fast way from now on (I/O thread only).
 
     Call it from the connection's open callback. Returns False (and changes
-    nothing) when this pika lacks the internals it relies on.
+    nothing) when this pika lacks an internal it relies on, or
+    ``HUBBUB_FAST_FRAMES=0`` turns it off.
     """
-    needed = ("_on_data_available", "_frame_buffer", "_process_frame", "_channels")
-    if not all(hasattr(connection, name) for name in needed):
+    channel = _sample_channel()
+    internals = [
+        *((connection, name) for name in _CONNECTION_INTERNALS),
+        *((channel, name) for name in _CHANNEL_INTERNALS),
+    ]
+    if not usable("fast delivery reading", "pika's own frame reading", internals):
         return False
     connection._on_data_available = _Reader(connection).receive
     return True
+
+
+#: What the reader uses of a connection, and of each of its channels.
+_CONNECTION_INTERNALS = (
+    "_on_data_available",
+    "_frame_buffer",
+    "_process_frame",
+    "_channels",
+    "bytes_received",
+    "frames_received",
+)
+_CHANNEL_INTERNALS = ("_consumers", "_cancelled", "_on_deliver")
+
+
+class _NoConnection:
+    """Just enough of a connection to build a channel that is never opened."""
+
+    callbacks = None
+
+
+@cache
+def _sample_channel() -> Channel:
+    """A channel as this pika builds one (its attributes are set in ``__init__``)."""
+    return Channel(_NoConnection(), 1, None)
 
 
 #: A whole delivery: channel number, method, properties, body size, body.
