@@ -117,13 +117,13 @@ class InFlight:
         codecs: Codecs | None = None,
     ) -> None:
         self.transport = transport
+        self.codecs = codecs
         self.copies = copies
         self.observer = observer
         self._stopping = stopping
         self._fail = fail
         self._settled = settled
         self._rng = rng
-        self._codecs = codecs
 
     def work(self, flight: Flight, epoch: int, delivery: Delivery) -> None:
         """On a handler thread: handle, then copy (retry, dead-letter) or hand over the ack."""
@@ -135,7 +135,7 @@ class InFlight:
         key, running = id(delivery), flight.running
         running[key] = (delivery, epoch, started, threading.get_ident())
         outcome = handle(
-            flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self._codecs
+            flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self.codecs
         )
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
@@ -254,7 +254,7 @@ class InFlight:
             return  # the handler returned just now: its own result stands
         error = HandlerTimeoutError(flight.spec.timeout)
         outcome = timed_out(
-            flight.spec, flight.queue, delivery, error, stack_of(ident), codecs=self._codecs
+            flight.spec, flight.queue, delivery, error, stack_of(ident), codecs=self.codecs
         )
         name = flight.spec.name
         log.warning(

@@ -108,19 +108,17 @@ class Worker:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         observer: Observer | None = None,
         name: str = "hubbub consumer",
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
         transport: ConsumerTransport | None = None,
         publisher: Publisher | None = None,
         inline: bool = False,
         rng: random.Random | None = None,
-        middleware: Sequence[Any] = (),
-        codecs: Codecs | None = None,
     ) -> None:
         """``middleware`` wraps every handler (on its thread) and every event a
         handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
         bodies by content type and encodes what handlers publish."""
         self.topology = topology
-        self._middleware = check(middleware)
-        self._codecs = codecs
         self._middleware = check(middleware)
         self._codecs = codecs
         self.urls = resolve_urls(url)

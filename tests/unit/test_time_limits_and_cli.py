@@ -135,8 +135,13 @@ def test_connection_names_carry_the_host_and_pid(monkeypatch):
     monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
     worker = Worker(loader.loads(FILE), {"mail": print, "sales": print}, name="hubbub consume x")
     where = f"{socket.gethostname()} pid {os.getpid()}"
-    consumer, copies = worker.transport._supervisor, worker._publisher.transport.supervisor  # type: ignore[attr-defined]
-    names = {p.client_properties["connection_name"] for p in (*consumer._params, *copies._params)}
+    names = {
+        p.client_properties["connection_name"]
+        for p in (
+            *worker.transport._supervisor._params,
+            *worker._publisher.transport.supervisor._params,
+        )  # type: ignore[attr-defined]
+    }
     assert names == {f"hubbub consume x ({where})", f"hubbub consume x (copies, {where})"}
 
 
