@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hubbub import current
 from hubbub.codecs import Codecs
-from hubbub.consumers.worker import Worker
+from hubbub.consumers.worker import DEFAULT_NAME, Worker, whereabouts
 from hubbub.envelope import Event
-from hubbub.errors import TopologyError
+from hubbub.errors import HubbubError, TopologyError
 from hubbub.middleware import check, consuming
 from hubbub.producers.message import OutgoingEvent, PublishOptions
 from hubbub.producers.publisher import Publisher
@@ -299,8 +299,19 @@ class Hub:
     # -- consuming ----------------------------------------------------------
 
     def worker(self, subscribers: Sequence[str] | None = None, **options: Any) -> Worker:
-        """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it."""
+        """A :class:`Worker` for some (default all) subscribers; call ``run()`` on it.
+
+        It consumes through the hub's transport (its retry and dead-letter
+        copies go to ``url``): a hub in memory has no worker of its own, an
+        :class:`~hubbub.testing.InMemoryHub` runs the handlers.
+        """
+        if self.transport.in_memory:
+            raise HubbubError(
+                f"hub {self.name!r} runs in memory: use an InMemoryHub and its "
+                "run_until_idle() instead of a worker"
+            )
         self._refuse_broker("consume from")
+        name = options.pop("name", DEFAULT_NAME)
         return Worker(
             self.topology,
             self.handlers(subscribers),
@@ -308,6 +319,8 @@ class Hub:
             subscribers=subscribers,
             middleware=self.middleware,
             codecs=self.codecs,
+            name=name,
+            transport=self.transport.consumer(name=f"{name} ({whereabouts()})"),
             **options,
         )
 

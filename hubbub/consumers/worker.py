@@ -75,6 +75,13 @@ log = logging.getLogger("hubbub.consumers")
 
 #: Seconds a graceful stop waits for running handlers before closing anyway.
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+#: What a worker's connections are called (with :func:`whereabouts` after it).
+DEFAULT_NAME = "hubbub consumer"
+
+
+def whereabouts() -> str:
+    """This host and process, named in connection names (replicas told apart in the UI)."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
 
 
 class ShutdownTimeoutError(HubbubError):
@@ -107,7 +114,7 @@ class Worker:
         concurrency: int | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         observer: Observer | None = None,
-        name: str = "hubbub consumer",
+        name: str = DEFAULT_NAME,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
         transport: ConsumerTransport | None = None,
@@ -122,7 +129,7 @@ class Worker:
         self._middleware = check(middleware)
         self._codecs = codecs
         self.urls = resolve_urls(url)
-        where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI
+        where = whereabouts()
         self.transport = transport or consumer_transport(self.urls, name=f"{name} ({where})")
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()

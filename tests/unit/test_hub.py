@@ -7,9 +7,10 @@ import logging
 import pytest
 
 from hubbub import Hub
-from hubbub.errors import TopologyError
+from hubbub.errors import HubbubError, TopologyError
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy
+from hubbub.transport.memory import MemoryConsumerTransport, MemoryTransport
 
 FILE = f"""
 hub: events
@@ -174,3 +175,28 @@ def test_the_publisher_is_created_once_and_shared_without_connecting():
     first = hub.publisher
     assert hub.publisher is first
     assert first.urls == ["amqp://u:p@h/%2F"]
+
+
+class _ElsewhereTransport(MemoryTransport):
+    """An in-memory broker posing as a remote one (for what a Hub does on any transport)."""
+
+    in_memory = False
+
+
+def test_a_hub_publishes_applies_and_consumes_through_its_transport():
+    transport = _ElsewhereTransport()
+    hub = Hub("events", transport=transport)
+    hub.subscriber("welcome-email", topics=["user.signed_up"])(send_welcome)
+    assert hub.apply() is None  # the in-memory broker makes no plan
+    sent = hub.publish("user.signed_up", {"email": "a@example.com"})
+    (queued,) = transport.broker.messages(hub.topology.names.queue("welcome-email"))
+    assert queued.message.message_id == sent
+    worker = hub.worker(name="hubbub test")
+    assert isinstance(worker.transport, MemoryConsumerTransport)
+    assert worker.transport.broker is transport.broker
+
+
+def test_a_hub_in_memory_has_no_worker_of_its_own():
+    hub = Hub("events", transport=MemoryTransport())
+    with pytest.raises(HubbubError, match="InMemoryHub"):
+        hub.worker()
