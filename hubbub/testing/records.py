@@ -11,9 +11,9 @@ place, on the publish and consume paths of the real
 - every handler attempt and its outcome: the worker's :class:`Watch`.
 
 Not a middleware (:mod:`hubbub.middleware`): a publish hook runs before
-the broker's confirm and before the user's later hooks changed the
-message, and a consume hook sees an exception, not the retry decision;
-the transport sees what the broker stored, the observer the outcome.
+the broker's confirm (an event the broker refused would be recorded), and
+a consume hook sees an exception, not the retry decision; the transport
+sees what the broker confirmed, the observer the outcome.
 
 They read dead-lettered and unrouted events back from their queues, so a
 test reads alike whichever hub it runs on.
