@@ -88,13 +88,12 @@ class Publisher:
         codecs: Codecs | None = None,
         transport: PublisherTransport | None = None,
     ) -> None:
-        """``transport``: where events go (default: RabbitMQ at ``url``, as connection
-        ``name``, ``window`` unconfirmed messages in flight, default 1000)."""
         self.names = HubNames(hub)
         self._events = EventMessages(self.names, codecs=codecs, middleware=middleware)
         self.urls = resolve_urls(url)
         self.confirm_timeout = confirm_timeout
-        #: Where the events go; the publisher waits for its confirms.
+        #: Where the events go (default: RabbitMQ at ``url``, as connection ``name``,
+        #: ``window`` unconfirmed messages in flight, default 1000).
         self.transport = transport or publisher_transport(self.urls, name=name, window=window)
 
     # -- events -------------------------------------------------------------
