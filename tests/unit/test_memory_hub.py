@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from hubbub import OutgoingEvent, Retry
-from hubbub.errors import ConfigurationError, HubbubError
+from hubbub.errors import ConfigurationError, HubbubError, PublishError
+from hubbub.message import Message, Outbound
 from hubbub.testing import FakeClock, InMemoryHub
 from hubbub.topology import loader
 
@@ -133,3 +134,19 @@ def test_run_until_says_what_happened_when_it_gives_up():
     with pytest.raises(AssertionError, match="not done within 30 s"):
         hub.run_until(lambda: bool(hub.handled()), within=30)
     hub.run_until(lambda: bool(hub.handled()), within=60)
+
+
+def test_published_holds_what_the_broker_confirmed_and_not_the_copies():
+    hub = InMemoryHub("events", clock=FakeClock(0))
+
+    @hub.subscriber("s", topics=["t"], retry={"attempts": 2, "backoff": "1s"})
+    def fail(event):
+        raise ValueError("no")
+
+    refused = hub.publisher.send(Outbound("no-such-exchange", "t", Message(b"{}")))
+    assert isinstance(refused.exception(), PublishError)
+    sent = hub.publish("t", {})
+    hub.advance(minutes=1)
+    assert [a.outcome for a in hub.attempts()] == ["retry", "dead-letter"]
+    assert [e.id for e in hub.published()] == [sent]  # not the retry, not the refused one
+    assert [d.event.id for d in hub.dead_lettered("s")] == [sent]
