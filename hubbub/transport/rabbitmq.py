@@ -1,7 +1,8 @@
 """RabbitMQ as a :class:`~hubbub.transport.base.Transport`: what a :class:`~hubbub.Hub` runs on.
 
-It builds the pika publisher and consumer transports (:mod:`hubbub.transport`
-imports them on first use: a hub that only declares loads no I/O machinery),
+It builds the broker client's publisher and consumer transports
+(:func:`hubbub.transport.publisher_transport`, :func:`~hubbub.transport.consumer_transport`:
+imported on first use, so a hub that only declares loads no I/O machinery),
 declares topologies with :mod:`hubbub.topology.sync`, and goes by the wall clock.
 """
 
