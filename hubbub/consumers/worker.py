@@ -274,7 +274,7 @@ class Worker:
             "" if threads == 1 else "s",
             format_duration(flight.spec.timeout),
         )
-        if all(f.epoch == epoch for f in self._flights):
+        if all(f.epoch == epoch for f in self._flights) and not self._stopping.is_set():
             self.consuming.set()
 
     def _on_delivered(self, subscription: Subscription, epoch: int, delivery: Delivery) -> None:
