@@ -17,18 +17,24 @@ from typing import TYPE_CHECKING
 from hubbub._lazy import exports
 
 if TYPE_CHECKING:
+    from hubbub.codecs import Codec, Codecs
     from hubbub.current import publish, publish_many
     from hubbub.envelope import Event
-    from hubbub.errors import HubbubError, PublishError, Retry, TopologyError
+    from hubbub.errors import DontRetry, HubbubError, PublishError, Retry, TopologyError
     from hubbub.hub import Hub
+    from hubbub.middleware import Middleware
     from hubbub.producers import OutgoingEvent, Publisher
     from hubbub.topology import RetryPolicy, Subscriber, Topology
 
 #: Where each public name lives.
 _HOMES = {
+    "Codec": "hubbub.codecs",
+    "Codecs": "hubbub.codecs",
+    "DontRetry": "hubbub.errors",
     "Event": "hubbub.envelope",
     "Hub": "hubbub.hub",
     "HubbubError": "hubbub.errors",
+    "Middleware": "hubbub.middleware",
     "OutgoingEvent": "hubbub.producers",
     "PublishError": "hubbub.errors",
     "Publisher": "hubbub.producers",
@@ -42,9 +48,13 @@ _HOMES = {
 }
 
 __all__ = [
+    "Codec",
+    "Codecs",
+    "DontRetry",
     "Event",
     "Hub",
     "HubbubError",
+    "Middleware",
     "OutgoingEvent",
     "PublishError",
     "Publisher",

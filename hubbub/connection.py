@@ -18,12 +18,11 @@ import random
 import re
 import socket
 from collections.abc import Sequence
-from typing import Literal, TypeVar
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from hubbub.errors import BrokerConnectionError, ConfigurationError
 
-T = TypeVar("T")
 #: What a transport found a failed connection to be: bad credentials, a refused
 #: virtual host, no AMQP handshake in time, or aborted while opening.
 FailureKind = Literal["credentials", "vhost", "handshake", "aborted"]
@@ -80,14 +79,6 @@ def node_order(urls: Sequence[str], rng: random.Random | None = None) -> list[st
         shuffle = rng.shuffle if rng is not None else random.shuffle
         shuffle(order)
     return order
-
-
-def rotate_past(items: Sequence[T], index: int | None) -> list[T]:
-    """``items`` rotated so that ``items[index]`` comes last (a lost node is tried last)."""
-    if index is None or not items:
-        return list(items)
-    cut = index % len(items) + 1
-    return [*items[cut:], *items[:cut]]
 
 
 def mask(text: str) -> str:

@@ -24,17 +24,19 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hubbub.errors import HubbubError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from hubbub.envelope import Event
-    from hubbub.producers.publisher import OutgoingEvent, Publisher
+    from hubbub.producers.message import OutgoingEvent, PublishOptions
+    from hubbub.producers.publisher import Publisher
 
 
 class NotInHandlerError(HubbubError):
@@ -48,16 +50,7 @@ class BrokerOffLimitsError(HubbubError):
 class Target(Protocol):
     """What a handler's publishes go through: a Hub or a Publisher."""
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str: ...
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str: ...
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]: ...
 
@@ -70,15 +63,7 @@ _OUTSIDE = (
 )
 
 
-def publish(
-    topic: str,
-    data: Any = None,
-    *,
-    headers: Mapping[str, Any] | None = None,
-    message_id: str | None = None,
-    delay: float | timedelta | str | None = None,
-    deliver_at: datetime | None = None,
-) -> str:
+def publish(topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
     """Publish from inside a handler, through the hub that delivered its event.
 
     The same arguments and guarantee as :meth:`hubbub.Hub.publish` (returns
@@ -86,9 +71,7 @@ def publish(
     correlation id and its id as causation id. Raises NotInHandlerError
     outside a handler.
     """
-    return _current("publish").publish(
-        topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
-    )
+    return _current("publish").publish(topic, data, **options)
 
 
 def publish_many(events: Iterable[OutgoingEvent]) -> list[str]:

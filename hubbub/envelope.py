@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +28,9 @@ from hubbub.message import PERSISTENT as PERSISTENT
 from hubbub.message import PROPERTY_NAMES as PROPERTY_NAMES
 from hubbub.message import Message, new_message
 from hubbub.topology import delay
+
+if TYPE_CHECKING:
+    from hubbub.codecs import Codecs
 
 #: The event's topic when the routing key no longer says it (delays, retries, DLQs).
 TOPIC = "hubbub-topic"
@@ -129,6 +132,7 @@ def message(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     delay_seconds: int | None = None,
+    content_type: str = JSON,
 ) -> Message:
     """The message of a freshly published event: ``body`` with hubbub's properties.
 
@@ -147,7 +151,7 @@ def message(
     # Positional, in wire order: the publish path builds one per event.
     return new_message(
         body,
-        JSON,  # content_type
+        content_type,
         None,  # content_encoding
         all_headers or None,
         PERSISTENT,  # delivery_mode
@@ -188,16 +192,24 @@ def decode(
     *,
     subscriber: str | None = None,
     redelivered: bool = False,
+    codecs: Codecs | None = None,
 ) -> Event:
-    """The event in a delivered ``message``; raises MalformedMessageError for what cannot be one."""
-    if not _is_json(message.content_type):
-        raise MalformedMessageError(
-            f"unsupported content type {message.content_type!r} (expected JSON)"
-        )
-    try:
-        data = orjson.loads(message.body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
+    """The event in a delivered ``message``; raises MalformedMessageError for what cannot be one.
+
+    ``codecs`` decodes the body by its content type (:mod:`hubbub.codecs`);
+    without, only JSON is an event.
+    """
+    if codecs is not None:
+        data = codecs.decode(message)
+    else:
+        if not _is_json(message.content_type):
+            raise MalformedMessageError(
+                f"unsupported content type {message.content_type!r} (expected JSON)"
+            )
+        try:
+            data = orjson.loads(message.body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedMessageError(f"body is not valid JSON: {exc}") from exc
     raw = message.headers
     if raw:
         topic = topic_of(routing_key, raw)

@@ -86,3 +86,12 @@ class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
         super().__init__(reason)
         self.after = after
+
+
+class DontRetry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised (by a handler or a consume middleware) to dead-letter the event at once.
+
+    ``raise DontRetry("why") from exc``: the subscriber's retry policy is
+    not consulted, the event is dead-lettered with reason "not retryable",
+    and its failure record names the cause (``exc``) when there is one.
+    """

@@ -13,21 +13,26 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hubbub import current
+from hubbub.codecs import Codecs
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import TopologyError
-from hubbub.producers.publisher import OutgoingEvent, Publisher
+from hubbub.middleware import check, consuming
+from hubbub.producers.message import OutgoingEvent, PublishOptions
+from hubbub.producers.publisher import Publisher
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
 from hubbub.topology.plan import Plan
 from hubbub.topology.references import Passed, handler_problems, resolve_handlers
 from hubbub.topology.sync import apply as apply_topology
 from hubbub.topology.sync import make_plan
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger("hubbub")
 
@@ -40,7 +45,13 @@ MAX_WARNED_TOPICS = 1024
 
 
 class Hub:
-    """One hub: its topology, a shared thread-safe publisher, and its consumers."""
+    """One hub: its topology, a shared thread-safe publisher, and its consumers.
+
+    ``middleware``: run around every handler and every publish of this hub,
+    first one outermost (:mod:`hubbub.middleware`, ``docs/middleware.md``);
+    ``codecs``: what events are encoded with and which content types its
+    consumers decode (:mod:`hubbub.codecs`; default JSON alone).
+    """
 
     def __init__(
         self,
@@ -49,6 +60,8 @@ class Hub:
         topology: Topology | str | Path | None = None,
         url: str | None = None,
         replicas: int | None = None,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
         if isinstance(topology, str | Path):
             topology = loader.load(topology)
@@ -61,7 +74,10 @@ class Hub:
         self.url = url
         #: Quorum queue replicas for a hub built in code; a file's ``replicas:`` wins.
         self.replicas = replicas
+        self.middleware = check(middleware)
+        self.codecs = codecs
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
+        self._own_middleware: dict[str, tuple[Any, ...]] = {}
         self._merged: Topology | None = None
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
@@ -80,15 +96,21 @@ class Hub:
         *,
         topics: Sequence[str],
         retry: RetryPolicy | Mapping[str, Any] | None = None,
+        middleware: Sequence[Any] = (),
         **options: Any,
     ) -> Callable[[F], F]:
         """Decorate a handler: ``@hub.subscriber("welcome-email", topics=["user.signed_up"])``.
+
+        ``middleware``: consume hooks for this handler alone, inside the
+        hub's (used while this decorated function is the subscriber's handler).
 
         The function is checked here (one positional argument, not ``async
         def``); ``dont_retry`` names when the handlers are built
         (:meth:`handlers`), since they may name types defined further down
         the module being imported.
         """
+
+        own = check(middleware)
 
         def register(func: F) -> F:
             spec = loader.from_mapping(
@@ -119,6 +141,7 @@ class Hub:
                     source=f"@hub.subscriber({name!r})",
                 )
             self._decorated[name] = (spec, func)
+            self._own_middleware[name] = own
             self._merged = None
             return func
 
@@ -162,8 +185,9 @@ class Hub:
         """Each subscriber's handler: the decorated function, or the file's import path.
 
         Only the handlers of ``subscribers`` (default: all) are imported, so a
-        process needs only the dependencies of the subscribers it runs. Each
-        is checked (see :mod:`hubbub.topology.references`) with its
+        process needs only the dependencies of the subscribers it runs. A
+        decorated handler comes wrapped in its own ``middleware=`` (the hub's
+        are the consumer's to add). Each is checked (see :mod:`hubbub.topology.references`) with its
         ``dont_retry`` names; every problem is raised at once as a
         :class:`TopologyError`.
         """
@@ -177,6 +201,8 @@ class Hub:
         result, problems = resolve_handlers(specs, given, passed=self._passed)
         if problems:
             raise TopologyError(problems, source=f"hub {self.name!r}")
+        for name in given:
+            result[name] = consuming(self._own_middleware[name], result[name])
         return result
 
     def plan(self) -> Plan:
@@ -197,58 +223,36 @@ class Hub:
             return stand_in
         with self._lock:
             if self._publisher is None:
-                self._publisher = Publisher(self.name, url=self.url, name=f"hubbub {self.name}")
+                self._publisher = Publisher(
+                    self.name,
+                    url=self.url,
+                    name=f"hubbub {self.name}",
+                    middleware=self.middleware,
+                    codecs=self.codecs,
+                )
             return self._publisher
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish an event and wait for the broker's confirm; returns its id.
 
-        An event no subscriber of this hub's topology matches is still stored
-        (parked in ``<hub>.unrouted``); a warning says so.
+        ``options``: ``headers``, ``message_id``, ``delay``, ``deliver_at``
+        (:class:`~hubbub.producers.message.PublishOptions`). An event no
+        subscriber of this hub's topology matches is still stored (parked in
+        ``<hub>.unrouted``); a warning says so.
         """
         self._warn_if_unmatched(topic)
-        return self.publisher.publish(
-            topic,
-            data,
-            headers=headers,
-            message_id=message_id,
-            delay=delay,
-            deliver_at=deliver_at,
-        )
+        return self.publisher.publish(topic, data, **options)
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """Publish many events with pipelined confirms (see :meth:`Publisher.publish_many`)."""
         return self.publisher.publish_many(events)
 
     async def apublish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
         """:meth:`publish` for asyncio apps: awaits the confirm without blocking the loop."""
         self._warn_if_unmatched(topic)
-        return await self.publisher.apublish(
-            topic,
-            data,
-            headers=headers,
-            message_id=message_id,
-            delay=delay,
-            deliver_at=deliver_at,
-        )
+        return await self.publisher.apublish(topic, data, **options)
 
     async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]:
         """:meth:`publish_many` for asyncio apps (see :meth:`Publisher.apublish_many`)."""
@@ -290,6 +294,8 @@ class Hub:
             self.handlers(subscribers),
             url=self.url,
             subscribers=subscribers,
+            middleware=self.middleware,
+            codecs=self.codecs,
             **options,
         )
 

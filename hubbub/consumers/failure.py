@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hubbub.envelope import ATTEMPT, FAILURE_PREFIX, TOPIC, without_broker_headers
+from hubbub.errors import DontRetry
 
 #: Characters of traceback kept (its end: where it was raised).
 MAX_TRACEBACK = 4000
@@ -43,6 +44,17 @@ def exception_name(error: BaseException) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def reported(error: BaseException) -> BaseException:
+    """The exception a failure record names: a DontRetry's cause when it has one.
+
+    ``raise DontRetry(...) from exc`` only changes the decision; whoever
+    reads the dead letter wants to see ``exc``.
+    """
+    if isinstance(error, DontRetry) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
 def record(
     headers: Mapping[str, Any] | None,
     error: BaseException,
@@ -63,6 +75,7 @@ def record(
     origin; the rest describe this failure.
     """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    error = reported(error)
     result = without_broker_headers(headers)
     first = result.get(FIRST_TIME)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from hubbub.codecs import Codecs
 from hubbub.consumers.copies import Copies, is_refusal, release_delay
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.consumers.handling import Handler, Outcome, handle, timed_out
@@ -109,8 +110,10 @@ class InFlight:
         stopping: threading.Event,
         fail: Callable[[str], None],
         settled: Callable[[], None],
+        codecs: Codecs | None = None,
     ) -> None:
         self.transport = transport
+        self.codecs = codecs
         self.copies = copies
         self.observer = observer
         self._stopping = stopping
@@ -126,7 +129,7 @@ class InFlight:
         started = time.perf_counter()
         key, running = id(delivery), flight.running
         running[key] = (delivery, epoch, started, threading.get_ident())
-        outcome = handle(flight.spec, flight.queue, flight.handler, delivery)
+        outcome = handle(flight.spec, flight.queue, flight.handler, delivery, codecs=self.codecs)
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
         if outcome.action == "ack":
@@ -243,7 +246,9 @@ class InFlight:
         if flight.running.pop(key, None) is not entry:
             return  # the handler returned just now: its own result stands
         error = HandlerTimeoutError(flight.spec.timeout)
-        outcome = timed_out(flight.spec, flight.queue, delivery, error, stack_of(ident))
+        outcome = timed_out(
+            flight.spec, flight.queue, delivery, error, stack_of(ident), codecs=self.codecs
+        )
         name = flight.spec.name
         log.warning(
             "event %s (%s) %s in %s on attempt %d; its thread is written off and replaced, %s",

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import GeneratorType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hubbub import envelope
 from hubbub.consumers import failure
@@ -26,6 +26,9 @@ from hubbub.message import Delivery
 from hubbub.topology import delay
 from hubbub.topology.model import Subscriber
 from hubbub.topology.names import HubNames
+
+if TYPE_CHECKING:
+    from hubbub.codecs import Codecs
 
 log = logging.getLogger("hubbub.consumers")
 
@@ -56,8 +59,15 @@ def handle(
     handler: Handler,
     delivery: Delivery,
     rng: random.Random | None = None,
+    *,
+    codecs: Codecs | None = None,
 ) -> Outcome:
     """Decode ``delivery``, run ``handler`` on it and say what to do with it.
+
+    ``handler`` comes with its consume middlewares compiled in
+    (:func:`hubbub.middleware.consuming`): they run here, on this thread,
+    and what they raise is decided like what the handler raises. The body
+    is decoded by ``codecs`` (default: JSON alone).
 
     A handler that returns an awaitable (a coroutine: ``async def``, or a
     plain def returning one) did not do its work: the event is
@@ -70,6 +80,7 @@ def handle(
             message,
             subscriber=subscriber.name,
             redelivered=delivery.redelivered,
+            codecs=codecs,
         )
     except MalformedMessageError as exc:
         topic = envelope.topic_of(delivery.routing_key, message.headers)
@@ -98,7 +109,7 @@ def handle(
                 event.topic,
                 event.id,
                 event.attempt,
-                failure.exception_name(exc),
+                failure.exception_name(failure.reported(exc)),
             )
         log.warning(
             "event %s (%s) dead-lettered by %s after %d attempt(s) (%s): %r",
@@ -200,9 +211,8 @@ def _failed(
     event_id: str,
 ) -> Outcome:
     headers = _record(subscriber, queue, delivery, exc, reason, topic, attempt)
-    return Outcome(
-        "dead-letter", 0.0, headers, topic, event_id, attempt, failure.exception_name(exc)
-    )
+    name = failure.exception_name(failure.reported(exc))
+    return Outcome("dead-letter", 0.0, headers, topic, event_id, attempt, name)
 
 
 def _record(
@@ -247,6 +257,8 @@ def timed_out(
     error: BaseException,
     stack: str = "",
     rng: random.Random | None = None,
+    *,
+    codecs: Codecs | None = None,
 ) -> Outcome:
     """The outcome of a delivery whose handler ran past its time limit.
 
@@ -261,6 +273,7 @@ def timed_out(
         delivery.message,
         subscriber=subscriber.name,
         redelivered=delivery.redelivered,
+        codecs=codecs,
     )
     decision = decide(subscriber.retry, error, event.attempt, rng)
     reason = "retrying" if decision.action == "retry" else decision.reason

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from hubbub.errors import Retry
+from hubbub.errors import DontRetry, Retry
 from hubbub.topology.delay import MAX_DELAY_SECONDS
 from hubbub.topology.model import RetryPolicy
 
@@ -43,8 +43,14 @@ def backoff(policy: RetryPolicy, attempt: int, rng: random.Random | None = None)
 def decide(
     policy: RetryPolicy, error: BaseException, attempt: int, rng: random.Random | None = None
 ) -> Decision:
-    """The fate of an event whose ``attempt``-th handling raised ``error``."""
-    if not isinstance(error, Retry) and is_not_retryable(policy, error):
+    """The fate of an event whose ``attempt``-th handling raised ``error``.
+
+    :class:`~hubbub.errors.DontRetry` (from a handler or a middleware)
+    dead-letters at once, as a type the policy's ``dont_retry`` names does.
+    """
+    if isinstance(error, DontRetry) or (
+        not isinstance(error, Retry) and is_not_retryable(policy, error)
+    ):
         return Decision("dead-letter", reason=NOT_RETRYABLE)
     if attempt >= policy.attempts:
         return Decision("dead-letter", reason=EXHAUSTED)

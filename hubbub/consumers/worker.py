@@ -49,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hubbub import current
+from hubbub.codecs import Codecs
 from hubbub.connection import resolve_urls
 from hubbub.consumers.copies import Copies, copy_targets
 from hubbub.consumers.dispatch import Dispatcher
@@ -60,6 +61,7 @@ from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import HubbubError
 from hubbub.logs import event_fields
 from hubbub.message import Delivery
+from hubbub.middleware import check, consuming
 from hubbub.producers.publisher import Publisher
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
@@ -104,11 +106,21 @@ class Worker:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         observer: Observer | None = None,
         name: str = "hubbub consumer",
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
         transport: ConsumerTransport | None = None,
         publisher: Publisher | None = None,
         inline: bool = False,
     ) -> None:
+        """``middleware`` wraps every handler (on its thread) and every event a
+        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
+        bodies by content type and encodes what handlers publish."""
+        """``middleware`` wraps every handler (on its thread) and every event a
+        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
+        bodies by content type and encodes what handlers publish."""
         self.topology = topology
+        self._middleware = check(middleware)
+        self._codecs = codecs
         self.urls = resolve_urls(url)
         where = f"{socket.gethostname()} pid {os.getpid()}"  # replicas told apart in the UI
         self.transport = transport or consumer_transport(self.urls, name=f"{name} ({where})")
@@ -122,7 +134,11 @@ class Worker:
         )
         self._owns_publisher = publisher is None
         self._publisher = publisher or Publisher(
-            topology.hub, url=url, name=f"{name} (copies, {where})"
+            topology.hub,
+            url=url,
+            name=f"{name} (copies, {where})",
+            middleware=self._middleware,
+            codecs=codecs,
         )
         self._flights = [
             self._make_flight(i, topology.subscriber(n), handlers[n], prefetch, concurrency, inline)
@@ -136,6 +152,7 @@ class Worker:
             stopping=self._stopping,
             fail=self._fail,
             settled=self._finish_stop_when_drained,
+            codecs=codecs,
         )
         self._fatal: HubbubError | None = None
         self._connected = False  # a connection is open (transport thread)
@@ -163,7 +180,7 @@ class Worker:
         return Flight(
             spec=spec,
             # hubbub.publish() in the handler goes through this worker's own publisher
-            handler=current.through(handler, lambda: self._publisher),
+            handler=current.through(consuming(self._middleware, handler), lambda: self._publisher),
             subscription=Subscription(
                 index, queue, prefetch or max(spec.prefetch, threads), spec.timeout
             ),

@@ -29,10 +29,9 @@ this module imports kombu.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     import amqp
@@ -43,13 +42,16 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("hubbub.producers.kombu needs kombu: pip install 'hubbub[kombu]'") from exc
 
-from hubbub import envelope
+from hubbub.codecs import Codecs
 from hubbub.connection import connect_failure, mask, node_order, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.message import PROPERTY_NAMES, Message, Outbound
-from hubbub.producers.message import delay_seconds, event_message
-from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT, OutgoingEvent, check_batch
+from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
+from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT
 from hubbub.topology.names import HubNames
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Seconds a publish waits for a free connection of a pool.
 DEFAULT_ACQUIRE_TIMEOUT = 10.0
@@ -68,8 +70,13 @@ class KombuPublisher:
         *,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
         acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
         """``connection``: a kombu ``Connection`` or ``ConnectionPool`` (``app.pool``).
+
+        ``middleware`` and ``codecs`` as :class:`~hubbub.producers.Publisher`'s
+        (give it the hub's: ``hub.middleware``, ``hub.codecs``).
 
         Raises ConfigurationError unless its connections use the py-amqp
         transport with ``confirm_publish`` on. The publisher does not own a
@@ -80,6 +87,7 @@ class KombuPublisher:
         else:
             require_confirms(connection)
         self.names = HubNames(hub)
+        self._events = EventMessages(self.names, codecs=codecs, middleware=middleware)
         self.confirm_timeout = confirm_timeout
         self.acquire_timeout = acquire_timeout
         self._source = connection
@@ -99,26 +107,12 @@ class KombuPublisher:
         publisher._owned = connection
         return publisher
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
-        """Publish one event and wait for the broker's confirm; returns its id."""
-        message_id = message_id or envelope.new_id()
-        message = event_message(
-            self.names,
-            topic,
-            data,
-            message_id=message_id,
-            headers=headers,
-            seconds=delay_seconds(delay, deliver_at),
-        )
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+        """Publish one event and wait for the broker's confirm; returns its id.
+
+        ``options``: :class:`~hubbub.producers.message.PublishOptions`.
+        """
+        message_id, message = self._events.one(topic, data, options)
         with self._connection() as connection:
             self._send(connection, message)
         return message_id
@@ -132,21 +126,8 @@ class KombuPublisher:
         every later one), in order.
         """
         batch = list(events)
-        check_batch(batch)
-        prepared = []
-        for event in batch:
-            message_id = event.message_id or envelope.new_id()
-            seconds = delay_seconds(event.delay, None)
-            message = event_message(
-                self.names,
-                event.topic,
-                event.data,
-                message_id=message_id,
-                headers=event.headers,
-                seconds=seconds,
-                checked=True,
-            )
-            prepared.append((message_id, message))
+        self._events.check(batch)
+        prepared = self._events.many(batch)
         done = 0
         try:
             with self._connection() as connection:

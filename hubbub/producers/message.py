@@ -9,14 +9,17 @@ due time) and :data:`hubbub.envelope.current_event` (the causing event).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 from hubbub import envelope
-from hubbub.errors import ConfigurationError
+from hubbub.codecs import Codec, Codecs, encode
+from hubbub.errors import ConfigurationError, PublishError
 from hubbub.message import Outbound, new_outbound
+from hubbub.middleware import publishing
 from hubbub.producers import wire
 from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
@@ -24,6 +27,120 @@ from hubbub.topology.names import HubNames
 
 #: The longest AMQP short string (message_id), in bytes.
 _SHORT = wire.MAX_SHORT_BYTES
+
+
+class PublishOptions(TypedDict, total=False):
+    """The keyword arguments of every publish, written once.
+
+    ``hub.publish(topic, data, **options)``, ``apublish``, ``Publisher``'s,
+    ``KombuPublisher``'s and ``hubbub.publish`` all take these:
+
+    - ``headers``: the event's own headers (names not starting ``hubbub-``);
+    - ``message_id``: the id consumers deduplicate by (default: a new UUID);
+    - ``delay``: hold the event this long (seconds, a timedelta, or ``"90s"``,
+      ``"2h"``), in the broker's delay ladder;
+    - ``deliver_at``: or until then (timezone-aware); not with ``delay``.
+    """
+
+    headers: Mapping[str, Any] | None
+    message_id: str | None
+    delay: float | timedelta | str | None
+    deliver_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event to publish with ``publish_many``: a topic, its data and :class:`PublishOptions`."""
+
+    topic: str
+    data: Any
+    headers: Mapping[str, Any] | None = None
+    message_id: str | None = None
+    delay: float | timedelta | str | None = None
+    deliver_at: datetime | None = None
+
+
+class EventMessages:
+    """How one publisher turns events into messages: its hub, codecs and publish middlewares.
+
+    Built once per publisher, so the middleware chain is compiled once and
+    a topic's codec looked up once. Without middlewares and codecs an event
+    costs what :func:`event_message` costs, nothing more.
+    """
+
+    def __init__(
+        self,
+        names: HubNames,
+        *,
+        codecs: Codecs | None = None,
+        middleware: Sequence[Any] = (),
+    ) -> None:
+        self.names = names
+        self.codecs = codecs
+        self._chain = publishing(middleware)
+
+    def one(self, topic: str, data: Any, options: PublishOptions) -> tuple[str, Outbound]:
+        """The id and message of one event; a PublishError's ``failed`` holds the id."""
+        message_id = options.get("message_id") or envelope.new_id()
+        try:
+            outbound = event_message(
+                self.names,
+                topic,
+                data,
+                message_id=message_id,
+                headers=options.get("headers"),
+                seconds=delay_seconds(options.get("delay"), options.get("deliver_at")),
+                codec=self.codecs.encoder(topic) if self.codecs else None,
+            )
+        except PublishError as exc:
+            exc.failed = [message_id]
+            raise
+        chain = self._chain
+        return message_id, outbound if chain is None else chain(outbound)
+
+    def many(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
+        """Each event's id and message, of events :meth:`check` passed."""
+        chain, codecs, prepared = self._chain, self.codecs, []
+        for event in events:
+            message_id = event.message_id or envelope.new_id()
+            outbound = event_message(
+                self.names,
+                event.topic,
+                event.data,
+                message_id=message_id,
+                headers=event.headers,
+                seconds=delay_seconds(event.delay, event.deliver_at),
+                checked=True,
+                codec=codecs.encoder(event.topic) if codecs else None,
+            )
+            prepared.append((message_id, outbound if chain is None else chain(outbound)))
+        return prepared
+
+    def check(self, batch: Sequence[OutgoingEvent]) -> None:
+        """Raise, naming the first bad event, unless every event of ``batch`` can be sent.
+
+        A PublishError lists an id for every event (nothing was sent: the ones
+        not given a ``message_id`` get a new one); a ConfigurationError (topic,
+        delay) says which event of the batch it is about.
+        """
+        codecs = self.codecs
+        for index, event in enumerate(batch):
+            try:
+                check_event(
+                    event.topic,
+                    event.data,
+                    event.delay,
+                    event.deliver_at,
+                    message_id=event.message_id or "",
+                    headers=event.headers,
+                    codec=codecs.encoder(event.topic) if codecs else None,
+                )
+            except PublishError as exc:
+                text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
+                ids = [e.message_id or envelope.new_id() for e in batch]
+                raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
 
 
 def event_message(
@@ -35,6 +152,7 @@ def event_message(
     headers: Mapping[str, Any] | None = None,
     seconds: int | None = None,
     checked: bool = False,
+    codec: Codec | None = None,
 ) -> Outbound:
     """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
 
@@ -45,7 +163,8 @@ def event_message(
     and PublishError for data, headers or an id the wire cannot carry
     (:mod:`hubbub.producers.wire`: the one line names the field or header).
     ``checked``: :func:`check_event` already passed the data (a batch), so
-    it is serialized without looking for NaN again.
+    it is serialized without looking for NaN again. ``codec``: encode the
+    data with it instead of JSON (:mod:`hubbub.codecs`).
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
@@ -54,14 +173,19 @@ def event_message(
     if headers or not plain_id:  # a generated id and no headers: the hot path, nothing to check
         _check_envelope(message_id, headers)
     cause = envelope.current_event.get()
+    if codec is None:
+        body, content_type = envelope.dumps(data) if checked else wire.body(data), envelope.JSON
+    else:
+        body, content_type = encode(codec, data), codec.content_type
     message = envelope.message(
         topic,
-        envelope.dumps(data) if checked else wire.body(data),
+        body,
         message_id=message_id,
         headers=headers,
         correlation_id=cause.correlation_id if cause else None,
         causation_id=cause.id if cause else None,
         delay_seconds=seconds,
+        content_type=content_type,
     )
     return new_outbound(exchange, key, message, False)
 
@@ -74,6 +198,7 @@ def check_event(
     *,
     message_id: str = "",
     headers: Mapping[str, Any] | None = None,
+    codec: Codec | None = None,
 ) -> None:
     """Raise what preparing this event would raise, building nothing.
 
@@ -84,7 +209,10 @@ def check_event(
     _route(HubNames("check"), topic, seconds)
     if message_id or headers:  # none: a generated id, nothing to check
         _check_envelope(message_id, headers)
-    wire.body(data)
+    if codec is None:
+        wire.body(data)
+    else:
+        encode(codec, data)
 
 
 def _check_envelope(message_id: str, headers: Mapping[str, Any] | None) -> None:

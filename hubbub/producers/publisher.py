@@ -25,38 +25,41 @@ lost connection tries the other nodes first (``tests/cluster``). The fault suite
 restart this way and loses nothing.
 
 One publisher is safe to share between threads; all of them pipeline
-through one connection.
+through one connection. The connection is its
+:class:`~hubbub.transport.base.PublisherTransport`'s (RabbitMQ by default, or
+any transport given as ``transport=``): the publisher prepares events,
+hands them over as :class:`~hubbub.transport.base.Pending` and waits for
+their confirms; it never touches a broker client itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hubbub import envelope
-from hubbub.connection import node_order, resolve_urls, rotate_past
+from hubbub.codecs import Codecs
+from hubbub.connection import resolve_urls
 from hubbub.errors import (
     BrokerConnectionError,
-    ConfigurationError,
     HubbubError,
     PublishConnectionError,
     PublishError,
 )
 from hubbub.message import Outbound
-from hubbub.producers.link import DEFAULT_WINDOW, Link, Outgoing
-from hubbub.producers.message import check_event, delay_seconds, event_message
+from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
 from hubbub.topology.names import HubNames
+from hubbub.transport import publisher_transport
+from hubbub.transport.base import Pending, PublisherTransport
 from hubbub.transport.confirms import ConfirmGroup
-from hubbub.transport.pika.params import parameters
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Seconds to wait for the broker's confirm of one publish.
 DEFAULT_CONFIRM_TIMEOUT = 30.0
@@ -64,20 +67,14 @@ DEFAULT_CONFIRM_TIMEOUT = 30.0
 CHUNK = 250
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    """An event to publish with :meth:`Publisher.publish_many`."""
-
-    topic: str
-    data: Any
-    headers: Mapping[str, Any] | None = None
-    message_id: str | None = None
-    delay: float | timedelta | str | None = None
-    deliver_at: datetime | None = None
-
-
 class Publisher:
-    """Confirmed, persistent publishing of events to one hub."""
+    """Confirmed, persistent publishing of events to one hub.
+
+    ``middleware``: their ``publish`` hooks see every event this publisher
+    builds (not raw messages given to :meth:`send`); ``codecs``: what each
+    topic is encoded with (default JSON). See :mod:`hubbub.middleware` and
+    :mod:`hubbub.codecs`.
+    """
 
     def __init__(
         self,
@@ -85,47 +82,31 @@ class Publisher:
         *,
         url: str | None = None,
         name: str = "hubbub publisher",
-        window: int = DEFAULT_WINDOW,
+        window: int | None = None,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
+        transport: PublisherTransport | None = None,
     ) -> None:
         self.names = HubNames(hub)
+        self._events = EventMessages(self.names, codecs=codecs, middleware=middleware)
         self.urls = resolve_urls(url)
         self.confirm_timeout = confirm_timeout
-        self._params = parameters(node_order(self.urls), name=name)
-        self._window = window
-        self._lock = threading.Lock()
-        self._link: Link | None = None
+        #: Where the events go (default: RabbitMQ at ``url``, as connection ``name``,
+        #: ``window`` unconfirmed messages in flight, default 1000).
+        self.transport = transport or publisher_transport(self.urls, name=name, window=window)
 
     # -- events -------------------------------------------------------------
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish one event and wait for the broker's confirm; returns its id.
 
-        Raises PublishError (``failed`` holds the id) for anything but a
-        confirm, ConfigurationError for a topic or delay that is not valid.
+        ``options``: :class:`~hubbub.producers.message.PublishOptions`
+        (``headers``, ``message_id``, ``delay``, ``deliver_at``). Raises
+        PublishError (``failed`` holds the id) for anything but a confirm,
+        ConfigurationError for a topic or delay that is not valid.
         """
-        message_id = message_id or envelope.new_id()
-        try:
-            message = event_message(
-                self.names,
-                topic,
-                data,
-                message_id=message_id,
-                headers=headers,
-                seconds=delay_seconds(delay, deliver_at),
-            )
-        except PublishError as exc:
-            exc.failed = [message_id]
-            raise
+        message_id, message = self._events.one(topic, data, options)
         self._publish_one(message)
         return message_id
 
@@ -141,7 +122,7 @@ class Publisher:
         message ids to match those ids to them.
         """
         batch = list(events)
-        check_batch(batch)
+        self._events.check(batch)
         # One group for the batch: confirms are counted, not a Future each (confirms.py).
         group = ConfirmGroup(len(batch))
         sent_some = False
@@ -151,7 +132,7 @@ class Publisher:
         for start in range(0, len(batch), CHUNK):
             prepared = self._prepare(batch[start : start + CHUNK])
             messages = [
-                _outgoing(outbound, group=group, index=i)
+                Pending(outbound, group=group, index=i)
                 for i, (_, outbound) in enumerate(prepared, start)
             ]
             ids += [message_id for message_id, _ in prepared]
@@ -175,14 +156,7 @@ class Publisher:
     # -- asyncio ------------------------------------------------------------
 
     async def apublish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
         """:meth:`publish` for asyncio: the same confirm guarantee, the loop never blocked.
 
@@ -191,16 +165,8 @@ class Publisher:
         the I/O thread took the message withdraws it; after that the event
         may or may not be stored, as after a timeout. Errors as :meth:`publish`.
         """
-        message_id = message_id or envelope.new_id()
+        message_id, message = self._events.one(topic, data, options)
         try:
-            message = event_message(
-                self.names,
-                topic,
-                data,
-                message_id=message_id,
-                headers=headers,
-                seconds=delay_seconds(delay, deliver_at),
-            )
             await self.asend(message)
         except BrokerConnectionError as exc:
             raise _unreachable(exc, [message_id]) from exc
@@ -216,12 +182,12 @@ class Publisher:
         event goes alone (it connects, or finds the broker gone for all).
         """
         batch = list(events)
-        check_batch(batch)
+        self._events.check(batch)
         prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
         sends = [self.asend(outbound) for _, outbound in prepared]
         results: list[BaseException | None] = []
-        if sends and (self._link is None or self._link.dead.is_set()):
+        if sends and not self.transport.live:
             results += await asyncio.gather(sends.pop(0), return_exceptions=True)
             if isinstance(results[0], BrokerConnectionError):
                 for unsent in sends:
@@ -238,12 +204,11 @@ class Publisher:
 
     async def asend(self, outbound: Outbound) -> None:
         """:meth:`send` and :meth:`wait` for asyncio: returns once the broker confirmed."""
-        link = self._link
-        if link is None or link.dead.is_set():
+        if not self.transport.live:
             # Connecting blocks for a network round trip or more: not on the loop.
-            link = await asyncio.get_running_loop().run_in_executor(None, self._current_link)
+            await asyncio.get_running_loop().run_in_executor(None, self.transport.connect)
         future: Future[None] = Future()
-        link.send(_outgoing(outbound, future))
+        self.transport.send_many((Pending(outbound, future),))
         try:
             await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout)
         except asyncio.TimeoutError as exc:
@@ -254,21 +219,8 @@ class Publisher:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
-        """Each event's id and message, of events :func:`check_batch` passed."""
-        prepared = []
-        for event in events:
-            message_id = event.message_id or envelope.new_id()
-            message = event_message(
-                self.names,
-                event.topic,
-                event.data,
-                message_id=message_id,
-                headers=event.headers,
-                seconds=delay_seconds(event.delay, event.deliver_at),
-                checked=True,
-            )
-            prepared.append((message_id, message))
-        return prepared
+        """Each event's id and message, of events the batch check passed."""
+        return self._events.many(events)
 
     def _publish_one(self, message: Outbound) -> None:
         """Send ``message`` and wait for its confirm; raises PublishError otherwise.
@@ -280,12 +232,11 @@ class Publisher:
         group = ConfirmGroup(1)
         ids = [message.message.message_id or ""]
         try:
-            link = self._current_link()
+            self._send_all((Pending(message, group=group),))
         except BrokerConnectionError as exc:
             raise _unreachable(exc, ids) from exc
         except PublishError as exc:
             raise _failing(exc, ids) from exc
-        link.send(_outgoing(message, group=group))
         if not group.wait(self.confirm_timeout):
             raise PublishError(self._timeout_text(True), failed=ids)
         if group.errors:
@@ -293,7 +244,7 @@ class Publisher:
             raise _failing(error, ids) from error
 
     def _try_send_all(
-        self, messages: Sequence[Outgoing]
+        self, messages: Sequence[Pending]
     ) -> BrokerConnectionError | PublishError | None:
         """:meth:`_send_all`, returning (not raising) why the broker could not be reached."""
         try:
@@ -302,18 +253,18 @@ class Publisher:
             return exc
         return None
 
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
-        """Hand ``messages`` to the link at once (one lock, one wake-up of the I/O thread).
+    def _send_all(self, messages: Sequence[Pending]) -> None:
+        """Hand ``messages`` to the transport at once (one lock, one wake-up of its I/O thread).
 
         Raises BrokerConnectionError (nothing sent) when the broker cannot be reached.
         """
-        self._current_link().send_many(messages)
+        self.transport.send_many(messages)
 
     def _timeout_text(self, timed_out: bool = True) -> str:
         """Why confirms did not come: the broker blocking publishers (and why), or silence."""
         if not timed_out:
             return ""
-        blocked = getattr(self._link, "blocked", None)  # stand-in links have none
+        blocked = self.transport.blocked
         if blocked is not None:
             return _BLOCKED.format(blocked, self.confirm_timeout)
         return _NOT_CONFIRMED.format(self.confirm_timeout)
@@ -323,7 +274,7 @@ class Publisher:
     def send(self, outbound: Outbound) -> Future[None]:
         """Publish a prepared message; the future resolves on its confirm."""
         future: Future[None] = Future()
-        self._current_link().send(_outgoing(outbound, future))
+        self.transport.send_many((Pending(outbound, future),))
         return future
 
     def wait(self, future: Future[None]) -> None:
@@ -335,10 +286,7 @@ class Publisher:
 
     def close(self) -> None:
         """Wait for in-flight confirms and close the connection."""
-        with self._lock:
-            link, self._link = self._link, None
-        if link is not None:
-            link.close()
+        self.transport.close()
 
     def abort(self) -> None:
         """Close the connection at once, without waiting for confirms (after a failure).
@@ -346,35 +294,13 @@ class Publisher:
         What a command line does once a publish failed: events still in
         flight fail (may or may not be stored), as on a lost connection.
         """
-        with self._lock:
-            link, self._link = self._link, None
-        if link is not None:
-            link.close(timeout=0)
+        self.transport.close(timeout=0)
 
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _current_link(self) -> Link:
-        link = self._link
-        if link is not None and not link.dead.is_set():
-            return link
-        with self._lock:
-            if self._link is None or self._link.dead.is_set():
-                if self._link is not None:  # the node it used is tried last
-                    self._params = rotate_past(self._params, self._link.node)
-                    self._link = None
-                link = Link(self._params, window=self._window, urls=self.urls)
-                try:
-                    link.ready.result(timeout=60)
-                except HubbubError:
-                    raise
-                except FutureTimeout as exc:
-                    raise PublishError("timed out connecting to the broker") from exc
-                self._link = link
-            return self._link
 
 
 _NOT_CONFIRMED = (
@@ -386,52 +312,6 @@ _BLOCKED = (
     "'rabbitmq-diagnostics alarms') and did not confirm within {:g} s; publish again "
     "with the same id once the alarm clears"
 )
-
-
-def check_batch(batch: Sequence[OutgoingEvent]) -> None:
-    """Raise, naming the first bad event, unless every event of ``batch`` can be sent.
-
-    A PublishError lists an id for every event (nothing was sent: the ones
-    not given a ``message_id`` get a new one); a ConfigurationError (topic,
-    delay) says which event of the batch it is about.
-    """
-    for index, event in enumerate(batch):
-        try:
-            check_event(
-                event.topic,
-                event.data,
-                event.delay,
-                event.deliver_at,
-                message_id=event.message_id or "",
-                headers=event.headers,
-            )
-        except PublishError as exc:
-            text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
-            ids = [e.message_id or envelope.new_id() for e in batch]
-            raise type(exc)(text, failed=ids) from exc  # DelayTooLongError stays one
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"event {index} of the batch: {exc}") from exc
-
-
-def _outgoing(
-    outbound: Outbound,
-    future: Future[None] | None = None,
-    *,
-    group: ConfirmGroup | None = None,
-    index: int = 0,
-) -> Outgoing:
-    """``outbound`` handed to the link, settling ``future`` or ``group`` at ``index``."""
-    message = outbound.message
-    return Outgoing(
-        outbound.exchange,
-        outbound.routing_key,
-        message.body,
-        message,
-        future,
-        outbound.mandatory,
-        group,
-        index,
-    )
 
 
 def _unreachable(exc: BrokerConnectionError, ids: list[str]) -> PublishConnectionError:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any
 from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
+from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
@@ -38,6 +39,7 @@ from hubbub.envelope import Event
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound
+from hubbub.middleware import consuming
 from hubbub.producers.publisher import OutgoingEvent, Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
@@ -63,11 +65,14 @@ class LiveHub(Hub, Assertions):
         *,
         topology: Topology | str | Path | None = None,
         url: str | None = None,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
         **worker_options: Any,
     ) -> None:
-        """``worker_options`` go to the :class:`Worker` (``concurrency``, ``prefetch``...)."""
-        super().__init__(name, topology=topology, url=url)
-        self._recorder = Recorder()
+        """``worker_options`` go to the :class:`Worker` (``concurrency``, ``prefetch``...);
+        ``middleware`` and ``codecs`` as :class:`~hubbub.Hub`'s."""
+        super().__init__(name, topology=topology, url=url, middleware=middleware, codecs=codecs)
+        self._recorder = Recorder(self.codecs)
         self._observer = _Watch(self._recorder)
         self._worker_options = worker_options
         self._worker: Worker | None = None
@@ -84,7 +89,13 @@ class LiveHub(Hub, Assertions):
         self._apply_once()
         with self._lock:
             if self._publisher is None:
-                self._publisher = _RecordingPublisher(self._recorder, self.name, url=self.url)
+                self._publisher = _RecordingPublisher(
+                    self._recorder,
+                    self.name,
+                    url=self.url,
+                    middleware=self.middleware,
+                    codecs=self.codecs,
+                )
             return self._publisher
 
     def close(self) -> None:
@@ -101,12 +112,24 @@ class LiveHub(Hub, Assertions):
         self._apply_once()
         if not self.topology.subscribers:
             return  # nothing to consume: a hub that only publishes
+        # The hub's middlewares inside the sentinel filter: they never see the harness's own.
         handlers = {
-            name: _skip_sentinels(self._recorder.spy(name, current.through(h, lambda: self)))
+            name: _skip_sentinels(
+                self._recorder.spy(
+                    name, current.through(consuming(self.middleware, h), lambda: self)
+                )
+            )
             for name, h in self.handlers().items()
         }
         options = {"name": f"hubbub test {self.name}", **self._worker_options}
-        worker = Worker(self.topology, handlers, url=self.url, observer=self._observer, **options)
+        worker = Worker(
+            self.topology,
+            handlers,
+            url=self.url,
+            observer=self._observer,
+            codecs=self.codecs,
+            **options,
+        )
         self._worker = worker
         self._thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
         self._thread.start()
@@ -229,8 +252,18 @@ def _skip_sentinels(handler: Handler) -> Handler:
 class _RecordingPublisher(Publisher):
     """A Publisher that notes every event it sends (but not the harness's own messages)."""
 
-    def __init__(self, recorder: Recorder, hub: str, *, url: str | None) -> None:
-        super().__init__(hub, url=url, name=f"hubbub test {hub}")
+    def __init__(
+        self,
+        recorder: Recorder,
+        hub: str,
+        *,
+        url: str | None,
+        middleware: Sequence[Any],
+        codecs: Codecs | None,
+    ) -> None:
+        super().__init__(
+            hub, url=url, name=f"hubbub test {hub}", middleware=middleware, codecs=codecs
+        )
         self._recorder = recorder
         self._pending: dict[Future[None], Outbound] = {}
         self._pending_lock = threading.Lock()

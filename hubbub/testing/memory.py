@@ -25,24 +25,26 @@ clock; only *when* things happen follows the fake clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubbub import current
 from hubbub.admin import history
 from hubbub.admin.records import FailedEvent, parse
 from hubbub.admin.sources import ToSubscriber
+from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler, copy_destination, handle
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError, PublishError
 from hubbub.hub import Hub
 from hubbub.message import Message, Outbound, new_delivery
-from hubbub.producers.link import Outgoing
-from hubbub.producers.publisher import OutgoingEvent, Publisher
+from hubbub.middleware import consuming
+from hubbub.producers.message import OutgoingEvent, PublishOptions
+from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
 from hubbub.testing.fake_broker import FakeBroker, Queued
 from hubbub.testing.records import Assertions, Recorder, replay_selection
@@ -50,6 +52,10 @@ from hubbub.topology import loader
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.plan import Plan
+from hubbub.transport.base import Pending
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Deliveries one :meth:`InMemoryHub.run_until_idle` makes before it calls it a loop.
 MAX_DELIVERIES = 10_000
@@ -73,13 +79,16 @@ class InMemoryHub(Hub, Assertions):
         url: str | None = None,
         clock: FakeClock | None = None,
         seed: int = 0,
+        middleware: Sequence[Any] = (),
+        codecs: Codecs | None = None,
     ) -> None:
         """``url`` is accepted and ignored (so code that builds a Hub can build this);
-        ``seed`` makes retry jitter repeatable."""
-        super().__init__(name, topology=topology, url=url)
+        ``seed`` makes retry jitter repeatable; ``middleware`` and ``codecs`` as
+        :class:`~hubbub.Hub`'s (run in the caller's thread, as handlers are)."""
+        super().__init__(name, topology=topology, url=url, middleware=middleware, codecs=codecs)
         self.clock = clock or FakeClock()
         self.broker = FakeBroker(self.clock.time)
-        self._recorder = Recorder()
+        self._recorder = Recorder(self.codecs)
         self._rng = random.Random(seed)
         self._memory_publisher = _MemoryPublisher(self)
         self._declared: Topology | None = None
@@ -127,7 +136,10 @@ class InMemoryHub(Hub, Assertions):
         """
         self._declare()
         current.stand_in(self)  # a hub kept across tests stands in again while it runs
-        handlers = {name: self._recorder.spy(name, h) for name, h in self.handlers().items()}
+        handlers = {
+            name: consuming(self.middleware, self._recorder.spy(name, h))
+            for name, h in self.handlers().items()
+        }
         names = self.topology.names
         delivered = 0
         while True:
@@ -231,7 +243,7 @@ class InMemoryHub(Hub, Assertions):
         spec = self.topology.subscriber(subscriber)
         queue = self.topology.names.queue(subscriber)
         with current.publishing_through(self):
-            outcome = handle(spec, queue, handler, delivery, self._rng)
+            outcome = handle(spec, queue, handler, delivery, self._rng, codecs=self.codecs)
         if outcome.action in ("retry", "dead-letter"):
             exchange, key = copy_destination(self.topology.names, subscriber, outcome)
             copy = queued.message.republished(outcome.headers)
@@ -247,38 +259,28 @@ class _MemoryPublisher(Publisher):
     """The real Publisher's message building, with the fake broker in place of a link."""
 
     def __init__(self, hub: InMemoryHub) -> None:
-        super().__init__(hub.name, url="amqp://in-memory/", name="hubbub in-memory")
+        super().__init__(
+            hub.name,
+            url="amqp://in-memory/",
+            name="hubbub in-memory",
+            middleware=hub.middleware,
+            codecs=hub.codecs,
+        )
         self._hub = hub
 
-    def publish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
-    ) -> str:
-        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
-        return super().publish(
-            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+        options["delay"], options["deliver_at"] = self._on_fake_clock(
+            options.get("delay"), options.get("deliver_at")
         )
+        return super().publish(topic, data, **options)
 
     async def apublish(
-        self,
-        topic: str,
-        data: Any = None,
-        *,
-        headers: Mapping[str, Any] | None = None,
-        message_id: str | None = None,
-        delay: float | timedelta | str | None = None,
-        deliver_at: datetime | None = None,
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
-        delay, deliver_at = self._on_fake_clock(delay, deliver_at)
-        return await super().apublish(
-            topic, data, headers=headers, message_id=message_id, delay=delay, deliver_at=deliver_at
+        options["delay"], options["deliver_at"] = self._on_fake_clock(
+            options.get("delay"), options.get("deliver_at")
         )
+        return await super().apublish(topic, data, **options)
 
     def _prepare(self, events: Iterable[OutgoingEvent]) -> list[tuple[str, Outbound]]:
         """``publish_many``'s events, their ``deliver_at`` read on the fake clock."""
@@ -292,12 +294,10 @@ class _MemoryPublisher(Publisher):
         """``publish``'s message, through the fake broker (confirmed at once)."""
         self.wait(self.send(message))
 
-    def _send_all(self, messages: Sequence[Outgoing]) -> None:
+    def _send_all(self, messages: Sequence[Pending]) -> None:
         """``publish_many``'s messages, each through the fake broker (confirmed at once)."""
         for m in messages:
-            assert m.properties is not None  # the publisher's own messages have properties
-            outbound = Outbound(m.exchange, m.routing_key, m.properties, m.mandatory)
-            m.settle(self.send(outbound).exception())
+            m.settle(self.send(m.outbound).exception())
 
     def send(self, outbound: Outbound) -> Future[None]:
         future: Future[None] = Future()

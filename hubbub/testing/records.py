@@ -18,6 +18,7 @@ from hubbub import envelope
 from hubbub.admin import records as admin_records
 from hubbub.admin.filters import EVERYTHING, Selection, select
 from hubbub.admin.records import FailedEvent
+from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.envelope import Event
 from hubbub.errors import MalformedMessageError
@@ -80,10 +81,10 @@ def replay_selection(ids: Iterable[str] | None) -> Selection | None:
     return select(ids=wanted) if wanted else None
 
 
-def decode(routing_key: str, message: Message) -> Event:
+def decode(routing_key: str, message: Message, codecs: Codecs | None = None) -> Event:
     """The event a message carries; a malformed one as an event whose data is the raw body."""
     try:
-        return envelope.decode(routing_key, message)
+        return envelope.decode(routing_key, message, codecs=codecs)
     except MalformedMessageError:
         return Event(
             topic=envelope.topic_of(routing_key, message.headers),
@@ -93,7 +94,9 @@ def decode(routing_key: str, message: Message) -> Event:
         )
 
 
-def dead_letter(subscriber: str, routing_key: str, message: Message) -> DeadLetter:
+def dead_letter(
+    subscriber: str, routing_key: str, message: Message, codecs: Codecs | None = None
+) -> DeadLetter:
     headers = {k: _text(v) for k, v in (message.headers or {}).items()}
     record = {
         k.removeprefix(envelope.FAILURE_PREFIX): v
@@ -101,7 +104,7 @@ def dead_letter(subscriber: str, routing_key: str, message: Message) -> DeadLett
         if k.startswith(envelope.FAILURE_PREFIX)
     }
     failed = admin_records.parse(routing_key, message, subscriber=subscriber)
-    return DeadLetter(subscriber, decode(routing_key, message), failed, record, headers)
+    return DeadLetter(subscriber, decode(routing_key, message, codecs), failed, record, headers)
 
 
 def _text(value: Any) -> Any:
@@ -112,7 +115,9 @@ class Recorder:
     """Thread-safe log of published events and handler attempts (the live hub's
     consumer records from its handler threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codecs: Codecs | None = None) -> None:
+        #: The hub's codecs: what the events it notes are decoded with.
+        self.codecs = codecs
         self._lock = threading.Lock()
         self._published: list[Event] = []
         self._attempts: list[Attempt] = []
@@ -122,7 +127,7 @@ class Recorder:
 
     def sent(self, routing_key: str, message: Message) -> None:
         """Note a message the hub's publisher sent (an event, delayed or not)."""
-        event = decode(routing_key, message)
+        event = decode(routing_key, message, self.codecs)
         with self._lock:
             self._published.append(event)
 
@@ -187,7 +192,7 @@ class Assertions:
         names = self.topology.names
         subs = [subscriber] if subscriber else [s.name for s in self.topology.subscribers]
         return [
-            dead_letter(sub, key, message)
+            dead_letter(sub, key, message, self._recorder.codecs)
             for sub in subs
             for key, message in self._messages(names.dead_letter_queue(sub))
         ]
@@ -195,5 +200,6 @@ class Assertions:
     def unrouted(self) -> list[Event]:
         """Events no subscriber matched, parked in ``<hub>.unrouted``, oldest first."""
         return [
-            decode(key, message) for key, message in self._messages(self.topology.names.unrouted)
+            decode(key, message, self._recorder.codecs)
+            for key, message in self._messages(self.topology.names.unrouted)
         ]

@@ -10,6 +10,7 @@ converts at its own edge. Only :mod:`hubbub.transport.pika` imports pika.
 from collections.abc import Sequence
 
 from hubbub.transport.base import ConsumerTransport as ConsumerTransport
+from hubbub.transport.base import PublisherTransport as PublisherTransport
 from hubbub.transport.errors import AccessRefusedError as AccessRefusedError
 from hubbub.transport.errors import ConnectionLostError as ConnectionLostError
 from hubbub.transport.errors import NotFoundError as NotFoundError
@@ -29,6 +30,18 @@ def open_session(urls: Sequence[str], *, name: str) -> BrokerSession:
     from hubbub.transport.pika.session import open_session as open_pika_session
 
     return open_pika_session(urls, name=name)
+
+
+def publisher_transport(
+    urls: Sequence[str], *, name: str, window: int | None = None
+) -> PublisherTransport:
+    """The default :class:`PublisherTransport`: RabbitMQ at ``urls`` (pika, imported on use).
+
+    ``window``: unconfirmed messages in flight at once (default 1000).
+    """
+    from hubbub.transport.pika.publisher import DEFAULT_WINDOW, PikaPublisherTransport
+
+    return PikaPublisherTransport(urls, name=name, window=window or DEFAULT_WINDOW)
 
 
 def client_loggers() -> tuple[str, ...]:

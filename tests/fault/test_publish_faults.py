@@ -23,9 +23,9 @@ from hubbub.consumers.observer import Observer
 from hubbub.consumers.worker import Worker
 from hubbub.errors import BrokerConnectionError, PublishConnectionError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
-from hubbub.producers.link import DEFAULT_WINDOW
 from hubbub.testing.broker import unique_name
 from hubbub.transport.pika.params import parameters
+from hubbub.transport.pika.publisher import DEFAULT_WINDOW
 from tests.support.node import RabbitNode
 
 pytestmark = pytest.mark.fault

@@ -15,12 +15,12 @@ import orjson
 import pytest
 from core_support import depth, take_all, wait_until
 
-from hubbub import outbound
 from hubbub.consumers.worker import Worker
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers import OutgoingEvent, Publisher
 from hubbub.producers.publisher import CHUNK
 from hubbub.transport.pika import _inbound as inbound
+from hubbub.transport.pika import _outbound as outbound
 
 pytestmark = pytest.mark.integration
 
@@ -110,11 +110,11 @@ def test_events_of_every_size_reach_the_handler_whole(declare, hub_name, broker_
 
 def test_real_connections_read_and_write_through_hubbubs_frame_paths(declare, hub_name, broker_url):
     """The consumer's connection reads with the pika transport's _inbound, the publisher's
-    link writes with hubbub.outbound (pika's own paths are only fallbacks)."""
+    transport writes with its _outbound (pika's own paths are only fallbacks)."""
     topo = declare(topology(hub_name))
     with Publisher(hub_name, url=broker_url) as publisher:
         publisher.publish("t.x", {"i": 1})
-        link = publisher._current_link()
+        link = publisher.transport._link  # type: ignore[attr-defined]
         assert link._publish is outbound.publish
     handled = threading.Event()
     worker = Worker(topo, {"s": lambda event: handled.set()}, url=broker_url)

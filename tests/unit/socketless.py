@@ -1,7 +1,7 @@
 """A pika connection with no socket: bytes go in by hand, frames out to a list.
 
 For the tests of hubbub's own frame reading and writing (``hubbub.transport.pika._inbound``,
-``hubbub.outbound``), which compare what they do with what pika does on the
+``hubbub.transport.pika._outbound``), which compare what they do with what pika does on the
 same connection state.
 """
 

@@ -1,6 +1,6 @@
 """``Publisher.apublish`` never blocks the event loop, and keeps the confirm guarantee.
 
-The publisher's link is replaced by stubs whose I/O "thread" (a timer)
+The publisher runs on stub transports whose I/O "thread" (a timer)
 confirms, refuses or never answers, so the loop's freedom is measured
 against a known, long confirm time without a broker.
 """
@@ -16,40 +16,47 @@ import pytest
 
 from hubbub import OutgoingEvent, Publisher
 from hubbub.errors import PublishError
-from hubbub.producers.link import Outgoing
 from hubbub.topology import delay
 from hubbub.topology.names import HubNames
+from hubbub.transport.base import Pending
 
 CONFIRM_AFTER = 0.5
 #: Longest pause a ticker every 10 ms may see while the loop is free (2 busy cores).
 MAX_GAP = 0.15
 
 
-class StubLink:
-    """Resolves each message's future from another thread, like the I/O thread does."""
+class StubTransport:
+    """Settles each message from another thread, like the I/O thread does."""
+
+    blocked = None
 
     def __init__(self, after: float = CONFIRM_AFTER, outcome: str = "ack") -> None:
-        self.dead = threading.Event()
+        self.live = True
         self.after, self.outcome = after, outcome
-        self.sent: list[Outgoing] = []
+        self.sent: list[Pending] = []
 
-    def send(self, message: Outgoing) -> None:
-        self.sent.append(message)
-        if self.outcome == "silent":
-            return
-        threading.Timer(self.after, self._settle, args=(message,)).start()
+    def connect(self) -> None:
+        self.live = True
 
-    def _settle(self, message: Outgoing) -> None:
-        if self.outcome == "nack" or message.routing_key == "refused":
-            message.future.set_exception(PublishError("the broker refused the message"))
+    def send_many(self, pending) -> None:
+        for message in pending:
+            self.sent.append(message)
+            if self.outcome != "silent":
+                threading.Timer(self.after, self._settle, args=(message,)).start()
+
+    def _settle(self, message: Pending) -> None:
+        if self.outcome == "nack" or message.outbound.routing_key == "refused":
+            message.settle(PublishError("the broker refused the message"))
         else:
-            message.future.set_result(None)
+            message.settle(None)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.live = False
 
 
-def publisher(link: StubLink | None = None, **options) -> Publisher:
-    pub = Publisher("events", url="amqp://guest:guest@127.0.0.1:1/%2F", **options)
-    pub._link = link  # type: ignore[assignment]
-    return pub
+def publisher(transport: StubTransport, **options) -> Publisher:
+    url = "amqp://guest:guest@127.0.0.1:1/%2F"
+    return Publisher("events", url=url, transport=transport, **options)
 
 
 async def with_ticker(work):
@@ -77,25 +84,26 @@ def longest_gap(ticks: list[float]) -> float:
 
 
 def test_the_loop_runs_while_the_confirm_is_awaited():
-    link = StubLink()
+    link = StubTransport()
     pub = publisher(link)
     started = time.monotonic()
     event_id, ticks = asyncio.run(with_ticker(pub.apublish("user.signed_up", {"n": 1})))
     assert time.monotonic() - started >= CONFIRM_AFTER  # it did wait for the confirm
-    assert [m.properties.message_id for m in link.sent] == [event_id]
-    assert link.sent[0].routing_key == "user.signed_up"
+    assert [m.outbound.message.message_id for m in link.sent] == [event_id]
+    assert link.sent[0].outbound.routing_key == "user.signed_up"
     assert len(ticks) >= 20 and longest_gap(ticks) < MAX_GAP
 
 
 def test_connecting_happens_off_the_loop():
-    pub = publisher(None)
-    link = StubLink(after=0.01)
+    link = StubTransport(after=0.01)
+    link.live = False
+    pub = publisher(link)
 
-    def slow_connect():
+    def slow_connect() -> None:
         time.sleep(CONFIRM_AFTER)
-        return link
+        link.live = True
 
-    pub._current_link = slow_connect  # type: ignore[method-assign]
+    link.connect = slow_connect  # type: ignore[method-assign]
     _, ticks = asyncio.run(with_ticker(pub.apublish("a", {})))
     assert len(link.sent) == 1
     assert len(ticks) >= 20 and longest_gap(ticks) < MAX_GAP
@@ -103,19 +111,20 @@ def test_connecting_happens_off_the_loop():
 
 def test_a_refused_or_unconfirmed_event_raises_publish_error():
     with pytest.raises(PublishError, match="refused"):
-        asyncio.run(publisher(StubLink(after=0.01, outcome="nack")).apublish("a", {}))
-    silent = publisher(StubLink(outcome="silent"), confirm_timeout=0.2)
+        asyncio.run(publisher(StubTransport(after=0.01, outcome="nack")).apublish("a", {}))
+    silent = publisher(StubTransport(outcome="silent"), confirm_timeout=0.2)
     with pytest.raises(PublishError, match=r"did not confirm within 0\.2 s"):
         asyncio.run(silent.apublish("a", {}))
 
 
 def test_apublish_many_pipelines_and_names_the_failures():
-    link = StubLink(after=CONFIRM_AFTER)
+    link = StubTransport(after=CONFIRM_AFTER)
     pub = publisher(link)
     events = [OutgoingEvent("ok", 1), OutgoingEvent("refused", 2), OutgoingEvent("ok", 3, delay=5)]
     started = time.monotonic()
     with pytest.raises(PublishError, match="1 of 3 events were not confirmed") as caught:
         asyncio.run(pub.apublish_many(events))
     assert time.monotonic() - started < 2 * CONFIRM_AFTER  # in flight together, not in turn
-    assert caught.value.failed == [link.sent[1].properties.message_id]
-    assert link.sent[2].exchange == delay.entry_exchange(HubNames("events"), 5)  # the ladder
+    assert caught.value.failed == [link.sent[1].outbound.message.message_id]
+    ladder = delay.entry_exchange(HubNames("events"), 5)
+    assert link.sent[2].outbound.exchange == ladder  # the delayed one goes to the ladder

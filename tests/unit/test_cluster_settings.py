@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-import threading
+import time
 from collections import Counter
-from concurrent.futures import Future
 
 import pytest
 from fake_select import FakeSelectConnection, Nodes
@@ -14,7 +13,7 @@ import hubbub.producers.publisher as publisher_module
 import hubbub.transport.pika.probe as probe_module
 import hubbub.transport.pika.supervisor as supervisor_module
 from hubbub import Hub
-from hubbub.connection import node_order, rotate_past
+from hubbub.connection import node_order
 from hubbub.consumers.worker import Worker
 from hubbub.errors import BrokerConnectionError, ConfigurationError, TopologyError
 from hubbub.topology.layout import layout
@@ -23,7 +22,7 @@ from hubbub.topology.observe import ManagementAPI
 from hubbub.topology.plan import Observed, ObservedQueue, plan
 from hubbub.topology.sync import make_plan
 from hubbub.transport.pika.consumer import PikaConsumerTransport
-from hubbub.transport.pika.supervisor import Reconnect
+from hubbub.transport.pika.supervisor import ON_NEXT_SEND, Reconnect, Supervisor
 
 NODES = ["amqp://u:p@n1/%2F", "amqp://u:p@n2/%2F", "amqp://u:p@n3/%2F"]
 SPEC = {"hub": "events", "subscribers": {"mail": {"handler": "m:f", "topics": ["user.#"]}}}
@@ -49,42 +48,60 @@ def test_the_given_order_is_kept_on_request(monkeypatch):
         node_order(NODES)
 
 
-def test_a_lost_node_moves_to_the_end_of_the_order():
-    assert rotate_past(NODES, 0) == [NODES[1], NODES[2], NODES[0]]
-    assert rotate_past(NODES, 2) == NODES
-    assert rotate_past(NODES, None) == NODES
-    assert rotate_past(NODES[:1], 0) == NODES[:1]
+@pytest.mark.parametrize(("lost", "tried_next"), [(["n1"], "n2"), (["n1", "n2", "n3"], "n1")])
+def test_a_lost_node_moves_to_the_end_of_the_order(monkeypatch, lost, tried_next):
+    monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
+    nodes = Nodes(n1="open", n2="open", n3="open")
+    monkeypatch.setattr(supervisor_module, "SelectConnection", nodes.connection)
+    supervisor = Supervisor(NODES, name="test", reconnect=ON_NEXT_SEND)
+    events = Losing()
+    for _ in lost:
+        supervisor.run(events)
+    assert nodes.tried == lost
+    supervisor.run(events)
+    assert nodes.tried[-1] == tried_next
 
 
-class FakeLink:
-    """Stands in for a Link: opens on its first node, records the order it got."""
+def test_a_single_node_is_tried_again_after_its_loss(monkeypatch):
+    nodes = Nodes(n1="open")
+    monkeypatch.setattr(supervisor_module, "SelectConnection", nodes.connection)
+    supervisor = Supervisor(NODES[:1], name="test", reconnect=ON_NEXT_SEND)
+    supervisor.run(Losing())
+    supervisor.run(Losing())
+    assert nodes.tried == ["n1", "n1"]
 
-    made: list[list[str]] = []
 
-    def __init__(self, params, **_):
-        self.hosts = [p.host for p in params]
-        FakeLink.made.append(self.hosts)
-        self.node = 0
-        self.dead = threading.Event()
-        self.ready: Future[None] = Future()
-        self.ready.set_result(None)
+class Losing:
+    """Connection events: each connection is lost as soon as it opens."""
 
-    def close(self):
-        self.dead.set()
+    def opened(self, connection, node):
+        connection.lose()
+
+    def closed(self, reason):
+        pass
+
+    def blocked(self, reason):
+        pass
 
 
 def test_a_publisher_reconnects_to_the_next_node_after_losing_one(monkeypatch):
     monkeypatch.setenv("HUBBUB_URL_ORDER", "given")
-    monkeypatch.setattr(publisher_module, "Link", FakeLink)
-    FakeLink.made = []
+    nodes = Nodes(n1="open", n2="open", n3="open")
+    monkeypatch.setattr(supervisor_module, "SelectConnection", nodes.connection)
     publisher = publisher_module.Publisher("events", url=",".join(NODES))
-    first = publisher._current_link()
-    assert publisher._current_link() is first  # a live link is kept
-    first.dead.set()  # its connection to n1 was lost
-    second = publisher._current_link()
-    second.dead.set()
-    publisher._current_link()
-    assert FakeLink.made == [["n1", "n2", "n3"], ["n2", "n3", "n1"], ["n3", "n1", "n2"]]
+    transport = publisher.transport
+    transport.connect()
+    transport.connect()
+    assert nodes.tried == ["n1"]  # a live connection is kept
+    for _ in range(2):
+        lost = nodes.connections[-1]
+        lost.ioloop.add_callback_threadsafe(lost.lose)  # its connection to the node was lost
+        deadline = time.monotonic() + 5
+        while transport.live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        transport.connect()
+    publisher.abort()
+    assert nodes.tried == ["n1", "n2", "n3"]  # each time the lost node is tried last
 
 
 def test_a_consumer_tries_the_nodes_round_robin(monkeypatch):

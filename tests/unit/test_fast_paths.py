@@ -1,6 +1,6 @@
 """The pieces that make publishing and consuming cheap keep their contracts.
 
-ConfirmGroup (one waiter for a batch of confirms), Outgoing.settle (one
+ConfirmGroup (one waiter for a batch of confirms), Pending.settle (one
 outcome per message), one_write (frames coalesced into one write, in order),
 Dispatcher (handler threads fed from one queue, nothing dropped on shutdown)
 and new_id (a real UUID4). No broker; about 0.3 s.
@@ -18,13 +18,14 @@ import pytest
 from hubbub import envelope
 from hubbub.consumers.dispatch import Dispatcher
 from hubbub.errors import PublishError
-from hubbub.producers.link import Outgoing
+from hubbub.message import Message, Outbound
+from hubbub.transport.base import Pending
 from hubbub.transport.confirms import ConfirmGroup
 from hubbub.transport.pika._frames import one_write
 
 
-def outgoing(**kwargs: object) -> Outgoing:
-    return Outgoing("hub", "key", b"{}", None, **kwargs)  # type: ignore[arg-type]
+def outgoing(**kwargs: object) -> Pending:
+    return Pending(Outbound("hub", "key", Message(b"{}"), False), **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_group_is_done_when_every_message_is_settled_and_names_the_failed():

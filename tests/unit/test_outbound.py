@@ -11,7 +11,8 @@ from pika import spec
 from pika.exceptions import ChannelWrongStateError, ShortStringTooLong
 from socketless import SocketlessConnection
 
-from hubbub import outbound
+from hubbub.transport.pika import _outbound as outbound
+from hubbub.transport.pika._internals import missing
 
 Connected = SocketlessConnection
 
@@ -140,6 +141,6 @@ def test_bad_properties_raise_and_write_nothing():
     assert connection.written == []
 
 
-def test_only_connections_with_the_internals_it_writes_through_are_supported():
-    assert outbound.supported(Connected())
-    assert not outbound.supported(object())
+def test_only_channels_with_the_internals_it_writes_through_are_supported():
+    assert missing(outbound.internals(Connected().open_channel(1))) == []
+    assert "NoneType._adapter_emit_data" in missing(outbound.internals(object()))

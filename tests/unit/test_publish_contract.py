@@ -1,43 +1,59 @@
 """Every publish path raises PublishError listing exactly the ids not confirmed; no broker.
 
-A stub link stands in for the connection: it confirms, or dies mid-batch
-the way a real link does when the broker goes away (what it held fails, and
-reconnecting finds a closed port). ``tests/fault/test_publish_faults.py``
+A stub transport stands in for the connection: it confirms, or dies
+mid-batch the way the real one does when the broker goes away (what it held
+fails, and reconnecting finds a closed port). ``tests/fault/test_publish_faults.py``
 does the same to a real broker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 
 import pytest
 
+import hubbub.transport.pika.supervisor as supervisor_module
 from hubbub import OutgoingEvent, Publisher
 from hubbub.errors import BrokerConnectionError, PublishConnectionError, PublishError
-from hubbub.producers import publisher as publisher_module
-from hubbub.producers.link import Link, Outgoing
 from hubbub.producers.publisher import CHUNK
+from hubbub.transport import publisher_transport
+from hubbub.transport.base import Pending
 
 CLOSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens: connecting is refused
 
 
 class DiesAfterOneChunk:
-    """Confirms the first chunk; with the second the connection is lost (both fail)."""
+    """Confirms the first chunk; with the second the connection is lost (both fail).
+
+    Reconnecting then goes to the real transport, and finds a closed port.
+    """
+
+    blocked = None
 
     def __init__(self) -> None:
-        self.dead = threading.Event()
         self.chunks = 0
-        self.node = 0  # the node it connected to (tried last on reconnecting)
+        self.real = publisher_transport([CLOSED], name="test")
 
-    def send_many(self, messages: Sequence[Outgoing]) -> None:
+    @property
+    def live(self) -> bool:
+        return self.chunks < 2
+
+    def connect(self) -> None:
+        if not self.live:
+            self.real.connect()
+
+    def send_many(self, messages: Sequence[Pending]) -> None:
         self.chunks += 1
-        if self.chunks > 1:
-            self.dead.set()
+        if self.chunks > 2:
+            self.real.send_many(messages)
+            return
         for message in messages:
             lost = PublishError("the connection to the broker closed before it confirmed")
-            message.settle(lost if self.dead.is_set() else None)
+            message.settle(lost if self.chunks == 2 else None)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.real.close(timeout)
 
 
 def batch(count: int) -> list[OutgoingEvent]:
@@ -45,8 +61,7 @@ def batch(count: int) -> list[OutgoingEvent]:
 
 
 def test_publish_many_when_the_broker_goes_mid_batch_lists_the_unconfirmed_ids():
-    publisher = Publisher("events", url=CLOSED)
-    publisher._link = DiesAfterOneChunk()  # type: ignore[assignment]
+    publisher = Publisher("events", url=CLOSED, transport=DiesAfterOneChunk())
     events = batch(4 * CHUNK)
     with pytest.raises(PublishError) as caught:
         publisher.publish_many(events)  # the third chunk finds the broker gone
@@ -58,14 +73,14 @@ def test_publish_many_when_the_broker_goes_mid_batch_lists_the_unconfirmed_ids()
 
 
 def test_every_publish_path_to_an_unreachable_broker_lists_its_ids(monkeypatch):
-    opened: list[Link] = []
+    opened: list[object] = []
+    real = supervisor_module.SelectConnection
 
-    class CountedLink(Link):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            opened.append(self)
-            super().__init__(*args, **kwargs)
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(publisher_module, "Link", CountedLink)
+    monkeypatch.setattr(supervisor_module, "SelectConnection", counted)
     publisher = Publisher("events", url=CLOSED)
     events = batch(3)
     ids = [e.message_id for e in events]

@@ -137,7 +137,10 @@ def test_connection_names_carry_the_host_and_pid(monkeypatch):
     where = f"{socket.gethostname()} pid {os.getpid()}"
     names = {
         p.client_properties["connection_name"]
-        for p in (*worker.transport._supervisor._params, *worker._publisher._params)  # type: ignore[attr-defined]
+        for p in (
+            *worker.transport._supervisor._params,
+            *worker._publisher.transport.supervisor._params,
+        )  # type: ignore[attr-defined]
     }
     assert names == {f"hubbub consume x ({where})", f"hubbub consume x (copies, {where})"}
 

@@ -214,7 +214,7 @@ class Supervisor:
                 connection.close()
                 return
             self.node = f"{params.host}:{params.port}"
-            log.log(self._news, "connected to %s", self.node)
+            log.log(self._levels[0], "connected to %s", self.node)
             attempt.announced = True
             events.opened(connection, self.node)
 
@@ -227,7 +227,7 @@ class Supervisor:
         def on_closed(connection: SelectConnection, why: BaseException) -> None:
             attempt.error = why
             if not self._stopping.is_set():
-                log.log(self._news + 10, "connection closed: %s", why)
+                log.log(self._levels[1], "connection closed: %s", why)
             connection.ioloop.stop()
 
         connection = SelectConnection(
@@ -249,9 +249,13 @@ class Supervisor:
         return attempt
 
     @property
-    def _news(self) -> int:
-        """A consumer's connects are news (INFO, its losses WARNING); a publisher's routine."""
-        return logging.INFO if self.reconnect.forever else logging.DEBUG
+    def _levels(self) -> tuple[int, int]:
+        """Log levels of a connect and of a loss: news for a consumer, routine for a publisher."""
+        return (
+            (logging.INFO, logging.WARNING)
+            if self.reconnect.forever
+            else (logging.DEBUG, logging.INFO)
+        )
 
 
 @dataclass(slots=True)

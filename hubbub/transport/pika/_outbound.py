@@ -6,14 +6,16 @@ time; for a message with hubbub's properties that is about half of what
 publishing costs the client (``bench/README.md``). :func:`publish` writes
 the same bytes (tested against pika's own marshalling) directly: the
 ``Basic.Publish`` method frame, the content header, the body frames, handed
-to the connection as one buffer (and, inside :func:`hubbub.transport.pika._frames.one_write`,
-with the rest of the batch).
+to the connection as one buffer (and, inside
+:func:`~hubbub.transport.pika._frames.one_write`, with the rest of the batch).
 
 Header tables are encoded by pika itself (``pika.data.encode_table``), so a
 header value pika accepts or refuses is accepted or refused here alike. It
 relies on pika 1.x internals (``_adapter_emit_data``, ``_body_max_length``,
-the byte and frame counters); :func:`supported` says whether a connection
-has them, and the publisher uses ``basic_publish`` where it does not.
+the byte and frame counters, the channel's state check): :func:`internals`
+names every one for the install-time check
+(:func:`hubbub.transport.pika._internals.usable`), and the publisher uses
+``basic_publish`` where one is missing.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ _BASIC = spec.Basic.INDEX
 _METHOD, _HEADER, _BODY = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY
 
 
-_INTERNALS = ("_adapter_emit_data", "_body_max_length", "bytes_sent", "frames_sent")
+_CHANNEL = ("_raise_if_not_open", "channel_number", "connection")
+_CONNECTION = ("_adapter_emit_data", "_body_max_length", "bytes_sent", "frames_sent")
 
 
-def supported(connection: object) -> bool:
-    """Whether :func:`publish` can write on ``connection`` (a pika 1.x connection)."""
-    return all(hasattr(connection, name) for name in _INTERNALS)
+def internals(channel: object) -> list[tuple[object, str]]:
+    """Every pika internal :func:`publish` touches on ``channel``, as ``(owner, attribute)``."""
+    connection = getattr(channel, "connection", None)
+    return [(channel, name) for name in _CHANNEL] + [(connection, name) for name in _CONNECTION]
 
 
 def publish(
