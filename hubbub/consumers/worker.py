@@ -92,6 +92,9 @@ class Worker:
     in handlers go through (default: a publisher of its own on ``url``,
     closed when :meth:`run` returns). ``inline``: run handlers on the
     transport's thread, no pools (for the in-memory transport).
+    ``middleware`` wraps every handler (on its thread) and every event a
+    handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes bodies
+    by content type and encodes what handlers publish.
     """
 
     def __init__(
@@ -112,12 +115,6 @@ class Worker:
         publisher: Publisher | None = None,
         inline: bool = False,
     ) -> None:
-        """``middleware`` wraps every handler (on its thread) and every event a
-        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
-        bodies by content type and encodes what handlers publish."""
-        """``middleware`` wraps every handler (on its thread) and every event a
-        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
-        bodies by content type and encodes what handlers publish."""
         self.topology = topology
         self._middleware = check(middleware)
         self._codecs = codecs
