@@ -101,6 +101,9 @@ class Worker:
     closed when :meth:`run` returns). ``inline``: run handlers on the
     transport's thread, no pools (for the in-memory transport). ``rng``:
     what draws the retry jitter (seeded: repeatable).
+    ``middleware`` wraps every handler (on its thread) and every event a
+    handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes bodies
+    by content type and encodes what handlers publish.
     """
 
     def __init__(
@@ -122,9 +125,6 @@ class Worker:
         inline: bool = False,
         rng: random.Random | None = None,
     ) -> None:
-        """``middleware`` wraps every handler (on its thread) and every event a
-        handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes
-        bodies by content type and encodes what handlers publish."""
         self.topology = topology
         self._middleware = check(middleware)
         self._codecs = codecs
@@ -303,7 +303,7 @@ class Worker:
             "" if threads == 1 else "s",
             format_duration(flight.spec.timeout),
         )
-        if all(f.epoch == epoch for f in self._flights):
+        if all(f.epoch == epoch for f in self._flights) and not self._stopping.is_set():
             self.consuming.set()
 
     def _on_delivered(self, subscription: Subscription, epoch: int, delivery: Delivery) -> None:

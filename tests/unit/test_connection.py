@@ -17,6 +17,7 @@ from hubbub.connection import (
     describe,
     mask,
     resolve_urls,
+    user_of,
     vhost_of,
 )
 from hubbub.errors import ConfigurationError
@@ -174,3 +175,15 @@ def test_masking_a_long_run_of_letters_takes_linear_time() -> None:
     assert mask("a" * 64_000) == "a" * 64_000
     assert time.perf_counter() - started < 0.5
     assert mask("xhttps://u:p@h and amqp://g:s@t@h") == "xhttps://u:***@h and amqp://g:***@h"
+
+
+@pytest.mark.parametrize(
+    ("url", "user"),
+    [
+        ("amqp://h/%2F", "guest"),  # pika's default, as the broker sees it
+        ("amqp://app:pw@h/", "app"),
+        ("amqp://a%40b:pw@h/", "a@b"),
+    ],
+)
+def test_user_of(url, user):
+    assert user_of(url) == user

@@ -130,3 +130,24 @@ def test_close_before_any_connection_ends_run_without_connecting():
     transport.close()
     transport.run([SUB], Events())  # type: ignore[arg-type]
     assert not transport.responsive(0.01)
+
+
+def test_after_cancel_a_channel_opening_late_does_not_consume():
+    connection = SocketlessConnection()
+    transport, _ = transport_on(connection)
+    transport.cancel()
+    late = connection.open_channel(2)
+    consumer = _Consumer(SUB, channel=late)
+    transport._consume(consumer, late)
+    assert consumer.consumer_tag is None and late._consumers == {}
+
+
+def test_a_settlement_between_connections_does_not_stall_the_next_one():
+    connection = SocketlessConnection()
+    transport, posted = transport_on(connection)
+    transport._supervisor.connection = None
+    transport.settle(SUB, 1, 1, ACK)  # its wake-up is dropped: no connection runs
+    transport._void_settlements()  # what the next connection's open does
+    transport._supervisor.connection = connection  # type: ignore[assignment]
+    transport.settle(SUB, 1, 2, ACK)
+    assert len(posted) == 2  # posted again, not waiting on the lost wake-up

@@ -77,6 +77,7 @@ class PikaConsumerTransport:
         self._consumers: list[_Consumer] = []
         self._events: ConsumerEvents | None = None
         self._epoch = 0
+        self._cancelled = False  # cancel() was called: consume no more
         self._lock = threading.Lock()
         self._settled: deque[tuple[Subscription, int, int, bool]] = deque()
         self._wake_pending = False
@@ -106,6 +107,7 @@ class PikaConsumerTransport:
         return sum(len(c.tracker) for c in self._consumers)
 
     def cancel(self) -> None:
+        self._cancelled = True
         for consumer in self._consumers:
             channel = consumer.channel
             if channel is not None and channel.is_open and consumer.consumer_tag:
@@ -128,6 +130,7 @@ class PikaConsumerTransport:
     def opened(self, connection: SelectConnection, node: str) -> None:
         """A new epoch: open a channel per subscription."""
         self._epoch += 1
+        self._void_settlements()  # any queued since the last epoch ended
         install(connection)
         assert self._events is not None
         self._events.connected(node)
@@ -138,11 +141,7 @@ class PikaConsumerTransport:
 
     def closed(self, reason: BaseException) -> None:
         """The epoch ended: what it carried is void."""
-        with self._lock:
-            # A wake-up posted to the dead ioloop never ran: the next settlement
-            # must post again, or acks on the new connection would stall.
-            self._wake_pending = False
-            self._settled.clear()  # all of the closed epoch: void
+        self._void_settlements()
         for consumer in self._consumers:
             consumer.channel, consumer.consumer_tag = None, None
             consumer.tracker = AckTracker()
@@ -151,6 +150,17 @@ class PikaConsumerTransport:
 
     def blocked(self, reason: str | None) -> None:
         """Publishers are blocked, not consumers: nothing to do."""
+
+    def _void_settlements(self) -> None:
+        """Drop the queued settlements: they name an epoch that ended.
+
+        A wake-up posted to a dead ioloop (or dropped between connections)
+        never ran: the next settlement must post again, or acks on the new
+        connection would stall.
+        """
+        with self._lock:
+            self._wake_pending = False
+            self._settled.clear()
 
     # -- channels (the I/O thread) --------------------------------------------
 
@@ -167,7 +177,7 @@ class PikaConsumerTransport:
         )
 
     def _consume(self, consumer: _Consumer, channel: Channel) -> None:
-        if self._supervisor.stopping:
+        if self._supervisor.stopping or self._cancelled:
             return
         epoch = self._epoch
         consumer.consumer_tag = channel.basic_consume(
