@@ -16,7 +16,12 @@ from socketless import SocketlessConnection
 
 from hubbub.message import Delivery
 from hubbub.transport.base import ACK, REQUEUE, Subscription
-from hubbub.transport.pika.consumer import PikaConsumerTransport, _Consumer, consumer_timeout
+from hubbub.transport.pika.consumer import (
+    PikaConsumerTransport,
+    _Consumer,
+    _OnMessage,
+    consumer_timeout,
+)
 
 URL = "amqp://guest:guest@127.0.0.1:1/%2F"  # never connected to
 SUB = Subscription(0, "hub.mail", 10, 60.0)
@@ -50,7 +55,8 @@ def transport_on(connection: SocketlessConnection) -> tuple[PikaConsumerTranspor
     for tag in (1, 2, 3, 4):
         method = spec.Basic.Deliver("ctag", tag, False, "hub", "user.x")
         properties = spec.BasicProperties()
-        transport._on_message(transport._consumers[0], 1, channel, method, properties, b"{}")
+        on_message = _OnMessage(transport._on_message, transport._consumers[0], 1)
+        on_message(channel, method, properties, b"{}")
     assert events.deliveries == [(1, 1), (1, 2), (1, 3), (1, 4)]
     return transport, posted
 

@@ -23,7 +23,9 @@ from pika.connection import Connection
 from pika.exceptions import InvalidFrameError
 from socketless import SocketlessConnection
 
+from hubbub.message import Message
 from hubbub.transport.pika import _inbound as inbound
+from hubbub.transport.pika.convert import from_pika
 
 TAG = "ctag-1"
 
@@ -135,6 +137,36 @@ def test_deliveries_reach_the_consumer_as_pika_delivers_them():
     assert fast.received == plain.received
     assert fast.bytes_received == plain.bytes_received == len(data)
     assert fast.frames_received == plain.frames_received
+
+
+class MessageConsumer:
+    """A callback offering ``deliver_message``, as the consumer transport's does."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict[str, Any], Message]] = []
+
+    def __call__(self, ch: Channel, method: Any, props: Any, body: bytes) -> None:
+        raise AssertionError("the fast reader must hand this consumer a Message")
+
+    def deliver_message(self, method: Any, message: Message) -> None:
+        self.messages.append((vars(method).copy(), message))
+
+
+@pytest.mark.parametrize("cut", [None, 1, 37])
+def test_a_message_consumer_gets_what_pika_delivers_as_a_message(cut):
+    """No BasicProperties in between: the Message equals from_pika of pika's own delivery."""
+    plain, fast = connections()
+    consumer = MessageConsumer()
+    fast._channels[1]._consumers[TAG] = consumer
+    data = stream()
+    plain._on_data_available(data)
+    feed(fast, data, [] if cut is None else list(range(cut, len(data), cut)))
+    expected = [
+        (method, from_pika(spec.BasicProperties(**props), body))
+        for _, method, props, body in plain.received
+    ]
+    assert len(expected) == 5
+    assert consumer.messages == expected
 
 
 @settings(max_examples=200, deadline=None)

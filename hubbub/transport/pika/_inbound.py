@@ -12,7 +12,10 @@ each read by offset (one copy of an incomplete tail at most), a delivery
 (``Basic.Deliver``, content header, body frames) is decoded directly and
 handed to the channel's consumer callback exactly as pika would call it:
 ``(channel, Basic.Deliver, BasicProperties, body)``, the same objects, the
-same values. Every other frame (replies, confirms, cancels, heartbeats,
+same values; or, to a callback that offers ``deliver_message(method,
+message)`` (the consumer transport's), as hubbub's own
+:class:`~hubbub.message.Message`, built once from the decoded properties
+(no ``BasicProperties`` in between). Every other frame (replies, confirms, cancels, heartbeats,
 closes) is decoded and processed by pika itself, in order, so the
 connection's state machine stays pika's. Deliveries for a consumer that is
 not (or no longer) registered are handed to pika's own handling too, which
@@ -39,7 +42,7 @@ from pika.connection import Connection
 from pika.data import decode_value
 from pika.exceptions import InvalidFrameError
 
-from hubbub.message import PROPERTY_NAMES
+from hubbub.message import PROPERTY_NAMES, new_message
 from hubbub.transport.pika._internals import usable
 
 _HEAD = struct.Struct(">BHL")
@@ -101,8 +104,11 @@ def _sample_channel() -> Channel:
     return Channel(_NoConnection(), 1, None)
 
 
-#: A whole delivery: channel number, method, properties, body size, body.
-_Whole = tuple[int, spec.Basic.Deliver, spec.BasicProperties, int, bytes]
+#: A content header's property values, in :data:`~hubbub.message.PROPERTY_NAMES` order.
+_Values = list[Any]
+
+#: A whole delivery: channel number, method, property values, body size, body.
+_Whole = tuple[int, spec.Basic.Deliver, _Values, int, bytes]
 
 
 class _Pending:
@@ -112,7 +118,7 @@ class _Pending:
 
     def __init__(self, method: spec.Basic.Deliver) -> None:
         self.method = method
-        self.properties: spec.BasicProperties | None = None
+        self.properties: _Values | None = None
         self.size = 0
         self.parts: list[bytes] = []
         self.received = 0
@@ -215,7 +221,7 @@ class _Reader:
         exchange, at = _short_string(buffer, at + 9)
         routing_key, _ = _short_string(buffer, at)
         method = _Deliver(tag, delivery_tag, redelivered, exchange, routing_key)
-        properties = decode_properties(buffer, offset + 7 + 12)
+        properties = decode_values(buffer, offset + 7 + 12)
         return stop, 3 if body_size else 2, (channel_number, method, properties, body_size, body)
 
     def _deliver(self, channel_number: int, buffer: bytes, offset: int) -> None:
@@ -235,7 +241,7 @@ class _Reader:
         if class_id != _BASIC:
             self._unexpected(channel_number)
             return
-        pending.properties = decode_properties(buffer, start + 12)
+        pending.properties = decode_values(buffer, start + 12)
         pending.size = size
         if size == 0:
             self._complete(channel_number, pending, b"")
@@ -261,7 +267,7 @@ class _Reader:
         self,
         channel_number: int,
         method: spec.Basic.Deliver,
-        properties: spec.BasicProperties,
+        values: _Values,
         size: int,
         body: bytes,
     ) -> None:
@@ -274,11 +280,15 @@ class _Reader:
             # pika's own handling: reject for a cancelled consumer, log otherwise
             channel._on_deliver(
                 frame.Method(channel_number, method),
-                frame.Header(channel_number, size, properties),
+                frame.Header(channel_number, size, _properties(values)),
                 body,
             )
             return
-        callback(channel, method, properties, body)
+        deliver = getattr(callback, "deliver_message", None)
+        if deliver is not None:
+            deliver(method, new_message(body, *values))
+        else:
+            callback(channel, method, _properties(values), body)
 
     def _unexpected(self, channel_number: int) -> None:
         """A content frame out of order: dropped, as pika's assembler does."""
@@ -295,8 +305,8 @@ def _short_string(buffer: bytes, offset: int) -> tuple[str | bytes, int]:
         return raw, stop
 
 
-def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
-    """``BasicProperties`` from a content header's property list, as pika decodes them."""
+def decode_values(buffer: bytes, offset: int) -> _Values:
+    """A content header's property values, as pika decodes them, in wire order."""
     flags = 0
     word = 0
     while True:
@@ -306,40 +316,53 @@ def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
         if not partial & 1:
             break
         word += 1
-    values: dict[str, Any] = dict.fromkeys(PROPERTY_NAMES)
+    values: _Values = [None] * _PROPERTIES
     if flags & 0x8000:
-        values["content_type"], offset = _short_string(buffer, offset)
+        values[0], offset = _short_string(buffer, offset)
     if flags & 0x4000:
-        values["content_encoding"], offset = _short_string(buffer, offset)
+        values[1], offset = _short_string(buffer, offset)
     if flags & 0x2000:
-        values["headers"], offset = decode_table(buffer, offset)
+        values[2], offset = decode_table(buffer, offset)
     if flags & 0x1000:
-        values["delivery_mode"] = buffer[offset]
+        values[3] = buffer[offset]
         offset += 1
     if flags & 0x0800:
-        values["priority"] = buffer[offset]
+        values[4] = buffer[offset]
         offset += 1
     if flags & 0x0400:
-        values["correlation_id"], offset = _short_string(buffer, offset)
+        values[5], offset = _short_string(buffer, offset)
     if flags & 0x0200:
-        values["reply_to"], offset = _short_string(buffer, offset)
+        values[6], offset = _short_string(buffer, offset)
     if flags & 0x0100:
-        values["expiration"], offset = _short_string(buffer, offset)
+        values[7], offset = _short_string(buffer, offset)
     if flags & 0x0080:
-        values["message_id"], offset = _short_string(buffer, offset)
+        values[8], offset = _short_string(buffer, offset)
     if flags & 0x0040:
-        (values["timestamp"],) = _U64.unpack_from(buffer, offset)
+        (values[9],) = _U64.unpack_from(buffer, offset)
         offset += 8
     if flags & 0x0020:
-        values["type"], offset = _short_string(buffer, offset)
+        values[10], offset = _short_string(buffer, offset)
     if flags & 0x0010:
-        values["user_id"], offset = _short_string(buffer, offset)
+        values[11], offset = _short_string(buffer, offset)
     if flags & 0x0008:
-        values["app_id"], offset = _short_string(buffer, offset)
+        values[12], offset = _short_string(buffer, offset)
     if flags & 0x0004:
-        values["cluster_id"], offset = _short_string(buffer, offset)
+        values[13], offset = _short_string(buffer, offset)
+    return values
+
+
+def decode_properties(buffer: bytes, offset: int) -> spec.BasicProperties:
+    """``BasicProperties`` from a content header's property list, as pika decodes them."""
+    return _properties(decode_values(buffer, offset))
+
+
+_PROPERTIES = len(PROPERTY_NAMES)
+
+
+def _properties(values: _Values) -> spec.BasicProperties:
+    """pika's ``BasicProperties`` holding ``values`` (wire order), as pika builds them."""
     properties = _Properties.__new__(_Properties)
-    properties.__dict__ = values
+    properties.__dict__ = dict(zip(PROPERTY_NAMES, values, strict=True))
     return properties
 
 

@@ -36,7 +36,7 @@ from pika.channel import Channel
 from pika.spec import Basic
 
 from hubbub.errors import HubbubError
-from hubbub.message import new_delivery
+from hubbub.message import Message, new_delivery
 from hubbub.topology.durations import format_duration
 from hubbub.transport.acks import AckTracker
 from hubbub.transport.base import ConsumerEvents, Subscription
@@ -181,27 +181,21 @@ class PikaConsumerTransport:
             return
         epoch = self._epoch
         consumer.consumer_tag = channel.basic_consume(
-            consumer.subscription.queue, partial(self._on_message, consumer, epoch)
+            consumer.subscription.queue, _OnMessage(self._on_message, consumer, epoch)
         )
         consumer.consumed = True
         assert self._events is not None
         self._events.consuming(consumer.subscription, epoch)
 
     def _on_message(
-        self,
-        consumer: _Consumer,
-        epoch: int,
-        _channel: Channel,
-        method: Basic.Deliver,
-        props: pika.BasicProperties,
-        body: bytes,
+        self, consumer: _Consumer, epoch: int, method: Basic.Deliver, message: Message
     ) -> None:
         delivery = new_delivery(
             method.delivery_tag,
             method.exchange,
             method.routing_key,
             method.redelivered,
-            from_pika(props, body),
+            message,
         )
         consumer.tracker.add(delivery.tag)
         assert self._events is not None
@@ -274,6 +268,36 @@ class PikaConsumerTransport:
                 assert consumer.channel is not None
                 for tag, multiple in consumer.tracker.complete(tags):
                     consumer.channel.basic_ack(tag, multiple=multiple)
+
+
+class _OnMessage:
+    """A consumer's delivery callback, for both ways deliveries are read.
+
+    pika's own reading calls it with ``BasicProperties`` (converted here);
+    the fast reader (:mod:`~hubbub.transport.pika._inbound`) calls
+    :meth:`deliver_message` with the :class:`~hubbub.message.Message` it built
+    straight from the frame, so no ``BasicProperties`` is made in between.
+    """
+
+    __slots__ = ("_consumer", "_epoch", "_on_message")
+
+    def __init__(
+        self,
+        on_message: Callable[[_Consumer, int, Basic.Deliver, Message], None],
+        consumer: _Consumer,
+        epoch: int,
+    ) -> None:
+        self._on_message = on_message
+        self._consumer = consumer
+        self._epoch = epoch
+
+    def __call__(
+        self, _channel: Channel, method: Basic.Deliver, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._on_message(self._consumer, self._epoch, method, from_pika(props, body))
+
+    def deliver_message(self, method: Basic.Deliver, message: Message) -> None:
+        self._on_message(self._consumer, self._epoch, method, message)
 
 
 def consumer_timeout(reason: BaseException) -> bool:
