@@ -11,8 +11,10 @@ import pytest
 from hubbub import OutgoingEvent, Retry
 from hubbub.errors import ConfigurationError, HubbubError, PublishError
 from hubbub.message import Message, Outbound
+from hubbub.producers import Publisher
 from hubbub.testing import FakeClock, InMemoryHub
 from hubbub.topology import loader
+from hubbub.transport.memory import MemoryTransport
 
 DAY = 86400
 
@@ -119,12 +121,49 @@ def test_handlers_that_trigger_each_other_forever_are_stopped():
         hub.run_until_idle()
 
 
-def test_a_worker_or_a_plan_is_refused_with_what_to_do_instead():
+def test_a_worker_is_refused_with_what_to_do_instead():
     hub = InMemoryHub("events")
     with pytest.raises(HubbubError, match="run_until_idle"):
         hub.worker()
-    with pytest.raises(HubbubError, match="real Hub"):
-        hub.plan()
+
+
+def test_a_plan_tells_what_apply_would_change_in_memory():
+    """Plan before apply, without a broker: the same pure plan, against the memory broker."""
+    hub = InMemoryHub("events")
+    hub.subscriber("mail", topics=["user.#"])(lambda e: None)
+    first = hub.plan()
+    assert "create queue events.mail" in first.describe()
+    assert {c.action for c in first.changes} == {"create"}
+    hub.apply()
+    assert hub.plan().empty
+    hub.subscriber("sales", topics=["order.#"])(lambda e: None)
+    added = {(c.action, c.kind, c.name) for c in hub.plan().changes}
+    assert ("create", "queue", "events.sales") in added
+    assert ("create", "queue", "events.sales.dlq") in added
+    assert ("create", "binding", "events -> queue events.sales [order.#]") in added
+    assert not any(name.startswith("events.mail") for _, _, name in added)
+
+
+def test_a_memory_plan_counts_what_a_dropped_subscriber_still_holds():
+    memory = MemoryTransport(FakeClock().time)
+    both = loader.from_mapping(
+        {
+            "hub": "events",
+            "subscribers": {
+                "mail": {"handler": "m:f", "topics": ["user.#"]},
+                "sales": {"handler": "m:g", "topics": ["order.#"]},
+            },
+        }
+    )
+    memory.apply(both)
+    publisher = Publisher("events", transport=memory.publisher())
+    publisher.publish("user.x", {})
+    sales_only = loader.from_mapping(
+        {"hub": "events", "subscribers": {"sales": {"handler": "m:g", "topics": ["order.#"]}}}
+    )
+    lines = memory.plan(sales_only).describe(verbose=True)
+    assert "obsolete queue events.mail: no longer in the topology; kept (1 message" in lines
+    assert "remove binding events -> queue events.mail [user.#]" in lines
 
 
 def test_run_until_says_what_happened_when_it_gives_up():

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,6 +37,8 @@ from hubbub.errors import HubbubError, PublishError
 from hubbub.message import Message, Outbound
 from hubbub.topology import patterns
 from hubbub.topology.layout import Binding, Exchange, Layout
+from hubbub.topology.names import HubNames
+from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue
 
 #: Expiries one :meth:`MemoryBroker.expire` handles before it calls the routing broken.
 MAX_EXPIRIES = 100_000
@@ -58,6 +60,8 @@ class _Queue:
     ttl: float | None = None
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
+    #: The arguments it was declared with (what a plan compares).
+    arguments: tuple[tuple[str, Any], ...] = ()
     #: (enqueued at, message), oldest first.
     messages: deque[tuple[float, Queued]] = field(default_factory=deque)
 
@@ -113,10 +117,34 @@ class MemoryBroker:
                     ttl=ttl_ms / 1000 if isinstance(ttl_ms, int) else None,
                     dead_letter_exchange=args.get("x-dead-letter-exchange"),
                     dead_letter_routing_key=args.get("x-dead-letter-routing-key"),
+                    arguments=queue.arguments,
                     messages=existing.messages if existing else deque(),
                 )
             for binding in layout.bindings:
                 self._bindings[binding.source].append(binding)
+
+    def observe(self, names: HubNames) -> Observed:
+        """What this broker holds of ``names``' hub, as the management API would tell it."""
+        with self._lock:
+            held = Counter(unacked.queue for unacked in self._unacked.values())
+            exchanges = {
+                e.name: ObservedExchange(e.type, e.args)
+                for e in self._exchanges.values()
+                if names.owns(e.name)
+            }
+            queues = {
+                q.name: ObservedQueue(dict(q.arguments), len(q.messages) + held[q.name])
+                for q in self._queues.values()
+                if names.owns(q.name)
+            }
+            bindings = frozenset(
+                b
+                for source, declared in self._bindings.items()
+                if names.owns(source)
+                for b in declared
+                if names.owns(b.destination)
+            )
+        return Observed(exchanges, queues, bindings)
 
     def has_queue(self, name: str) -> bool:
         return name in self._queues

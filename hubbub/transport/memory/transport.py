@@ -6,10 +6,9 @@ import time
 import weakref
 from collections.abc import Callable
 
-from hubbub.errors import HubbubError
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
-from hubbub.topology.plan import Plan
+from hubbub.topology.plan import Plan, plan
 from hubbub.transport.memory.broker import MemoryBroker
 from hubbub.transport.memory.consumer import MemoryConsumerTransport
 from hubbub.transport.memory.publisher import MemoryPublisherTransport
@@ -46,7 +45,8 @@ class MemoryTransport:
         return None
 
     def plan(self, topology: Topology) -> Plan:
-        raise HubbubError("an in-memory hub has no broker to plan against; use a real Hub")
+        """What :meth:`apply` would change in memory: the plan a real broker would show."""
+        return plan(layout(topology), self.broker.observe(topology.names))
 
     def time(self) -> float:
         return self._clock()
