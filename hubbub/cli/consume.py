@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -27,6 +28,7 @@ from hubbub.cli.options import (
     topology_from,
     url_option,
 )
+from hubbub.codecs import Codecs
 from hubbub.connection import mask
 from hubbub.consumers.depth import DEFAULT_INTERVAL
 from hubbub.consumers.handling import Handler
@@ -34,8 +36,9 @@ from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownTimeoutError, Worker
 from hubbub.errors import ConfigurationError, HubbubError, TopologyError
+from hubbub.middleware import check
 from hubbub.topology.model import Topology
-from hubbub.topology.references import resolve_handlers
+from hubbub.topology.references import resolve, resolve_handlers
 
 log = logging.getLogger("hubbub.cli")
 
@@ -103,6 +106,24 @@ EXIT_UNFINISHED = 3
     show_default=True,
     help="Seconds between polls of queue and dead-letter queue depth (metrics).",
 )
+@click.option(
+    "--middleware",
+    "middleware_refs",
+    multiple=True,
+    envvar="HUBBUB_MIDDLEWARE",
+    show_envvar=True,
+    help="Middleware around every handler and every event handlers publish: "
+    "package.module:name of an instance, or of a class taking no arguments "
+    "(repeat, outermost first; the variable: space-separated). See docs/middleware.md.",
+)
+@click.option(
+    "--codecs",
+    "codecs_ref",
+    envvar="HUBBUB_CODECS",
+    show_envvar=True,
+    default=None,
+    help="The hub's codecs, package.module:name of a hubbub.Codecs (default: JSON).",
+)
 @logging_options
 @friendly_errors
 def command(
@@ -115,6 +136,8 @@ def command(
     metrics_port: int | None,
     metrics_host: str,
     depth_interval: float,
+    middleware_refs: tuple[str, ...],
+    codecs_ref: str | None,
 ) -> None:
     """Consume events for the topology's subscribers, each on its own queue."""
     topology = topology_from(file)
@@ -126,6 +149,8 @@ def command(
             f"{', '.join(s.name for s in topology.subscribers) or 'none'}"
         )
     handlers = handlers_for(topology, names, source=str(file))
+    middleware = [middleware_from(ref) for ref in middleware_refs]
+    codecs = codecs_from(codecs_ref) if codecs_ref else None
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
         topology,
@@ -137,6 +162,8 @@ def command(
         shutdown_timeout=shutdown_timeout,
         observer=metrics,
         name=f"hubbub consume {','.join(names)}",
+        middleware=middleware,
+        codecs=codecs,
     )
     try:
         if metrics is None or metrics_port is None:
@@ -159,6 +186,34 @@ def _exit_now(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def middleware_from(ref: str) -> Any:
+    """The middleware ``ref`` names: an instance, or a class built with no arguments."""
+    target = resolve(ref, "middleware")
+    if isinstance(target, type):
+        try:
+            target = target()
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"middleware {ref!r} is a class that needs arguments ({exc}): name an "
+                "instance of it instead (timing = Timing(...) in your module)"
+            ) from exc
+    try:
+        return check([target])[0]
+    except TypeError as exc:
+        raise ConfigurationError(f"middleware {ref!r}: {exc}") from exc
+
+
+def codecs_from(ref: str) -> Codecs:
+    """The :class:`~hubbub.codecs.Codecs` ``ref`` names."""
+    target = resolve(ref, "codecs")
+    if not isinstance(target, Codecs):
+        raise ConfigurationError(
+            f"codecs {ref!r} is a {type(target).__name__}, not a hubbub.Codecs: "
+            "name one, e.g. codecs = Codecs(MsgpackCodec()) in your module"
+        )
+    return target
 
 
 def handlers_for(topology: Topology, names: list[str], *, source: str) -> dict[str, Handler]:

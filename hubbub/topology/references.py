@@ -29,18 +29,29 @@ ASYNC_ADVICE = (
 
 def resolve_handler(ref: str) -> Callable[..., Any]:
     """Import ``package.module:function`` and return the callable."""
+    target = resolve(ref, "handler")
+    if not callable(target):
+        raise HandlerImportError(f"handler {ref!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def resolve(ref: str, what: str) -> Any:
+    """Import ``package.module:name`` and return what it names (``what``: for the error).
+
+    Raises HandlerImportError, one line naming the reference and why.
+    """
     module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise HandlerImportError(f"{what} {ref!r} is not package.module:name")
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:
         raise HandlerImportError(
-            f"cannot import handler {ref!r}: {type(exc).__name__}: {exc}"
+            f"cannot import {what} {ref!r}: {type(exc).__name__}: {exc}"
         ) from exc
-    if not callable(target):
-        raise HandlerImportError(f"handler {ref!r} is not callable")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def handler_problems(handler: Callable[..., Any], ref: str) -> list[str]:

@@ -224,3 +224,79 @@ def test_validate_reports_every_problem_of_a_file(tmp_path):
         "  - subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
         "No module named 'x'",
     ]
+
+
+MIDDLEWARE_APP = """
+import os
+from dataclasses import replace
+
+import hubbub
+from hubbub import Middleware
+
+
+def _log(line):
+    with open(os.environ["MW_APP_LOG"], "a") as out:
+        out.write(line + "\\n")
+
+
+class Audit(Middleware):
+    def consume(self, event, call_next):
+        _log(f"before {event.topic} {event.data['n']}")
+        result = call_next(event)
+        _log(f"after {event.topic} {event.data['n']}")
+        return result
+
+    def publish(self, message, call_next):
+        headers = {**(message.message.headers or {}), "audited": "yes"}
+        return call_next(replace(message, message=message.message.with_headers(headers)))
+
+
+def handler(event):
+    _log(f"handler {event.topic} {event.data['n']}")
+    hubbub.publish("job.done", {"n": event.data["n"]})
+"""
+
+
+def test_consume_runs_middleware_named_on_the_command_line(declare, hub_name, broker_url, tmp_path):
+    """`hubbub consume --middleware app:Audit`: around each handler, and on what it publishes."""
+    spec = {
+        "hub": hub_name,
+        "subscribers": {
+            "s": {"handler": "mw_app:handler", "topics": ["job"]},
+            "done": {"handler": "m:f", "topics": ["job.done"]},
+        },
+    }
+    declare(spec)
+    (tmp_path / "mw_app.py").write_text(MIDDLEWARE_APP)
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(yaml.safe_dump(spec))
+    log = tmp_path / "mw.log"
+    with Publisher(hub_name, url=broker_url) as publisher:
+        publisher.publish_many(OutgoingEvent("job", {"n": n}) for n in range(3))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hubbub.cli.main", "consume", "-f", str(topology),
+         "--subscriber", "s", "--middleware", "mw_app:Audit"],
+        cwd=tmp_path,
+        env={**os.environ, "HUBBUB_URL": broker_url, "MW_APP_LOG": str(log)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: process.poll() is not None or depth(broker_url, f"{hub_name}.done") == 3,
+            30,
+            "the three events handled and their follow-ups published",
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert log_lines(log) == [
+        line for n in range(3) for line in (f"before job {n}", f"handler job {n}", f"after job {n}")
+    ]
+    follow_ups = take_all(broker_url, f"{hub_name}.done")
+    assert sorted(orjson.loads(body)["n"] for _, _, body in follow_ups) == [0, 1, 2]
+    assert all(props.headers["audited"] == "yes" for _, props, _ in follow_ups)
