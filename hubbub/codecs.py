@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from hubbub import wire
 from hubbub.errors import MalformedMessageError, PublishError
 from hubbub.message import Message
 from hubbub.topology import patterns
@@ -52,9 +53,7 @@ class JsonCodec:
     content_type = JSON
 
     def encode(self, data: Any) -> bytes:
-        from hubbub.producers import wire  # the checks that name the bad field
-
-        return wire.body(data)
+        return wire.body(data)  # with the checks that name a bad field
 
     def decode(self, body: bytes) -> Any:
         return orjson.loads(body)

@@ -16,12 +16,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypedDict
 
-from hubbub import envelope
+from hubbub import envelope, wire
 from hubbub.codecs import Codec, Codecs, encode
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.message import Outbound, new_outbound
 from hubbub.middleware import publishing
-from hubbub.producers import wire
 from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
 from hubbub.topology.names import HubNames
@@ -165,7 +164,7 @@ def event_message(
 
     Raises ConfigurationError for a topic that is not a valid routing key,
     and PublishError for data, headers or an id the wire cannot carry
-    (:mod:`hubbub.producers.wire`: the one line names the field or header).
+    (:mod:`hubbub.wire`: the one line names the field or header).
     ``checked``: :func:`check_event` already passed the data (a batch), so
     it is serialized without looking for NaN again. ``codec``: encode the
     data with it instead of JSON (:mod:`hubbub.codecs`).

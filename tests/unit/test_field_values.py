@@ -1,6 +1,6 @@
 """hubbub's own check of header values accepts and refuses what pika's encoder does.
 
-:func:`hubbub.producers.wire.field_value_encodable` decides, before anything
+:func:`hubbub.wire.field_value_encodable` decides, before anything
 is sent, whether a header value can travel; pika's ``encode_value`` is what
 the RabbitMQ transport writes it with. Over a spread of values, including the
 edges of every AMQP type, the two agree.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pika.data import encode_value
 
-from hubbub.producers.wire import field_value_encodable
+from hubbub.wire import field_value_encodable
 
 
 class Colour(IntEnum):

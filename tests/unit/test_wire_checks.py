@@ -20,8 +20,8 @@ from hubbub import OutgoingEvent, Publisher
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.producers.kombu import KombuPublisher
 from hubbub.producers.message import event_message
-from hubbub.producers.wire import body
 from hubbub.topology.names import HubNames
+from hubbub.wire import body
 
 NAMES = HubNames("shop")
 CLOSED = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens: reaching it is a failure
