@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -113,3 +114,28 @@ def hubbub(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def consuming(*args: str, url: str, cwd: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """``hubbub consume ARGS`` in a fresh process, as a container runs it; killed when left."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hubbub.cli.main", "consume", *args],
+        cwd=cwd,
+        env={**os.environ, "HUBBUB_URL": url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def terminate(process: subprocess.Popen[str], timeout: float = 30) -> str:
+    """SIGTERM ``process`` (as ``docker stop`` does) and wait for it to exit; its stderr."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=timeout)[1]

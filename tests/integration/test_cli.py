@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +10,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 import yaml
-from core_support import depth, hubbub, take_all, wait_until
+from core_support import consuming, depth, hubbub, take_all, terminate, wait_until
 
 from hubbub.envelope import without_broker_headers
 from hubbub.producers import OutgoingEvent, Publisher
@@ -61,24 +58,10 @@ def test_consume_finishes_events_in_hand_on_sigterm_and_exits_0(
     with Publisher(hub_name, url=broker_url) as publisher:
         publisher.publish_many(OutgoingEvent("job", {"n": n}) for n in range(total))
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hubbub.cli.main",
-            "consume",
-            "-f",
-            str(topology),
-            "--concurrency",
-            "4",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "HUBBUB_URL": broker_url, "SLOW_APP_LOG": str(log)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with consuming(
+        "-f", str(topology), "--concurrency", "4",
+        url=broker_url, cwd=tmp_path, SLOW_APP_LOG=str(log),
+    ) as process:  # fmt: skip
         wait_until(
             lambda: (
                 process.poll() is not None
@@ -89,11 +72,7 @@ def test_consume_finishes_events_in_hand_on_sigterm_and_exits_0(
         )
         assert process.poll() is None, process.communicate()[1]
         in_flight_at_signal = {line.split()[1] for line in log_lines(log)}
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        stderr = terminate(process)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
 
@@ -273,26 +252,16 @@ def test_consume_runs_middleware_named_on_the_command_line(declare, hub_name, br
     log = tmp_path / "mw.log"
     with Publisher(hub_name, url=broker_url) as publisher:
         publisher.publish_many(OutgoingEvent("job", {"n": n}) for n in range(3))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubbub.cli.main", "consume", "-f", str(topology),
-         "--subscriber", "s", "--middleware", "mw_app:Audit"],
-        cwd=tmp_path,
-        env={**os.environ, "HUBBUB_URL": broker_url, "MW_APP_LOG": str(log)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with consuming(
+        "-f", str(topology), "--subscriber", "s", "--middleware", "mw_app:Audit",
+        url=broker_url, cwd=tmp_path, MW_APP_LOG=str(log),
+    ) as process:  # fmt: skip
         wait_until(
             lambda: process.poll() is not None or depth(broker_url, f"{hub_name}.done") == 3,
             30,
             "the three events handled and their follow-ups published",
         )
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        stderr = terminate(process)
     assert process.returncode == 0, stderr
     assert log_lines(log) == [
         line for n in range(3) for line in (f"before job {n}", f"handler job {n}", f"after job {n}")

@@ -4,16 +4,12 @@ consumer imports only the handlers of the subscribers it runs."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from core_support import Recorder, depth, hubbub, take_all, wait_until
+from core_support import Recorder, consuming, depth, hubbub, take_all, terminate, wait_until
 
 from hubbub.consumers import failure
 from hubbub.consumers.handling import Outcome
@@ -143,15 +139,9 @@ def test_consume_of_one_subscriber_runs_when_another_ones_handler_does_not_impor
         checked.stderr
     )
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hubbub.cli.main", "consume", "-f", str(path), "-s", "good"],
-        cwd=tmp_path,
-        env={**os.environ, "HUBBUB_URL": broker_url, "GOOD_APP_LOG": str(log)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with consuming(
+        "-f", str(path), "-s", "good", url=broker_url, cwd=tmp_path, GOOD_APP_LOG=str(log)
+    ) as process:
         with Publisher(hub_name, url=broker_url) as publisher:
             publisher.publish("job", {"n": 7})
         wait_until(
@@ -160,11 +150,7 @@ def test_consume_of_one_subscriber_runs_when_another_ones_handler_does_not_impor
             "the good subscriber handles the event",
         )
         assert process.poll() is None, process.communicate()[1]
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        stderr = terminate(process)
     assert process.returncode == 0, stderr
     assert log.read_text() == "7\n"
     wait_until(lambda: depth(broker_url, f"{hub_name}.good") == 0, 5, "the event is acked")
