@@ -10,6 +10,7 @@ import pika
 import pytest
 from browser_support import chromium, non_loopback_address, screenshot, serving
 from click.testing import CliRunner
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -60,7 +61,17 @@ def submit(driver, button: str) -> str:
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button).click()
     wait(driver).until(ec.staleness_of(page))  # not the notice of the page we left
-    return wait(driver).until(ec.presence_of_element_located((By.ID, "notice"))).text
+    # The POST answers with a redirect: a notice found while that document is
+    # being replaced belongs to no document by the time it is read. Read it
+    # again until the page that stays has loaded.
+    settled = WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,))
+    return settled.until(_loaded_notice)
+
+
+def _loaded_notice(driver) -> str | bool:
+    if driver.execute_script("return document.readyState") != "complete":
+        return False
+    return driver.find_element(By.ID, "notice").text or False
 
 
 @pytest.fixture
