@@ -12,6 +12,7 @@ from typing import Any
 
 import kombu
 import pytest
+from test_codecs import Upper
 
 import hubbub
 from hubbub import Codecs, DontRetry, Middleware, OutgoingEvent, Retry
@@ -306,13 +307,3 @@ def test_the_kombu_publisher_runs_the_publish_hooks_and_the_codecs(monkeypatch):
         (b"Y", "text/x-upper"),
     ]
     assert all(m.message.headers == {"x-a": "seen", "x-b": "seen"} for m in sent)
-
-
-class Upper:
-    content_type = "text/x-upper"
-
-    def encode(self, data: Any) -> bytes:
-        return str(data).upper().encode()
-
-    def decode(self, body: bytes) -> Any:
-        return body.decode().lower()
