@@ -15,9 +15,10 @@ through it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -323,6 +324,56 @@ class Hub:
             transport=self.transport.consumer(name=f"{name} ({whereabouts()})"),
             **options,
         )
+
+    async def consume(self, subscribers: Sequence[str] | None = None, **options: Any) -> None:
+        """Consume in the running event loop until cancelled: for asyncio apps and services.
+
+        ``async def`` handlers run as tasks on this loop (``concurrency``
+        events of a subscriber at once); plain def handlers keep their
+        threads, and the connection runs on a thread of its own. Cancelling
+        the call stops gracefully: events in hand finish within
+        ``shutdown_timeout``, the rest go back to their queues, each named in
+        a WARNING. ``options`` are :meth:`worker`'s. Raises a fatal error
+        (a missing queue, refused credentials) as :meth:`Worker.run` does.
+        """
+        await self.worker(subscribers, **options).serve()
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self,
+        subscribers: Sequence[str] | None = None,
+        *,
+        ready_timeout: float = 10.0,
+        **options: Any,
+    ) -> AsyncIterator[Worker]:
+        """Consume in the background of this event loop while the block runs (a lifespan).
+
+        Enters once every subscriber consumes, or after ``ready_timeout``
+        seconds with a WARNING (the consumer keeps connecting meanwhile, so a
+        broker still starting does not stop an app's start); a fatal error
+        before then is raised here. Leaving the block stops as cancelling
+        :meth:`consume` does. Yields the :class:`Worker` (``health()``).
+        """
+        worker = self.worker(subscribers, **options)
+        serving = asyncio.ensure_future(worker.serve())
+        deadline = asyncio.get_running_loop().time() + ready_timeout
+        while not worker.consuming.is_set() and not serving.done():
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning(
+                    "hub %r is not consuming %gs after it started; it keeps connecting",
+                    self.name,
+                    ready_timeout,
+                )
+                break
+            await asyncio.sleep(0.02)
+        if serving.done():
+            serving.result()  # a fatal error, raised here
+        try:
+            yield worker
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ them with :meth:`LiveHub.run_until`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
+from hubbub.callables import is_async
 from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler
 from hubbub.consumers.worker import Worker
@@ -171,6 +173,10 @@ class LiveHub(Hub, Assertions):
             if self._observer.started_count() - before == count:
                 return
 
+    async def arun_until_idle(self, timeout: float = IDLE_TIMEOUT) -> None:
+        """:meth:`run_until_idle` for async tests (waits on a thread, the loop runs on)."""
+        await asyncio.to_thread(self.run_until_idle, timeout)
+
     def run_until(self, done: Callable[[], bool], *, within: float) -> None:
         """Wait until ``done()``: up to ``within`` seconds plus :data:`GRACE`.
 
@@ -247,6 +253,13 @@ class LiveHub(Hub, Assertions):
 
 
 def _skip_sentinels(handler: Handler) -> Handler:
+    if is_async(handler):
+
+        async def ahandle(event: Event) -> Any:
+            return None if event.topic == SENTINEL else await handler(event)
+
+        return ahandle
+
     def handle(event: Event) -> Any:
         return None if event.topic == SENTINEL else handler(event)
 

@@ -24,6 +24,7 @@ clock; only *when* things happen follows the fake clock.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
@@ -127,7 +128,24 @@ class InMemoryHub(Hub, Assertions):
         Subscribers take turns, one event each, in topology order, so a run
         is repeatable. Delayed events and retries stay held until the clock
         reaches them. Returns the number of deliveries made.
+
+        An ``async def`` handler's event runs to its end before the next
+        (on a private event loop). In an async test, ``await
+        hub.arun_until_idle()`` runs them on the test's own loop instead.
         """
+        return self._run(None)
+
+    async def arun_until_idle(self) -> int:
+        """:meth:`run_until_idle` for async tests: async handlers run on the test's loop.
+
+        Still one event at a time, in the same order: the run itself goes on
+        a thread and hands each async handler's coroutine to this loop, so
+        handlers may use what the test made on it (clients, locks, events).
+        """
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self._run, loop)
+
+    def _run(self, loop: asyncio.AbstractEventLoop | None) -> int:
         self._declare()
         current.stand_in(self)  # a hub kept across tests stands in again while it runs
         worker = self._current_worker()
@@ -135,7 +153,11 @@ class InMemoryHub(Hub, Assertions):
             return 0
         before = self._watch.started_count()
         self._watch.budget = before + MAX_DELIVERIES
-        worker.run()
+        worker.loops.given = loop
+        try:
+            worker.run()
+        finally:
+            worker.loops.given = None
         return self._watch.started_count() - before
 
     def advance(
