@@ -193,8 +193,9 @@ class TaskPool:
         self._closed = False
 
     def submit(self, function: AsyncWork, *args: object) -> None:
-        self._idle.clear()
         self._incoming.append((function, args))
+        if self._idle.is_set():  # clear() takes a lock: not on every delivery
+            self._idle.clear()
         if not self._woken:
             self._woken = True
             self._loops.loop().call_soon_threadsafe(self._start_tasks)
