@@ -204,30 +204,32 @@ class TaskPool:
         """On the loop: a task for each waiting delivery, up to the limit."""
         self._woken = False  # before taking: a submit from now on wakes the loop again
         incoming, tasks = self._incoming, self._tasks
-        loop = self._loops.loop()
+        create = self._loops.loop().create_task
         while incoming and self._active < self.threads:
             function, args = incoming.popleft()
             self._active += 1
-            task = loop.create_task(function(*args))
-            tasks.add(task)
-            task.add_done_callback(self._ended)
+            tasks.add(create(self._run(function, args)))
         if not incoming and not tasks:
             self._idle.set()
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        self._active -= 1
-        self._tasks.discard(task)
-        self._written_off.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error(
-                "%s: unexpected error in a handler task",
-                self._name,
-                exc_info=(type(error), error, error.__traceback__),
-            )
-        if self._incoming:
-            self._start_tasks()
-        elif not self._tasks:
-            self._idle.set()
+    async def _run(self, function: AsyncWork, args: tuple[object, ...]) -> None:
+        """One delivery's task; its end starts the next waiting one (no done callback:
+        that would cost a loop callback per event)."""
+        try:
+            await function(*args)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # noqa: BLE001 - a task must not die unseen
+            log.exception("%s: unexpected error in a handler task", self._name)
+        finally:
+            self._active -= 1
+            task = asyncio.current_task()
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._written_off.discard(task)  # type: ignore[arg-type]
+            if self._incoming:
+                self._start_tasks()
+            elif not self._tasks:
+                self._idle.set()
 
     def write_off(self, who: object) -> None:
         """Cancel task ``who`` (past its time limit); thread-safe."""
