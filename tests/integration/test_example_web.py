@@ -6,6 +6,7 @@ cleanly (the twin of tests/unit/test_example_web_memory.py)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -18,11 +19,14 @@ import pika
 import pytest
 
 from example_app import web
+from hubbub import Hub
 from tests.support.process import HubbubProcess, free_port
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "asyncio.md"
+WEB_TOPOLOGY = Path(web.__file__).with_name("web.yaml")
 SIGNUPS = 20
 #: Seconds each simulated send awaits: long enough that SIGTERM finds five mid-send.
 LATENCY = 2.0
@@ -120,3 +124,30 @@ def test_signups_posted_are_welcomed_once_each_and_sigterm_finishes_the_events_i
     # The five in hand finished and were acked (none back in the queue); each
     # published its email.sent, which waits for the audit consumer's next start.
     assert queue_depths(hubbub_vhost_url) == {"welcome-email": (0, 0), "audit-email": (5, 0)}
+
+
+def test_the_documented_asyncio_service_consumes_until_sigterm(hubbub_vhost_url, tmp_path):
+    """docs/asyncio.md's `await hub.consume()` service, run as written, on the web topology."""
+    section = DOC.read_text().split("\n## A plain asyncio service", 1)[1]
+    (service,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    (tmp_path / "service.py").write_text(service)
+    (tmp_path / "topology.yaml").write_text(WEB_TOPOLOGY.read_text())
+    hub = Hub.from_file(tmp_path / "topology.yaml", url=hubbub_vhost_url)
+    hub.apply()
+    for n in range(10):
+        hub.publish("user.signed_up", {"user_id": n, "name": f"W{n}", "email": f"w{n}@x.y"})
+    hub.close()
+    env = {**os.environ, "HUBBUB_URL": hubbub_vhost_url, "EXAMPLE_MAIL_LATENCY": "0.2"}
+    with HubbubProcess([sys.executable, "service.py"], env=env, cwd=tmp_path) as service_process:
+        # It runs welcome-email alone: each welcome's email.sent waits in audit-email.
+        wait_for(
+            lambda: queue_depths(hubbub_vhost_url),
+            lambda depths: depths == {"welcome-email": (0, 1), "audit-email": (10, 0)},
+            within=30,
+            server=service_process,
+        )
+        service_process.signal()
+        assert service_process.wait(60) == 0, service_process.output()
+        output = service_process.output()
+    assert "Traceback" not in output and "WARNING" not in output, output
+    assert queue_depths(hubbub_vhost_url) == {"welcome-email": (0, 0), "audit-email": (10, 0)}
