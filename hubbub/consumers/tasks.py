@@ -219,13 +219,13 @@ class TaskPool:
             await function(*args)
         except asyncio.CancelledError:
             raise
-        except BaseException:  # noqa: BLE001 - a task must not die unseen
+        except BaseException:  # a task must not die unseen
             log.exception("%s: unexpected error in a handler task", self._name)
         finally:
             self._active -= 1
             task = asyncio.current_task()
-            self._tasks.discard(task)  # type: ignore[arg-type]
-            self._written_off.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
+            self._written_off.discard(task)
             if self._incoming:
                 self._start_tasks()
             elif not self._tasks:
