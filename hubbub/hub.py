@@ -113,8 +113,8 @@ class Hub:
         ``middleware``: consume hooks for this handler alone, inside the
         hub's (used while this decorated function is the subscriber's handler).
 
-        The function is checked here (one positional argument, not ``async
-        def``); ``dont_retry`` names when the handlers are built
+        The function (a plain def or an ``async def``) is checked here (one
+        positional argument, not a generator); ``dont_retry`` names when the handlers are built
         (:meth:`handlers`), since they may name types defined further down
         the module being imported.
         """
