@@ -69,7 +69,7 @@ class HandlerImportError(HubbubError):
 
 
 class AsyncHandlerError(HubbubError):
-    """A handler returned an awaitable, which hubbub does not await: the event did not run."""
+    """A handler returned an awaitable where nothing could await it: the event did not run."""
 
 
 class MalformedMessageError(HubbubError):

@@ -147,7 +147,7 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
-        refuse_unusable(  # async def, wrong signatures, dont_retry typos: before consuming
+        refuse_unusable(  # generators, wrong signatures, dont_retry typos: before consuming
             [topology.subscriber(n) for n in chosen],
             handlers,
             source=f"consumer of hub {topology.hub!r}",
