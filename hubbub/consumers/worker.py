@@ -70,7 +70,7 @@ from hubbub.consumers.tasks import (
 )
 from hubbub.consumers.watchdog import Watchdog, period
 from hubbub.envelope import ATTEMPT, topic_of
-from hubbub.errors import HubbubError
+from hubbub.errors import ConfigurationError, HubbubError
 from hubbub.logs import event_fields
 from hubbub.message import Delivery
 from hubbub.middleware import check, consuming
@@ -222,13 +222,20 @@ class Worker:
         return Flight(
             spec=spec,
             # hubbub.publish() in the handler goes through this worker's own publisher
-            handler=current.through(consuming(self._middleware, handler), lambda: self._publisher),
+            handler=current.through(self._wrapped(spec, handler), lambda: self._publisher),
             subscription=Subscription(
                 index, queue, prefetch or max(spec.prefetch, threads), spec.timeout
             ),
             pool=pool,
             asynchronous=asynchronous,
         )
+
+    def _wrapped(self, spec: Subscriber, handler: Handler) -> Handler:
+        """``handler`` in the worker's middlewares; one that cannot wrap it is refused."""
+        try:
+            return consuming(self._middleware, handler)
+        except TypeError as exc:
+            raise ConfigurationError(f"subscriber {spec.name}: {exc}") from None
 
     @property
     def subscribers(self) -> list[str]:

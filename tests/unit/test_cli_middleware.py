@@ -29,6 +29,10 @@ class Needs(Middleware):
         self.dsn = dsn
 
 
+async def notify(event):
+    return None
+
+
 timing = Timing()
 codecs = Codecs()
 not_one = object()
@@ -85,4 +89,22 @@ def test_consume_with_a_bad_middleware_stops_before_connecting_in_one_line(
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "needs arguments" in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_consume_refuses_a_consume_only_middleware_around_an_async_handler_in_one_line(
+    app: str, tmp_path: Path
+) -> None:
+    topology = tmp_path / "topology.yaml"
+    spec = {"hub": "h", "subscribers": {"s": {"handler": f"{app}:notify", "topics": ["t"]}}}
+    topology.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(
+        cli,
+        ["consume", "-f", str(topology), "--url", "amqp://127.0.0.1:1/", "--middleware",
+         f"{app}:timing"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "subscriber s: middleware Timing has a consume hook but no aconsume" in lines[0]
     assert "Traceback" not in result.output
