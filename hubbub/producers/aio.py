@@ -185,7 +185,10 @@ class LoopSender:
         error = None
         while self._deadlines and self._deadlines[0][0] <= now:
             _, first, end = self._deadlines.popleft()
-            for number in range(first, end):
+            # Numbers are awaited in order: start from the oldest still awaited, so a
+            # batch whose confirms all came costs nothing to look through.
+            oldest = next(iter(self._waiting), end)
+            for number in range(max(first, oldest), end):
                 if number in self._waiting:
                     error = error or PublishError(self._timeout_text())
                     self._unclaimed.pop(number, None)  # not taken yet: never sent

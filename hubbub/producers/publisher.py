@@ -24,8 +24,10 @@ lost connection tries the other nodes first (``tests/cluster``). The fault suite
 (``tests/fault/test_broker_restart.py``) publishes a stream through a
 restart this way and loses nothing.
 
-One publisher is safe to share between threads; all of them pipeline
-through one connection. The connection is its
+One publisher is safe to share between threads and between event loops;
+all of them pipeline through one connection. Each loop's ``apublish`` calls
+are handed over together and their confirms come back together
+(:mod:`hubbub.producers.aio`). The connection is its
 :class:`~hubbub.transport.base.PublisherTransport`'s (RabbitMQ by default, or
 any transport given as ``transport=``): the publisher prepares events,
 hands them over as :class:`~hubbub.transport.base.Pending` and waits for

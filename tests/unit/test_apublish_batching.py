@@ -116,6 +116,26 @@ def test_apublish_waits_for_the_confirm_and_a_refused_event_raises_with_its_id()
     assert [ok, also_ok] == [ids_of(link.sent)[0], ids_of(link.sent)[2]]
 
 
+def test_the_confirms_of_a_batch_wake_the_loop_once():
+    link = HeldTransport()
+    pub = publisher(link)
+    wakes = []
+
+    async def app():
+        loop = asyncio.get_running_loop()
+        wake = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: wakes.append(a) or wake(*a)  # type: ignore[method-assign]
+        tasks = [asyncio.create_task(pub.apublish("a", {"n": n})) for n in range(300)]
+        await asyncio.sleep(0.01)
+        settler = threading.Thread(target=link.settle_all, args=(link.sent,))
+        settler.start()
+        settler.join()  # the loop is held: all 300 confirms arrive before it runs again
+        return await asyncio.gather(*tasks)
+
+    ids = asyncio.run(app())
+    assert ids == ids_of(link.sent) and len(wakes) == 1
+
+
 def test_apublish_many_names_exactly_the_refused_ids():
     pub = publisher(HeldTransport(auto=True))
     events = [OutgoingEvent("ok", 1, message_id="a"), OutgoingEvent("refused", 2, message_id="b")]
@@ -141,6 +161,23 @@ def test_no_confirm_within_the_timeout_raises_the_timeout_text_and_a_late_confir
     assert all(r.failed == [i] for r, i in zip(results, ids_of(link.sent), strict=True))
     assert "did not confirm within 0.2 s" in str(results[0])
     assert "publish it again with the same id" in str(results[0])
+
+
+def test_apublish_many_past_the_timeout_names_only_the_unconfirmed_ids():
+    link = HeldTransport()
+    pub = publisher(link, confirm_timeout=0.2)
+
+    async def app():
+        task = asyncio.create_task(
+            pub.apublish_many(OutgoingEvent("a", n, message_id=f"m{n}") for n in range(4))
+        )
+        await asyncio.sleep(0.05)
+        link.settle_all([link.sent[0], link.sent[2]])
+        await task
+
+    with pytest.raises(PublishError, match=r"2 of 4 .*did not confirm within 0\.2 s") as caught:
+        asyncio.run(app())
+    assert caught.value.failed == ["m1", "m3"]
 
 
 def test_a_timeout_withdraws_a_message_the_io_thread_has_not_taken():
