@@ -207,8 +207,11 @@ class Publisher:
         except asyncio.CancelledError:
             sender.withdraw(first, first + len(futures))
             raise
-        if all(isinstance(result, BrokerConnectionError) for result in results):
-            raise _unreachable(results[0], ids) from results[0]  # type: ignore[arg-type]
+        unreachable = results[0]  # the broker could not be reached: nothing was sent
+        if isinstance(unreachable, BrokerConnectionError) and all(
+            result is unreachable for result in results
+        ):
+            raise _unreachable(unreachable, ids) from unreachable
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, HubbubError):
                 raise result
