@@ -5,6 +5,8 @@ Modes (``--mode``):
 - ``many``: one :meth:`Publisher.publish_many` call with ``--events`` events;
 - ``threads``: ``--threads`` threads share one publisher, each calling
   :meth:`Publisher.publish` (which waits for its own confirm);
+- ``async``: ``--tasks`` asyncio tasks share one publisher, each awaiting
+  :meth:`Publisher.apublish` (its own confirm) for its share of the events;
 - ``sync``: one thread, one :meth:`Publisher.publish` at a time (latency);
 - ``paced``: ``--rate`` events/s for ``--duration`` s, each event stamped
   with its send time so a consumer can measure publish-to-handler latency.
@@ -18,6 +20,7 @@ JSON. Prints msg/s (and latency for ``sync``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import threading
 import time
 from typing import Any
@@ -46,6 +49,21 @@ def publish_from_threads(publisher: Publisher, events: int, threads: int) -> dic
     for worker in workers:
         worker.join()
     return {"threads": threads}
+
+
+def publish_from_tasks(publisher: Publisher, events: int, tasks: int) -> dict[str, Any]:
+    data = perfkit.payload()
+    shares = [events // tasks + (i < events % tasks) for i in range(tasks)]
+
+    async def publish(count: int) -> None:
+        for _ in range(count):
+            await publisher.apublish(perfkit.TOPIC, data)
+
+    async def everyone() -> None:
+        await asyncio.gather(*(publish(share) for share in shares))
+
+    asyncio.run(everyone())
+    return {"tasks": tasks}
 
 
 def publish_one_by_one(publisher: Publisher, events: int) -> dict[str, Any]:
@@ -85,8 +103,11 @@ def publish_paced(publisher: Publisher, rate: float, duration: float) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     perfkit.target_arguments(parser)
-    parser.add_argument("--mode", choices=["many", "threads", "sync", "paced"], default="many")
+    parser.add_argument(
+        "--mode", choices=["many", "threads", "async", "sync", "paced"], default="many"
+    )
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--tasks", type=int, default=1000, help="asyncio tasks (async)")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s (paced)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds (paced)")
     args = parser.parse_args()
@@ -104,6 +125,8 @@ def main() -> None:
             extra = publish_many(publisher, events)
         elif args.mode == "threads":
             extra = publish_from_threads(publisher, events, args.threads)
+        elif args.mode == "async":
+            extra = publish_from_tasks(publisher, events, args.tasks)
         elif args.mode == "sync":
             extra = publish_one_by_one(publisher, events)
         else:

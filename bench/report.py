@@ -67,6 +67,20 @@ def throughput_table(
             publish["raw_rich"],
             None,
         )
+        if "async" in publish:
+            tasks = publish["async"][0].get("tasks", 0)
+            row(
+                f"`apublish()` from {tasks:,} tasks vs `publish_many`",
+                publish["async"],
+                publish["many"],
+                0.9,
+            )
+            row(
+                f"`apublish()` from {tasks:,} tasks vs Select publisher, window 1,000",
+                publish["async"],
+                raw,
+                None,
+            )
         if "go" in publish:
             row(
                 "`publish_many` vs Go (amqp091-go), window 1,000",

@@ -24,6 +24,7 @@ class Sizes:
     rounds: int = 3
     prefetch: int = 500
     threads: tuple[int, ...] = (8, 32, 128, 512)
+    tasks: int = 1000
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
     processes: tuple[int, ...] = (1, 2, 4, 8)
     process_concurrency: int = 32
@@ -58,7 +59,8 @@ def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
     """Pipelined publishing: raw Select (window 1000 and window = threads) vs hubbub.
 
     ``publish()`` from N threads is also measured against raw pika in the
-    same shape (N threads, each waiting for its own confirm).
+    same shape (N threads, each waiting for its own confirm), and
+    ``apublish()`` from ``tasks`` asyncio tasks against ``publish_many``.
 
     The raw publisher runs twice at window 1000: with a careful app's minimal
     properties, and with every property hubbub sends (what the message costs,
@@ -71,6 +73,9 @@ def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
             command("baseline_pika_select_publish", *common, "--properties", "hubbub")
         ),
         "many": lambda: run(command("hubbub_publish", *common, "--mode", "many")),
+        "async": lambda: run(
+            command("hubbub_publish", *common, "--mode", "async", "--tasks", str(sizes.tasks))
+        ),
     }
     if gobaseline.binary() is not None:
         runs["go"] = lambda: run(gobaseline.command(*common, "--mode", "publish"))

@@ -4,8 +4,9 @@ Declares a hub with one subscriber (so every message lands in one quorum
 queue), then measures, each figure the median of ``--rounds`` runs with the
 raw pika baseline and hubbub alternating:
 
-1. publishing: ``publish_many`` and N threads calling ``publish`` vs a raw
-   SelectConnection publisher (window 1,000, and window N);
+1. publishing: ``publish_many``, N threads calling ``publish`` and 1,000
+   asyncio tasks awaiting ``apublish`` vs a raw SelectConnection publisher
+   (window 1,000, and window N), and ``apublish`` vs ``publish_many``;
 2. one synchronous ``publish`` vs raw BlockingConnection confirm-each (latency);
 3. consuming a filled queue with a trivial handler vs a raw SelectConnection
    consumer with multiple acks, same prefetch;
@@ -162,6 +163,7 @@ def _sizes(args: argparse.Namespace) -> scenarios.Sizes:
             ("rounds", args.rounds),
             ("prefetch", args.prefetch),
             ("threads", _ints(args.threads)),
+            ("tasks", args.tasks),
             ("concurrency", _ints(args.concurrency)),
             ("processes", _ints(args.processes)),
             ("process_concurrency", args.process_concurrency),
@@ -185,6 +187,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="runs per figure; the median is shown (3)")
     parser.add_argument("--prefetch", type=int, help="consumer prefetch (500)")
     parser.add_argument("--threads", help="publishing threads, comma-separated (8,32,128,512)")
+    parser.add_argument("--tasks", type=int, help="asyncio tasks calling apublish (1000)")
     parser.add_argument("--concurrency", help="handler threads to try (1,2,4,...,512)")
     parser.add_argument("--processes", help="consumer processes to try (1,2,4,8)")
     parser.add_argument("--process-concurrency", type=int, help="handler threads per process (32)")

@@ -24,8 +24,10 @@ lost connection tries the other nodes first (``tests/cluster``). The fault suite
 (``tests/fault/test_broker_restart.py``) publishes a stream through a
 restart this way and loses nothing.
 
-One publisher is safe to share between threads; all of them pipeline
-through one connection. The connection is its
+One publisher is safe to share between threads and between event loops;
+all of them pipeline through one connection. Each loop's ``apublish`` calls
+are handed over together and their confirms come back together
+(:mod:`hubbub.producers.aio`). The connection is its
 :class:`~hubbub.transport.base.PublisherTransport`'s (RabbitMQ by default, or
 any transport given as ``transport=``): the publisher prepares events,
 hands them over as :class:`~hubbub.transport.base.Pending` and waits for
@@ -36,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -52,6 +56,7 @@ from hubbub.errors import (
     PublishError,
 )
 from hubbub.message import Outbound
+from hubbub.producers.aio import LoopSender
 from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
 from hubbub.topology.names import HubNames
 from hubbub.transport import publisher_transport
@@ -97,6 +102,10 @@ class Publisher:
         #: Where the events go (default: RabbitMQ at ``url``, as connection ``name``,
         #: ``window`` unconfirmed messages in flight, default 1000).
         self.transport = transport or publisher_transport(self.urls, name=name, window=window)
+        self._senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopSender] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._senders_lock = threading.Lock()
 
     # -- events -------------------------------------------------------------
 
@@ -162,8 +171,9 @@ class Publisher:
     ) -> str:
         """:meth:`publish` for asyncio: the same confirm guarantee, the loop never blocked.
 
-        Connecting runs in the loop's default executor; the confirm is
-        awaited through the I/O thread's future. Cancelling the caller before
+        Concurrent calls on one loop are handed over together and their
+        confirms come back together (:mod:`hubbub.producers.aio`); connecting
+        runs in the loop's default executor. Cancelling the caller before
         the I/O thread took the message withdraws it; after that the event
         may or may not be stored, as after a timeout. Errors as :meth:`publish`.
         """
@@ -180,22 +190,28 @@ class Publisher:
         """:meth:`publish_many` for asyncio: confirms pipelined, the loop never blocked.
 
         The same contract: every event checked first, PublishError listing
-        exactly the ids not confirmed. Without a live connection the first
-        event goes alone (it connects, or finds the broker gone for all).
+        exactly the ids not confirmed (PublishConnectionError with all of
+        them when the broker cannot be reached). The batch is handed over in
+        one go, with whatever other ``apublish`` calls the loop has queued.
         """
         batch = list(events)
         self._events.check(batch)
         prepared = self._prepare(batch)
         ids = [message_id for message_id, _ in prepared]
-        sends = [self.asend(outbound) for _, outbound in prepared]
-        results: list[BaseException | None] = []
-        if sends and not self.transport.live:
-            results += await asyncio.gather(sends.pop(0), return_exceptions=True)
-            if isinstance(results[0], BrokerConnectionError):
-                for unsent in sends:
-                    unsent.close()
-                raise _unreachable(results[0], ids) from results[0]
-        results += await asyncio.gather(*sends, return_exceptions=True)
+        if not prepared:
+            return ids
+        sender = self._sender()
+        first, futures = sender.submit([outbound for _, outbound in prepared])
+        try:
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        except asyncio.CancelledError:
+            sender.withdraw(first, first + len(futures))
+            raise
+        unreachable = results[0]  # the broker could not be reached: nothing was sent
+        if isinstance(unreachable, BrokerConnectionError) and all(
+            result is unreachable for result in results
+        ):
+            raise _unreachable(unreachable, ids) from unreachable
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, HubbubError):
                 raise result
@@ -205,16 +221,35 @@ class Publisher:
         return ids
 
     async def asend(self, outbound: Outbound) -> None:
-        """:meth:`send` and :meth:`wait` for asyncio: returns once the broker confirmed."""
-        if not self.transport.live:
-            # Connecting blocks for a network round trip or more: not on the loop.
-            await asyncio.get_running_loop().run_in_executor(None, self.transport.connect)
-        future: Future[None] = Future()
-        self.transport.send_many((Pending(outbound, future),))
+        """:meth:`send` and :meth:`wait` for asyncio: returns once the broker confirmed.
+
+        Raises PublishError for anything but a confirm, BrokerConnectionError
+        when the broker cannot be reached (nothing was sent).
+        """
+        sender = self._sender()
+        number, (future,) = sender.submit((outbound,))
         try:
-            await asyncio.wait_for(asyncio.wrap_future(future), self.confirm_timeout)
-        except asyncio.TimeoutError as exc:
-            raise PublishError(self._timeout_text()) from exc
+            await future
+        except asyncio.CancelledError:
+            sender.withdraw(number, number + 1)
+            raise
+
+    def _sender(self) -> LoopSender:
+        """The running loop's :class:`~hubbub.producers.aio.LoopSender` (made on first use)."""
+        loop = asyncio.get_running_loop()
+        sender = self._senders.get(loop)
+        if sender is None:
+            with self._senders_lock:  # one per loop, whichever thread asks first
+                sender = self._senders.get(loop)
+                if sender is None:
+                    sender = LoopSender(
+                        loop,
+                        self.transport,
+                        confirm_timeout=self.confirm_timeout,
+                        timeout_text=self._timeout_text,
+                    )
+                    self._senders[loop] = sender
+        return sender
 
     async def aclose(self) -> None:
         """:meth:`close` for asyncio (waits for in-flight confirms off the loop)."""

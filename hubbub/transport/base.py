@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from hubbub.message import Delivery, Outbound
-from hubbub.transport.confirms import ConfirmGroup
 
 if TYPE_CHECKING:
     from hubbub.topology.model import Topology
@@ -52,27 +51,47 @@ if TYPE_CHECKING:
 ACK, REQUEUE = True, False
 
 
+class Confirms(Protocol):
+    """Who waits for the confirms of many messages, each known by its ``index``.
+
+    Both methods are called from the transport's thread (its I/O thread, or
+    the sender's for an in-memory transport), so both must be thread-safe:
+    :class:`~hubbub.transport.confirms.ConfirmGroup` (a thread waiting for a
+    batch) and :class:`~hubbub.producers.aio.LoopSender` (an event loop's
+    ``apublish`` calls) are the two.
+    """
+
+    def claim(self, index: int) -> bool:
+        """Message ``index`` is about to be sent: False if its sender withdrew it."""
+        ...
+
+    def settle(self, index: int, error: BaseException | None) -> None:
+        """Message ``index`` was confirmed (``error`` None), or failed."""
+        ...
+
+
 @dataclass(slots=True)
 class Pending:
     """A message handed to a publisher transport, and who waits for its confirm.
 
     Either ``future`` resolves on the confirm (one message), or ``group``
-    counts it at position ``index`` (many messages, see
-    :class:`~hubbub.transport.confirms.ConfirmGroup`), or neither (nobody
-    waits). Only the transport settles a message once it took it;
-    :meth:`settle` makes a second outcome (a nack after a return, a channel
-    closing) a no-op.
+    hears of it at position ``index`` (many messages, see :class:`Confirms`),
+    or neither (nobody waits). Only the transport settles a message once it
+    took it; :meth:`settle` makes a second outcome (a nack after a return, a
+    channel closing) a no-op.
     """
 
     outbound: Outbound
     future: Future[None] | None = None
-    group: ConfirmGroup | None = None
+    group: Confirms | None = None
     index: int = 0
     settled: bool = False
 
     def claim(self) -> bool:
         """Take the message for sending; False if its sender withdrew it (cancelled)."""
-        return self.future is None or self.future.set_running_or_notify_cancel()
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        return self.group is None or self.group.claim(self.index)
 
     def settle(self, error: BaseException | None) -> None:
         """Record the outcome: confirmed (``error`` None) or failed."""
@@ -247,6 +266,7 @@ class Transport(Protocol):
 __all__ = [
     "ACK",
     "REQUEUE",
+    "Confirms",
     "ConsumerEvents",
     "ConsumerTransport",
     "Pending",

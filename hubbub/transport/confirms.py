@@ -40,6 +40,10 @@ class ConfirmGroup:
         """Messages not settled yet."""
         return self._left
 
+    def claim(self, index: int) -> bool:
+        """Always True: a batch waited for by a thread is never withdrawn."""
+        return True
+
     def settle(self, index: int, error: BaseException | None) -> None:
         """Message ``index`` was confirmed (``error`` None), or failed (nack, lost channel...)."""
         with self._lock:

@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
+from core_support import take_all
 
 from hubbub import Hub, OutgoingEvent
-from hubbub.errors import PublishError
+from hubbub.errors import PublishConnectionError, PublishError
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +73,45 @@ def test_apublish_raises_when_the_broker_does_not_store_the_event(broker_url, hu
 
     with pytest.raises(PublishError, match="exchange does not exist"):
         asyncio.run(app())
+
+
+def test_a_thousand_concurrent_apublish_are_all_confirmed_and_all_in_the_queue(
+    declare, hub_name, broker_url
+):
+    declare({"hub": hub_name, "subscribers": {"s": {"handler": "x:y", "topics": ["order.#"]}}})
+
+    async def app():
+        hub = Hub(hub_name, url=broker_url)
+        try:
+            return await asyncio.gather(
+                *(hub.apublish("order.placed", {"n": n}) for n in range(1000))
+            )
+        finally:
+            await hub.aclose()
+
+    ids = asyncio.run(app())
+    stored = take_all(broker_url, f"{hub_name}.s")
+    assert len(set(ids)) == 1000
+    assert sorted(props.message_id for _, props, _ in stored) == sorted(ids)
+
+
+def test_an_unreachable_broker_fails_every_apublish_fast_in_one_line(hub_name):
+    dead = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
+
+    async def app():
+        hub = Hub(hub_name, url=dead)
+        one = await asyncio.gather(
+            *(hub.apublish("order.placed", {}, message_id=f"m{n}") for n in range(20)),
+            return_exceptions=True,
+        )
+        with pytest.raises(PublishConnectionError) as many:
+            await hub.apublish_many(OutgoingEvent("order.paid", n) for n in range(3))
+        return one, many.value
+
+    started = time.monotonic()
+    one, many = asyncio.run(app())
+    assert time.monotonic() - started < 5
+    assert all(isinstance(error, PublishConnectionError) for error in one)
+    assert [error.failed for error in one] == [[f"m{n}"] for n in range(20)]
+    assert "127.0.0.1:1" in str(one[0]) and "\n" not in str(one[0])
+    assert len(many.failed) == 3 and "\n" not in str(many)
