@@ -158,19 +158,22 @@ class InFlight:
             return  # written off past its time limit: settled without this late result
         self.decided(flight, epoch, delivery, outcome, started)
 
-    async def awork(self, flight: Flight, epoch: int, delivery: Delivery) -> None:
+    async def awork(
+        self, flight: Flight, epoch: int, delivery: Delivery, task: object = None
+    ) -> None:
         """:meth:`work` for an ``async def`` handler, in a task on the worker's loop.
 
-        The running entry holds the task: past its time limit the watchdog
-        cancels it. A cancellation that finds the delivery still claimed (the
-        app's loop shutting down, say) releases the event and propagates.
+        The running entry holds the task (``task``, given by the pool, or
+        the current one): past its time limit the watchdog cancels it. A
+        cancellation that finds the delivery still claimed (the app's loop
+        shutting down, say) releases the event and propagates.
         """
         if self._stopping.is_set() or epoch != flight.epoch:
             self.hand_over(flight, epoch, delivery.tag, REQUEUE)
             return
         started = time.perf_counter()
         key, running = id(delivery), flight.running
-        running[key] = (delivery, epoch, started, asyncio.current_task())
+        running[key] = (delivery, epoch, started, task or asyncio.current_task())
         try:
             outcome = await ahandle(
                 flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self.codecs

@@ -208,22 +208,28 @@ class TaskPool:
         while incoming and self._active < self.threads:
             function, args = incoming.popleft()
             self._active += 1
-            tasks.add(create(self._run(function, args)))
+            slot: list[asyncio.Task[None]] = []
+            task = create(self._run(function, args, slot))
+            slot.append(task)  # before the task's first step: it finds itself here
+            tasks.add(task)
         if not incoming and not tasks:
             self._idle.set()
 
-    async def _run(self, function: AsyncWork, args: tuple[object, ...]) -> None:
+    async def _run(
+        self, function: AsyncWork, args: tuple[object, ...], slot: list[asyncio.Task[None]]
+    ) -> None:
         """One delivery's task; its end starts the next waiting one (no done callback:
-        that would cost a loop callback per event)."""
+        that would cost a loop callback per event). ``function`` is given the task
+        itself: ``asyncio.current_task()`` costs a ``getpid`` system call per call."""
+        task = slot[0]
         try:
-            await function(*args)
+            await function(*args, task)
         except asyncio.CancelledError:
             raise
         except BaseException:  # a task must not die unseen
             log.exception("%s: unexpected error in a handler task", self._name)
         finally:
             self._active -= 1
-            task = asyncio.current_task()
             self._tasks.discard(task)
             self._written_off.discard(task)
             if self._incoming:

@@ -25,7 +25,7 @@ def test_a_task_pool_runs_at_most_its_limit_at_once_in_arrival_order():
     running, peak, order = 0, 0, []
     released = threading.Event()
 
-    async def work(n: int) -> None:
+    async def work(n: int, task: object) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
@@ -52,7 +52,7 @@ def test_a_task_pool_cancels_what_still_runs_at_the_shutdown_deadline():
     pool = TaskPool(loops, 2, name="test")
     cancelled = []
 
-    async def forever(n: int) -> None:
+    async def forever(n: int, task: object) -> None:
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -76,10 +76,10 @@ def test_an_exception_escaping_a_task_is_logged_and_the_pool_goes_on(caplog):
     pool = TaskPool(loops, 1, name="hubbub-s")
     done = threading.Event()
 
-    async def boom(n: int) -> None:
+    async def boom(n: int, task: object) -> None:
         raise RuntimeError("escaped")
 
-    async def fine(n: int) -> None:
+    async def fine(n: int, task: object) -> None:
         done.set()
 
     try:
