@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -86,6 +87,8 @@ log = logging.getLogger("hubbub.consumers")
 
 #: Seconds a graceful stop waits for running handlers before closing anyway.
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+#: Seconds the shutdown timeout waits for acks of handlers that just returned.
+SETTLE_GRACE = 1.0
 #: What a worker's connections are called (with :func:`whereabouts` after it).
 DEFAULT_NAME = "hubbub consumer"
 
@@ -402,13 +405,31 @@ class Worker:
         Claiming each running delivery makes its handler's late result void:
         the broker redelivers the event, nothing acks it twice.
         """
+        released = 0
         for flight in self._flights:
             for key, entry in list(flight.running.items()):
                 if flight.running.pop(key, None) is entry:
+                    released += 1
                     self._released_unfinished(flight, entry[0])
                     if flight.asynchronous:  # a task can be stopped, unlike a thread
                         flight.pool.write_off(entry[3])
-        self.transport.close()
+        self._close_once_settled(released, time.monotonic() + SETTLE_GRACE)
+
+    def _close_once_settled(self, released: int, until: float) -> None:
+        """Close once only the released deliveries are unsettled (or at ``until``).
+
+        A handler that returned just before the deadline has claimed its
+        delivery but may not have handed its ack over yet: closing now would
+        send its event round again, unnamed. Waiting for the transport's
+        count of unsettled deliveries to come down to the released ones
+        (briefly: ``SETTLE_GRACE`` at most) lets that ack go out first.
+        """
+        if self.transport.outstanding() <= released or time.monotonic() >= until:
+            self.transport.close()
+            return
+        self.transport.call_later(
+            0.01, functools.partial(self._close_once_settled, released, until)
+        )
 
     def _released_unfinished(self, flight: Flight, delivery: Delivery) -> None:
         headers = delivery.message.headers or {}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import pytest
 from core_support import depth
 
 from hubbub import Hub, HubbubError, OutgoingEvent
+from hubbub.consumers import flight
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +137,44 @@ def test_a_fatal_error_comes_out_of_running_in_one_line(hubbub_vhost_url):
         asyncio.run(asyncio.wait_for(app(), 30))
     assert "of hub 'shop' does not exist: run 'hubbub topology apply' first" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_handler_returning_at_the_shutdown_deadline_still_gets_its_ack(
+    hubbub_vhost_url, monkeypatch, caplog
+):
+    """Its claim is taken just before the deadline, its ack handed over just after."""
+    decided = flight.InFlight.decided
+
+    def late(self, *args):  # widen the window between the claim and the ack
+        if self._stopping.is_set():
+            time.sleep(0.4)
+        return decided(self, *args)
+
+    monkeypatch.setattr(flight.InFlight, "decided", late)
+    hub = Hub("shop", url=hubbub_vhost_url)
+    finished: list[str] = []
+
+    started = asyncio.Event()
+
+    @hub.subscriber("s", topics=["order.#"])
+    async def handler(event):
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.append(event.id)
+
+    hub.apply()
+    event_id = hub.publish("order.placed", {})
+
+    async def app() -> None:
+        consuming = asyncio.create_task(hub.consume(shutdown_timeout=0.5))
+        await started.wait()
+        consuming.cancel()  # the handler returns 0.3 s into the stop, its ack comes at 0.7 s
+        with pytest.raises(asyncio.CancelledError):
+            await consuming
+
+    with caplog.at_level(logging.WARNING, logger="hubbub.consumers"):
+        asyncio.run(asyncio.wait_for(app(), 30))
+    hub.close()
+    assert finished == [event_id]
+    assert depth(hubbub_vhost_url, "shop.s") == 0  # acked: not sent round again
+    assert not any("released unfinished" in r.getMessage() for r in caplog.records)
