@@ -72,7 +72,7 @@ EXIT_UNFINISHED = 3
     envvar="HUBBUB_CONCURRENCY",
     show_envvar=True,
     default=None,
-    help="Events each subscriber handles at once: handler threads, or tasks for async def handlers.",
+    help="Events each subscriber handles at once (threads; tasks for async def handlers).",
 )
 @click.option(
     "--shutdown-timeout",
