@@ -5,6 +5,8 @@ Modes (``--mode``):
 - ``many``: one :meth:`Publisher.publish_many` call with ``--events`` events;
 - ``threads``: ``--threads`` threads share one publisher, each calling
   :meth:`Publisher.publish` (which waits for its own confirm);
+- ``tasks``: asyncio, ``--tasks`` :meth:`Publisher.apublish` calls at a time
+  (one ``asyncio.gather``, then the next lot), each awaiting its confirm;
 - ``sync``: one thread, one :meth:`Publisher.publish` at a time (latency);
 - ``paced``: ``--rate`` events/s for ``--duration`` s, each event stamped
   with its send time so a consumer can measure publish-to-handler latency.
@@ -18,6 +20,7 @@ JSON. Prints msg/s (and latency for ``sync``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import threading
 import time
 from typing import Any
@@ -46,6 +49,19 @@ def publish_from_threads(publisher: Publisher, events: int, threads: int) -> dic
     for worker in workers:
         worker.join()
     return {"threads": threads}
+
+
+def publish_from_tasks(publisher: Publisher, events: int, tasks: int) -> dict[str, Any]:
+    """``tasks`` coroutines awaiting ``apublish`` at once, lot after lot, on one event loop."""
+    data = perfkit.payload()
+
+    async def publish_all() -> None:
+        for start in range(0, events, tasks):
+            count = min(tasks, events - start)
+            await asyncio.gather(*(publisher.apublish(perfkit.TOPIC, data) for _ in range(count)))
+
+    asyncio.run(publish_all())
+    return {"tasks": tasks}
 
 
 def publish_one_by_one(publisher: Publisher, events: int) -> dict[str, Any]:
@@ -85,8 +101,11 @@ def publish_paced(publisher: Publisher, rate: float, duration: float) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     perfkit.target_arguments(parser)
-    parser.add_argument("--mode", choices=["many", "threads", "sync", "paced"], default="many")
+    parser.add_argument(
+        "--mode", choices=["many", "threads", "tasks", "sync", "paced"], default="many"
+    )
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--tasks", type=int, default=1000, help="apublish calls at a time")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s (paced)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds (paced)")
     args = parser.parse_args()
@@ -104,6 +123,8 @@ def main() -> None:
             extra = publish_many(publisher, events)
         elif args.mode == "threads":
             extra = publish_from_threads(publisher, events, args.threads)
+        elif args.mode == "tasks":
+            extra = publish_from_tasks(publisher, events, args.tasks)
         elif args.mode == "sync":
             extra = publish_one_by_one(publisher, events)
         else:

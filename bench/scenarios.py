@@ -31,6 +31,10 @@ class Sizes:
     io_seconds: float = 3.0
     latency_seconds: float = 5.0
     loads: tuple[float, ...] = (0.1, 0.5, 0.9)
+    #: async handlers in flight (the asyncio section's hubbub worker)
+    async_concurrency: int = 200
+    #: publishes awaited at once from as many asyncio tasks (the asyncio section)
+    async_tasks: int = 1000
 
 
 Result = dict[str, Any]
@@ -159,7 +163,7 @@ def io_concurrency(ctx: Context, sizes: Sizes) -> dict[int, list[Result]]:
     """A handler sleeping ``sleep_ms``: msg/s against handler threads (one process)."""
     results: dict[int, list[Result]] = {}
     for threads in sizes.concurrency:
-        events = _io_events(sizes, threads)
+        events = io_events(sizes, threads)
         argv = command(
             "hubbub_consume",
             *ctx.common(events),
@@ -182,7 +186,7 @@ def io_processes(ctx: Context, sizes: Sizes) -> dict[int, list[Result]]:
     """The same handler: msg/s against consumer processes, ``process_concurrency`` threads each."""
     results: dict[int, list[Result]] = {}
     for count in sizes.processes:
-        events = _io_events(sizes, count * sizes.process_concurrency)
+        events = io_events(sizes, count * sizes.process_concurrency)
         one = partial(_processes, ctx, sizes, count, events)
         results[count] = rounds(ctx, sizes.rounds, one)[0]
     return results
@@ -216,7 +220,7 @@ def _processes(ctx: Context, sizes: Sizes, count: int, events: int) -> Result:
     return {"rate": settled / (last - first), "events": settled, "per_process": per_process}
 
 
-def _io_events(sizes: Sizes, threads: int) -> int:
+def io_events(sizes: Sizes, threads: int) -> int:
     """Enough events to keep ``threads`` sleeping handlers busy for ``io_seconds``."""
     return max(100, int(threads * 1000 / sizes.sleep_ms * sizes.io_seconds))
 
