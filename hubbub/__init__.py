@@ -18,7 +18,7 @@ from hubbub._lazy import exports
 
 if TYPE_CHECKING:
     from hubbub.codecs import Codec, Codecs
-    from hubbub.current import publish, publish_many
+    from hubbub.current import apublish, apublish_many, publish, publish_many
     from hubbub.envelope import Event
     from hubbub.errors import DontRetry, HubbubError, PublishError, Retry, TopologyError
     from hubbub.hub import Hub
@@ -43,6 +43,8 @@ _HOMES = {
     "Subscriber": "hubbub.topology",
     "Topology": "hubbub.topology",
     "TopologyError": "hubbub.errors",
+    "apublish": "hubbub.current",
+    "apublish_many": "hubbub.current",
     "publish": "hubbub.current",
     "publish_many": "hubbub.current",
 }
@@ -63,6 +65,8 @@ __all__ = [
     "Subscriber",
     "Topology",
     "TopologyError",
+    "apublish",
+    "apublish_many",
     "publish",
     "publish_many",
 ]

@@ -22,13 +22,13 @@ real broker in an in-memory test.
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hubbub.callables import is_async
 from hubbub.errors import HubbubError
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ class Target(Protocol):
     def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str: ...
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]: ...
+
+    async def apublish(
+        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
+    ) -> str: ...
+
+    async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]: ...
 
 
 _target: ContextVar[Target | None] = ContextVar("hubbub_publish_target", default=None)
@@ -79,6 +85,16 @@ def publish_many(events: Iterable[OutgoingEvent]) -> list[str]:
     return _current("publish_many").publish_many(events)
 
 
+async def apublish(topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+    """:func:`publish` for ``async def`` handlers: awaits the confirm, the loop keeps running."""
+    return await _current("apublish").apublish(topic, data, **options)
+
+
+async def apublish_many(events: Iterable[OutgoingEvent]) -> list[str]:
+    """:func:`publish_many` for ``async def`` handlers (see :func:`apublish`)."""
+    return await _current("apublish_many").apublish_many(events)
+
+
 def _current(what: str) -> Target:
     target = _target.get()
     if target is None:
@@ -102,11 +118,20 @@ def through(
     """``handler``, with ``hubbub.publish`` going through ``target()`` while it runs.
 
     Wrapping the handler (not its caller) keeps this true on whatever thread
-    the handler ends up on. An ``async def`` handler is returned as it is,
-    so it can still be recognised (and refused) as one.
+    the handler ends up on; an ``async def`` handler stays one (set in its
+    own task's context).
     """
-    if inspect.iscoroutinefunction(handler):
-        return handler
+    if is_async(handler):
+
+        @functools.wraps(handler)
+        async def arun(event: Event) -> Any:
+            token = _target.set(target())
+            try:
+                return await handler(event)
+            finally:
+                _target.reset(token)
+
+        return arun
 
     @functools.wraps(handler)
     def run(event: Event) -> Any:

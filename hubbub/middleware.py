@@ -3,8 +3,13 @@
 A middleware has two hooks, both pass-through by default, so one overrides
 only what it needs:
 
-- ``consume(event, call_next)`` wraps a handler. It runs on the handler's
-  own thread (the consumer's handler thread; the in-memory hub's caller),
+- ``consume(event, call_next)`` wraps a plain def handler, and
+  ``async def aconsume(event, call_next)`` an ``async def`` handler (in its
+  task: ``return await call_next(event)``). A middleware with a ``consume``
+  hook of its own but no ``aconsume`` cannot wrap an async handler, and
+  says so when the worker is built (hooking only ``consume`` around a
+  coroutine would end before the handler ran). ``consume`` runs on the
+  handler's own thread (the consumer's handler thread; the in-memory hub's caller),
   inside the handler's context: a tracing span opened or a database session
   bound before ``call_next(event)`` is active while the handler runs, and
   ``hubbub.publish`` inside it goes where the handler's publishes go. What
@@ -33,10 +38,10 @@ See ``docs/middleware.md`` for examples and what stays outside middleware.
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hubbub.callables import is_async
 from hubbub.message import Outbound
 
 if TYPE_CHECKING:
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
 
 #: What a consume hook calls to run the rest of the chain (and the handler).
 NextHandler = Callable[["Event"], Any]
+#: What an ``aconsume`` hook awaits to run the rest of the chain (and the async handler).
+NextAsyncHandler = Callable[["Event"], Awaitable[Any]]
 #: What a publish hook calls to run the rest of the chain; returns the message to send.
 NextPublish = Callable[[Outbound], Outbound]
 
@@ -60,6 +67,10 @@ class Middleware:
         """Run around the handler, on its thread; return what ``call_next(event)`` returned."""
         return call_next(event)
 
+    async def aconsume(self, event: Event, call_next: NextAsyncHandler) -> Any:
+        """Run around an ``async def`` handler, in its task; return ``await call_next(event)``."""
+        return await call_next(event)
+
     def publish(self, message: Outbound, call_next: NextPublish) -> Outbound:
         """Run as ``message`` is published; return the message to send."""
         return call_next(message)
@@ -68,18 +79,45 @@ class Middleware:
 def consuming(middlewares: Sequence[Any], handler: NextHandler) -> NextHandler:
     """``handler`` wrapped in the ``consume`` hooks of ``middlewares``, first one outermost.
 
-    Returns ``handler`` itself when none has a consume hook of its own, and
-    an ``async def`` handler unwrapped, so it can still be recognised (and
-    refused) as one. The wrapper keeps the handler's signature for the
+    An ``async def`` handler is wrapped in the ``aconsume`` hooks, and stays
+    an ``async def``; a middleware hooking ``consume`` alone is refused for
+    it (TypeError saying what to add). Returns ``handler`` itself when no
+    middleware hooks it. The wrapper keeps the handler's signature for the
     checks :mod:`hubbub.topology.references` makes.
     """
+    if is_async(handler):
+        return _aconsuming(middlewares, handler)
     hooks = _hooks(middlewares, "consume")
-    if not hooks or inspect.iscoroutinefunction(handler):
+    if not hooks:
         return handler
     chain = handler
     for hook in reversed(hooks):
         chain = _step(hook, chain)
     return functools.wraps(handler)(chain)
+
+
+def _aconsuming(middlewares: Sequence[Any], handler: NextHandler) -> NextHandler:
+    sync_only = [m for m in middlewares if _own(m, "consume") and not _own(m, "aconsume")]
+    if sync_only:
+        name = type(sync_only[0]).__name__
+        raise TypeError(
+            f"middleware {name} has a consume hook but no aconsume, so it cannot wrap the "
+            f"async def handler {getattr(handler, '__qualname__', handler)!r}: give it "
+            "'async def aconsume(self, event, call_next)' that returns await call_next(event)"
+        )
+    hooks = _hooks(middlewares, "aconsume")
+    if not hooks:
+        return handler
+    chain = handler
+    for hook in reversed(hooks):
+        chain = _astep(hook, chain)
+    return functools.wraps(handler)(chain)
+
+
+def _own(middleware: Any, name: str) -> bool:
+    """``middleware`` has a ``name`` hook that does more than pass through."""
+    hook = getattr(type(middleware), name, None)
+    return hook is not None and hook is not getattr(Middleware, name)
 
 
 def publishing(middlewares: Sequence[Any]) -> NextPublish | None:
@@ -95,13 +133,7 @@ def publishing(middlewares: Sequence[Any]) -> NextPublish | None:
 
 def _hooks(middlewares: Sequence[Any], name: str) -> list[Callable[[Any, Any], Any]]:
     """The bound ``name`` hooks of ``middlewares`` that do more than pass through."""
-    hooks = []
-    for middleware in middlewares:
-        hook = getattr(type(middleware), name, None)
-        if hook is None or hook is getattr(Middleware, name):
-            continue
-        hooks.append(getattr(middleware, name))
-    return hooks
+    return [getattr(m, name) for m in middlewares if _own(m, name)]
 
 
 def _step(hook: Callable[[Any, Any], Any], call_next: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -109,6 +141,17 @@ def _step(hook: Callable[[Any, Any], Any], call_next: Callable[[Any], Any]) -> C
 
     def step(value: Any) -> Any:
         return hook(value, call_next)
+
+    return step
+
+
+def _astep(
+    hook: Callable[[Any, Any], Any], call_next: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """One link of an async chain (an ``async def``, so the chain is one too)."""
+
+    async def step(value: Any) -> Any:
+        return await hook(value, call_next)
 
     return step
 
@@ -128,12 +171,21 @@ def check(middlewares: Sequence[Any]) -> tuple[Any, ...]:
                 f"middleware {middleware.__name__} is a class: pass an instance "
                 f"({middleware.__name__}(...))"
             )
-        if not (hasattr(middleware, "consume") or hasattr(middleware, "publish")):
+        if not any(hasattr(middleware, hook) for hook in ("consume", "aconsume", "publish")):
             raise TypeError(
-                f"{middleware!r} is not a middleware: give it a consume(event, call_next) "
-                "and/or a publish(message, call_next) method (or subclass hubbub.Middleware)"
+                f"{middleware!r} is not a middleware: give it a consume(event, call_next), "
+                "an async aconsume(event, call_next) and/or a publish(message, call_next) "
+                "method (or subclass hubbub.Middleware)"
             )
     return result
 
 
-__all__ = ["Middleware", "NextHandler", "NextPublish", "check", "consuming", "publishing"]
+__all__ = [
+    "Middleware",
+    "NextAsyncHandler",
+    "NextHandler",
+    "NextPublish",
+    "check",
+    "consuming",
+    "publishing",
+]

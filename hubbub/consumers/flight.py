@@ -1,7 +1,9 @@
-"""Deliveries in flight: handled on a handler thread, settled through the transport.
+"""Deliveries in flight: handled on a handler thread or in a task, settled through the transport.
 
 A delivery goes from the transport's thread to its subscriber's pool; a
-handler thread runs the handler and decides its fate. ``ack``: the
+handler thread (:meth:`InFlight.work`), or for an ``async def`` handler a
+task on the worker's event loop (:meth:`InFlight.awork`), runs the handler
+and decides its fate. ``ack``: the
 transport acks it (coalesced with others). ``retry`` / ``dead-letter``: the
 copy is published (:mod:`hubbub.consumers.copies`) and the original is acked
 on the copy's confirm. A delivery of an older epoch (its connection is gone)
@@ -16,6 +18,7 @@ the shutdown timeout exactly one settles it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -23,12 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from hubbub.codecs import Codecs
 from hubbub.consumers.copies import Copies, is_refusal, release_delay
 from hubbub.consumers.dispatch import Dispatcher
-from hubbub.consumers.handling import Handler, Outcome, handle, timed_out
+from hubbub.consumers.handling import Handler, Outcome, ahandle, handle, timed_out
 from hubbub.consumers.observer import Observer
+from hubbub.consumers.tasks import InlineTasks, TaskPool, stack_of_task
 from hubbub.consumers.watchdog import HandlerTimeoutError, stack_of
 from hubbub.logs import event_fields
 from hubbub.message import Delivery
@@ -47,8 +52,9 @@ _DONE = {
     "release": "released to its queue",
 }
 
-#: A running delivery: (delivery, epoch, start, handler thread ident).
-Running = tuple[Delivery, int, float, int]
+#: A running delivery: (delivery, epoch, start, who runs it: a handler thread's
+#: ident, or an async handler's task).
+Running = tuple[Delivery, int, float, Any]
 
 
 class Inline:
@@ -81,12 +87,14 @@ class Flight:
     spec: Subscriber
     handler: Handler
     subscription: Subscription
-    pool: Dispatcher | Inline
+    pool: Dispatcher | Inline | TaskPool | InlineTasks
     #: The epoch it consumes in (:data:`IDLE` between connections).
     epoch: int = IDLE
     #: Deliveries whose handler runs, by ``id(delivery)``.
     running: dict[int, Running] = field(default_factory=dict)
     copy_failures: int = 0  # copies failed in a row (the release backoff)
+    #: Its handler is an ``async def``: its events run as tasks (:meth:`InFlight.awork`).
+    asynchronous: bool = False
 
     @property
     def queue(self) -> str:
@@ -101,7 +109,8 @@ class InFlight:
     ``settled`` runs on the transport thread after each settlement while
     stopping (to close once everything is settled). ``rng`` draws the retry
     jitter (a seeded one makes it repeatable: the in-memory hub's ``seed``);
-    ``codecs`` decodes bodies by content type.
+    ``codecs`` decodes bodies by content type; ``awaiter`` runs to its end
+    an awaitable that a plain def handler returned.
     """
 
     def __init__(
@@ -115,8 +124,10 @@ class InFlight:
         settled: Callable[[], None],
         rng: random.Random | None = None,
         codecs: Codecs | None = None,
+        awaiter: Callable[[Any], Any] | None = None,
     ) -> None:
         self.transport = transport
+        self._awaiter = awaiter
         self.codecs = codecs
         self.copies = copies
         self.observer = observer
@@ -135,10 +146,48 @@ class InFlight:
         key, running = id(delivery), flight.running
         running[key] = (delivery, epoch, started, threading.get_ident())
         outcome = handle(
-            flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self.codecs
+            flight.spec,
+            flight.queue,
+            flight.handler,
+            delivery,
+            self._rng,
+            codecs=self.codecs,
+            awaiter=self._awaiter,
         )
         if running.pop(key, None) is None:
             return  # written off past its time limit: settled without this late result
+        self.decided(flight, epoch, delivery, outcome, started)
+
+    async def awork(self, flight: Flight, epoch: int, delivery: Delivery) -> None:
+        """:meth:`work` for an ``async def`` handler, in a task on the worker's loop.
+
+        The running entry holds the task: past its time limit the watchdog
+        cancels it. A cancellation that finds the delivery still claimed (the
+        app's loop shutting down, say) releases the event and propagates.
+        """
+        if self._stopping.is_set() or epoch != flight.epoch:
+            self.hand_over(flight, epoch, delivery.tag, REQUEUE)
+            return
+        started = time.perf_counter()
+        key, running = id(delivery), flight.running
+        running[key] = (delivery, epoch, started, asyncio.current_task())
+        try:
+            outcome = await ahandle(
+                flight.spec, flight.queue, flight.handler, delivery, self._rng, codecs=self.codecs
+            )
+        except asyncio.CancelledError:
+            if running.pop(key, None) is None:
+                return  # written off (its time limit) or released (the shutdown timeout)
+            self.hand_over(flight, epoch, delivery.tag, REQUEUE)
+            raise
+        if running.pop(key, None) is None:
+            return
+        self.decided(flight, epoch, delivery, outcome, started)
+
+    def decided(
+        self, flight: Flight, epoch: int, delivery: Delivery, outcome: Outcome, started: float
+    ) -> None:
+        """Carry out a handler's outcome: the ack, or the copy that settles it."""
         if outcome.action == "ack":
             self.finish(flight, epoch, delivery, outcome, started, None)
         else:
@@ -248,22 +297,22 @@ class InFlight:
         loses the claim below to nobody (its own pop wins) and simply leaves
         its pool, where its replacement already runs.
         """
-        delivery, epoch, started, ident = entry
-        flight.pool.write_off(ident)
+        delivery, epoch, started, who = entry
+        stack = stack_of(who) if isinstance(who, int) else stack_of_task(who)
+        flight.pool.write_off(who)
         if flight.running.pop(key, None) is not entry:
             return  # the handler returned just now: its own result stands
         error = HandlerTimeoutError(flight.spec.timeout)
-        outcome = timed_out(
-            flight.spec, flight.queue, delivery, error, stack_of(ident), codecs=self.codecs
-        )
+        outcome = timed_out(flight.spec, flight.queue, delivery, error, stack, codecs=self.codecs)
         name = flight.spec.name
         log.warning(
-            "event %s (%s) %s in %s on attempt %d; its thread is written off and replaced, %s",
+            "event %s (%s) %s in %s on attempt %d; its %s, %s",
             outcome.event_id,
             outcome.topic,
             error,
             name,
             outcome.attempt,
+            "thread is written off and replaced" if isinstance(who, int) else "task is cancelled",
             f"retrying in {outcome.delay:.1f}s"
             if outcome.action == "retry"
             else "dead-lettering it",

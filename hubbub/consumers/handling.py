@@ -1,6 +1,7 @@
 """Run one delivery through its handler and decide its fate (no broker I/O).
 
-Runs on a handler thread. The result is an :class:`Outcome` that the
+:func:`handle` runs on a handler thread, :func:`ahandle` (``async def``
+handlers) in a task on an event loop; both decide alike. The result is an :class:`Outcome` that the
 connection's I/O thread carries out: ack, or publish a copy (retry or
 dead-letter) and ack once the copy is confirmed, or release the delivery
 back to the queue.
@@ -8,6 +9,7 @@ back to the queue.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import random
@@ -61,6 +63,7 @@ def handle(
     rng: random.Random | None = None,
     *,
     codecs: Codecs | None = None,
+    awaiter: Callable[[Any], Any] | None = None,
 ) -> Outcome:
     """Decode ``delivery``, run ``handler`` on it and say what to do with it.
 
@@ -69,13 +72,86 @@ def handle(
     and what they raise is decided like what the handler raises. The body
     is decoded by ``codecs`` (default: JSON alone).
 
-    A handler that returns an awaitable (a coroutine: ``async def``, or a
-    plain def returning one) did not do its work: the event is
-    dead-lettered at once, never acked (retrying would only repeat it).
+    A plain def that returns an awaitable (a coroutine, a future) has not
+    done its work yet: ``awaiter`` runs it to the end on an event loop and
+    its outcome is the handler's. Without an awaiter (nothing to run it on)
+    the event is dead-lettered at once, never acked unrun.
     """
+    event = _decoded(subscriber, queue, delivery, codecs)
+    if type(event) is Outcome:
+        return event
+    assert isinstance(event, envelope.Event)
+    token = envelope.current_event.set(event)
+    try:
+        result = handler(event)
+        # The hot path: None costs one comparison, any other value ~50 ns (the
+        # __await__ probe) before the exact but ~6x dearer inspect.isawaitable.
+        if (
+            result is not None
+            and (hasattr(result, "__await__") or type(result) is GeneratorType)
+            and inspect.isawaitable(result)
+        ):
+            if awaiter is None:
+                return _not_awaited(subscriber, queue, delivery, event, result)
+            awaiter(result)
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
+        return _failure(subscriber, queue, delivery, event, exc, rng)
+    finally:
+        envelope.current_event.reset(token)
+    return _outcome("ack", 0.0, None, event.topic, event.id, event.attempt, "")
+
+
+async def ahandle(
+    subscriber: Subscriber,
+    queue: str,
+    handler: Handler,
+    delivery: Delivery,
+    rng: random.Random | None = None,
+    *,
+    codecs: Codecs | None = None,
+) -> Outcome:
+    """:func:`handle` for an ``async def`` handler, in a task on an event loop.
+
+    Everything is decided as for a plain handler. A ``CancelledError`` is
+    the task's own cancellation (its time limit, a stop) and propagates
+    (the caller owns the delivery's fate then), unless the handler's code
+    raised it without the task being cancelled (an inner operation it
+    awaited was cancelled): that is a failure like any other.
+    """
+    event = _decoded(subscriber, queue, delivery, codecs)
+    if type(event) is Outcome:
+        return event
+    assert isinstance(event, envelope.Event)
+    token = envelope.current_event.set(event)
+    try:
+        result = handler(event)
+        if result is not None and inspect.isawaitable(result):
+            await result
+    except asyncio.CancelledError as exc:
+        if _cancelled():
+            raise
+        return _failure(subscriber, queue, delivery, event, exc, rng)
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
+        return _failure(subscriber, queue, delivery, event, exc, rng)
+    finally:
+        envelope.current_event.reset(token)
+    return _outcome("ack", 0.0, None, event.topic, event.id, event.attempt, "")
+
+
+def _cancelled() -> bool:
+    """True when the running task itself was cancelled (3.10 cannot tell: assume so)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
+def _decoded(
+    subscriber: Subscriber, queue: str, delivery: Delivery, codecs: Codecs | None
+) -> envelope.Event | Outcome:
+    """The delivery's event, or the dead-letter outcome of a malformed message."""
     message = delivery.message
     try:
-        event = envelope.decode(
+        return envelope.decode(
             delivery.routing_key,
             message,
             subscriber=subscriber.name,
@@ -91,50 +167,44 @@ def handle(
             extra=event_fields(message.message_id or "", topic, subscriber.name, 1),
         )
         return _failed(subscriber, queue, delivery, exc, MALFORMED, topic, 1, "")
-    token = envelope.current_event.set(event)
-    try:
-        result = handler(event)
-    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, none escapes
-        decision = decide(subscriber.retry, exc, event.attempt, rng)
-        if decision.action == "retry":
-            _log_retry(subscriber, event, exc, decision.delay)
-            headers_ = _record(
-                subscriber, queue, delivery, exc, "retrying", event.topic, event.attempt
-            )
-            headers_[envelope.ATTEMPT] = event.attempt + 1
-            return Outcome(
-                "retry",
-                decision.delay,
-                headers_,
-                event.topic,
-                event.id,
-                event.attempt,
-                failure.exception_name(failure.reported(exc)),
-            )
-        log.warning(
-            "event %s (%s) dead-lettered by %s after %d attempt(s) (%s): %r",
-            event.id,
+
+
+def _failure(
+    subscriber: Subscriber,
+    queue: str,
+    delivery: Delivery,
+    event: envelope.Event,
+    exc: BaseException,
+    rng: random.Random | None,
+) -> Outcome:
+    """The outcome of a handler that raised ``exc``: a retry copy or a dead-letter."""
+    decision = decide(subscriber.retry, exc, event.attempt, rng)
+    if decision.action == "retry":
+        _log_retry(subscriber, event, exc, decision.delay)
+        headers_ = _record(subscriber, queue, delivery, exc, "retrying", event.topic, event.attempt)
+        headers_[envelope.ATTEMPT] = event.attempt + 1
+        return Outcome(
+            "retry",
+            decision.delay,
+            headers_,
             event.topic,
-            subscriber.name,
+            event.id,
             event.attempt,
-            decision.reason,
-            exc,
-            extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
+            failure.exception_name(failure.reported(exc)),
         )
-        return _failed(
-            subscriber, queue, delivery, exc, decision.reason, event.topic, event.attempt, event.id
-        )
-    finally:
-        envelope.current_event.reset(token)
-    # The hot path: None costs one comparison, any other value ~50 ns (the
-    # __await__ probe) before the exact but ~6x dearer inspect.isawaitable.
-    if (
-        result is not None
-        and (hasattr(result, "__await__") or type(result) is GeneratorType)
-        and inspect.isawaitable(result)
-    ):
-        return _not_awaited(subscriber, queue, delivery, event, result)
-    return _outcome("ack", 0.0, None, event.topic, event.id, event.attempt, "")
+    log.warning(
+        "event %s (%s) dead-lettered by %s after %d attempt(s) (%s): %r",
+        event.id,
+        event.topic,
+        subscriber.name,
+        event.attempt,
+        decision.reason,
+        exc,
+        extra=event_fields(event.id, event.topic, subscriber.name, event.attempt),
+    )
+    return _failed(
+        subscriber, queue, delivery, exc, decision.reason, event.topic, event.attempt, event.id
+    )
 
 
 def _log_retry(
@@ -182,10 +252,9 @@ def _not_awaited(
     name = getattr(result, "__qualname__", None)
     what = f"{type(result).__name__} {name}" if isinstance(name, str) else type(result).__name__
     exc = AsyncHandlerError(
-        f"the handler of {subscriber.name} ({subscriber.handler}) returned {what}, "
-        "which hubbub does not "
-        "await, so the event did not run: make the handler a plain def that does the work, "
-        "or wrap the coroutine in one (def handler(event): asyncio.run(...))"
+        f"the handler of {subscriber.name} ({subscriber.handler}) returned {what} "
+        "where nothing could await it, so the event did not run: make the handler an "
+        "async def, which the consumer runs on its event loop"
     )
     log.error(
         "event %s (%s) dead-lettered by %s: %s",

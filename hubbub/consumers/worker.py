@@ -40,6 +40,8 @@ queue would hide that its events were deleted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -50,6 +52,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hubbub import current
+from hubbub.callables import is_async
 from hubbub.codecs import Codecs
 from hubbub.connection import resolve_urls
 from hubbub.consumers.copies import Copies, copy_targets
@@ -57,6 +60,14 @@ from hubbub.consumers.dispatch import Dispatcher
 from hubbub.consumers.flight import IDLE, Flight, InFlight, Inline
 from hubbub.consumers.handling import Handler
 from hubbub.consumers.observer import Observer
+from hubbub.consumers.tasks import (
+    DEFAULT_LOOP_LAG,
+    InlineLoops,
+    InlineTasks,
+    Loops,
+    LoopWatch,
+    TaskPool,
+)
 from hubbub.consumers.watchdog import Watchdog, period
 from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import HubbubError
@@ -124,6 +135,8 @@ class Worker:
         publisher: Publisher | None = None,
         inline: bool = False,
         rng: random.Random | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        loop_lag: float = DEFAULT_LOOP_LAG,
     ) -> None:
         self.topology = topology
         self._middleware = check(middleware)
@@ -147,6 +160,10 @@ class Worker:
             middleware=self._middleware,
             codecs=codecs,
         )
+        #: Where ``async def`` handlers run: ``loop`` (the app's), else one of the worker's own.
+        self.loops: Loops = InlineLoops(name="hubbub") if inline else Loops(loop, name="hubbub")
+        self._loop_lag = loop_lag
+        self._loop_watch: LoopWatch | None = None
         self._flights = [
             self._make_flight(i, topology.subscriber(n), handlers[n], prefetch, concurrency, inline)
             for i, n in enumerate(chosen)
@@ -161,6 +178,7 @@ class Worker:
             settled=self._finish_stop_when_drained,
             rng=rng,
             codecs=codecs,
+            awaiter=self.loops.run,
         )
         self._fatal: HubbubError | None = None
         self._connected = False  # a connection is open (transport thread)
@@ -186,8 +204,21 @@ class Worker:
         concurrency: int | None,
         inline: bool,
     ) -> Flight:
-        threads = 1 if inline else concurrency or spec.concurrency
+        asynchronous = is_async(handler)
+        limit = concurrency or spec.concurrency
+        threads = 1 if inline else limit
         queue = self.topology.names.queue(spec.name)
+        name = f"hubbub-{spec.name}"
+        pool: Dispatcher | Inline | TaskPool | InlineTasks
+        if asynchronous:
+            assert isinstance(self.loops, InlineLoops) or not inline
+            pool = (
+                InlineTasks(self.loops)  # type: ignore[arg-type]
+                if inline
+                else TaskPool(self.loops, limit, name=name)
+            )
+        else:
+            pool = Inline() if inline else Dispatcher(threads, name=name)
         return Flight(
             spec=spec,
             # hubbub.publish() in the handler goes through this worker's own publisher
@@ -195,7 +226,8 @@ class Worker:
             subscription=Subscription(
                 index, queue, prefetch or max(spec.prefetch, threads), spec.timeout
             ),
-            pool=Inline() if inline else Dispatcher(threads, name=f"hubbub-{spec.name}"),
+            pool=pool,
+            asynchronous=asynchronous,
         )
 
     @property
@@ -213,6 +245,8 @@ class Worker:
         consuming = self.consuming.is_set()
         responsive = consuming and self.transport.responsive(timeout)
         stuck = {f.spec.name: n for f in self._flights if (n := f.pool.stuck())}
+        watch = self._loop_watch
+        blocked = watch.overdue() if watch is not None else 0.0
         details: dict[str, Any] = {
             "consuming": consuming,
             "responsive": responsive,
@@ -220,7 +254,9 @@ class Worker:
             "subscribers": self.subscribers,
             "stuck": stuck,
         }
-        return responsive and not stuck, details
+        if watch is not None:
+            details["loop_blocked"] = round(blocked, 3)
+        return responsive and not stuck and not blocked, details
 
     # -- lifecycle (any thread) ---------------------------------------------
 
@@ -232,7 +268,12 @@ class Worker:
         except CopyTargetError as exc:
             raise self._in_flight.copies.unusable(exc) from None
         limits = [f.spec.timeout for f in self._flights]
-        watchdog = Watchdog(self._watch, interval=period(limits), name="hubbub-watchdog").start()
+        interval = period(limits)
+        if any(f.asynchronous for f in self._flights) and not isinstance(self.loops, InlineLoops):
+            loop = self.loops.loop()  # the app's, or the worker's own (started now)
+            self._loop_watch = LoopWatch(loop, self._blocking, threshold=self._loop_lag).start()
+            interval = min(interval, self._loop_lag / 4)
+        watchdog = Watchdog(self._watch, interval=interval, name="hubbub-watchdog").start()
         try:
             self.transport.run(subscriptions, _Events(self))
             if self._fatal is not None:
@@ -241,6 +282,10 @@ class Worker:
             watchdog.stop()
             self.consuming.clear()
             self._shut_down_pools()
+            if self._loop_watch is not None:
+                self._loop_watch.stop()
+            if not isinstance(self.loops, InlineLoops):
+                self.loops.close()
             if self._owns_publisher:
                 self._publisher.close()
             if self._connected_once:  # else the caller reports why it never started
@@ -260,12 +305,16 @@ class Worker:
         deadline passes is left behind (its event was released or settled).
         """
         deadline = self._stop_deadline or time.monotonic() + self.shutdown_timeout
-        left = 0
+        left = tasks = 0
         for flight in self._flights:
-            left += flight.pool.shutdown(max(0.0, deadline - time.monotonic()))
+            behind = flight.pool.shutdown(max(0.0, deadline - time.monotonic()))
+            left += behind
+            tasks += behind if flight.asynchronous else 0
         self.left_behind = left
-        if left:
-            log.warning("left %d handler thread(s) behind, still inside a handler", left)
+        if left - tasks:
+            log.warning("left %d handler thread(s) behind, still inside a handler", left - tasks)
+        if tasks:
+            log.warning("cancelled %d handler task(s) still running at the deadline", tasks)
 
     def stop(self) -> None:
         """Finish the events in hand, release the rest, close (thread-safe, idempotent)."""
@@ -296,10 +345,11 @@ class Worker:
         threads = flight.pool.threads
         log.log(
             self._lifecycle,
-            "consuming %s (prefetch %d, %d handler thread%s, time limit %s)",
+            "consuming %s (prefetch %d, %d handler %s%s, time limit %s)",
             subscription.queue,
             subscription.prefetch,
             threads,
+            "task" if flight.asynchronous else "thread",
             "" if threads == 1 else "s",
             format_duration(flight.spec.timeout),
         )
@@ -310,7 +360,9 @@ class Worker:
         """A delivery arrived: to its subscriber's handler threads."""
         flight = self._flights[subscription.index]
         self.observer.started(flight.spec.name)
-        flight.pool.submit(self._in_flight.work, flight, epoch, delivery)
+        in_flight = self._in_flight
+        work = in_flight.awork if flight.asynchronous else in_flight.work
+        flight.pool.submit(work, flight, epoch, delivery)  # type: ignore[arg-type]
 
     def _on_disconnected(self) -> None:
         """The connection closed: what was in flight on it is void (redelivered)."""
@@ -347,6 +399,8 @@ class Worker:
             for key, entry in list(flight.running.items()):
                 if flight.running.pop(key, None) is entry:
                     self._released_unfinished(flight, entry[0])
+                    if flight.asynchronous:  # a task can be stopped, unlike a thread
+                        flight.pool.write_off(entry[3])
         self.transport.close()
 
     def _released_unfinished(self, flight: Flight, delivery: Delivery) -> None:
@@ -371,8 +425,67 @@ class Worker:
             self.transport.close()
 
     def _watch(self, now: float) -> None:
-        """The watchdog's check (its own thread): fail handlers past their limit."""
+        """The watchdog's check (its own thread): fail handlers past their limit,
+        and name an async handler that blocks the event loop."""
         self._in_flight.watch(now, self._flights)
+        if self._loop_watch is not None:
+            self._loop_watch.check(time.monotonic())
+
+    def _blocking(self, task: asyncio.Task[Any]) -> str | None:
+        """Which handler ``task`` (running on the loop, which it blocks) is, if one of ours."""
+        for flight in self._flights:
+            for delivery, _, _, who in list(flight.running.values()):
+                if who is task:
+                    return (
+                        f"the handler of {flight.spec.name} ({flight.spec.handler}) "
+                        f"on event {delivery.message.message_id}"
+                    )
+        return None
+
+    # -- inside the app's event loop ----------------------------------------
+
+    async def serve(self) -> None:
+        """Consume in the running event loop until cancelled (``await hub.consume()``).
+
+        ``async def`` handlers run as tasks on this loop; the connection (and
+        any plain def handler) keeps its own threads, so the loop only ever
+        runs handlers. Cancelling stops gracefully: events in hand finish
+        within ``shutdown_timeout``, the rest are released (each named in a
+        WARNING) and the cancellation goes on. A fatal error (a missing
+        queue, refused credentials) is raised here.
+        """
+        loop = asyncio.get_running_loop()
+        if not isinstance(self.loops, InlineLoops):
+            self.loops.given = loop
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def run() -> None:
+            try:
+                self.run()
+                outcome: BaseException | None = None
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                outcome = exc
+            loop.call_soon_threadsafe(_resolve, done, outcome)
+
+        threading.Thread(target=run, name="hubbub-consumer", daemon=True).start()
+        try:
+            error = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self.stop()
+            while not done.done():  # the stop is bounded by shutdown_timeout
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(done)
+            error = done.result()
+            if error is not None and not isinstance(error, ShutdownTimeoutError):
+                log.error("the consumer stopped with an error: %s", error)
+            raise
+        if error is not None:
+            raise error
+
+
+def _resolve(done: asyncio.Future[BaseException | None], outcome: BaseException | None) -> None:
+    if not done.done():
+        done.set_result(outcome)
 
 
 class _Events:

@@ -31,6 +31,7 @@ from hubbub import envelope
 from hubbub.admin import records as admin_records
 from hubbub.admin.filters import EVERYTHING, Selection, select
 from hubbub.admin.records import FailedEvent
+from hubbub.callables import is_async
 from hubbub.codecs import Codecs
 from hubbub.consumers.handling import Handler, Outcome
 from hubbub.consumers.observer import Observer
@@ -160,9 +161,20 @@ class Recorder:
     def spy(self, subscriber: str, handler: Handler) -> Handler:
         """``handler``, noting which event each of its runs was given."""
 
-        def spied(event: Event) -> Any:
+        def noted(event: Event) -> None:
             with self._lock:
                 self._running[(subscriber, event.id, event.attempt)] = event
+
+        if is_async(handler):
+
+            async def aspied(event: Event) -> Any:
+                noted(event)
+                return await handler(event)
+
+            return aspied
+
+        def spied(event: Event) -> Any:
+            noted(event)
             return handler(event)
 
         return spied

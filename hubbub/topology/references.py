@@ -16,15 +16,9 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from hubbub.callables import is_async_generator
 from hubbub.errors import HandlerImportError, TopologyError
 from hubbub.topology.model import Subscriber
-
-#: What to do with an ``async def`` handler until hubbub runs them.
-ASYNC_ADVICE = (
-    "hubbub does not await handlers yet, so it would never run: "
-    "make it a plain def, or wrap it in one that runs the coroutine "
-    "(def handler(event): asyncio.run(the_async_handler(event)))"
-)
 
 
 def resolve_handler(ref: str) -> Callable[..., Any]:
@@ -58,31 +52,16 @@ def handler_problems(handler: Callable[..., Any], ref: str) -> list[str]:
     """Why ``handler`` (known to the user as ``ref``) cannot handle events; [] when it can.
 
     A handler is called with one positional argument, the event, and must
-    do its work before it returns: a coroutine function (or an object whose
-    ``__call__`` is one) would return an un-run coroutine, and a generator
-    function a generator whose body never ran.
+    do its work before it returns (a plain def) or before its coroutine
+    finishes (an ``async def``, awaited on an event loop): a generator
+    function, sync or async, returns a generator whose body never runs.
     """
-    if _is_async(handler):
-        return [f"handler {ref!r} is an async def: {ASYNC_ADVICE}"]
-    if inspect.isgeneratorfunction(handler):
+    if inspect.isgeneratorfunction(handler) or is_async_generator(handler):
         return [
             f"handler {ref!r} is a generator function (it yields), so its body would never "
-            "run: make it a plain def that returns"
+            "run: make it a plain def or an async def that returns"
         ]
     return _signature_problems(handler, ref)
-
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    """``async def`` functions, partials of them, and objects with an ``async def __call__``."""
-    if _async_function(handler):
-        return True
-    if inspect.isroutine(handler) or isinstance(handler, type):
-        return False
-    return _async_function(getattr(type(handler), "__call__", None))  # noqa: B004 - its kind
-
-
-def _async_function(func: object) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
 
 
 def _signature_problems(handler: Callable[..., Any], ref: str) -> list[str]:

@@ -1,6 +1,6 @@
-"""Handlers that cannot work are refused before they run: async def, wrong signatures,
-``dont_retry`` names that match nothing; a handler that returns an awaitable is
-dead-lettered, never acked; a process imports only the handlers it runs."""
+"""Handlers that cannot work are refused before they run: generators, wrong signatures,
+``dont_retry`` names that match nothing; an async def runs, and a handler that returns
+an awaitable is awaited, never acked unrun; a process imports only the handlers it runs."""
 
 from __future__ import annotations
 
@@ -121,51 +121,69 @@ def validate_problems(text: str) -> list[str]:
     return info.value.problems
 
 
-# -- item 1: async handlers ------------------------------------------------------------------
+# -- item 1: async handlers are run, never acked unrun ---------------------------------------
 
 
-@pytest.mark.parametrize(
-    "handler", ["send_async", "stream_async", "partial_async", "async_callable"]
-)
-def test_validate_refuses_async_handlers_saying_what_to_do(handler):
-    (problem,) = validate_problems(topology(("s", handler)))
-    assert problem.startswith(f"subscribers.s.handler: handler '{HERE}:{handler}' is an async def")
-    assert "so it would never run: make it a plain def, or wrap it" in problem
+ran: list[str] = []
 
 
-def test_the_decorator_refuses_an_async_def_at_once():
+async def records_async(event):
+    ran.append(event.id)
+
+
+def returns_records_coroutine(event):
+    return records_async(event)
+
+
+class RecordingAwaitable:
+    def __init__(self, event):
+        self.event = event
+
+    def __await__(self):
+        yield from ()
+        ran.append(self.event.id)
+
+
+@types.coroutine
+def legacy_recording(event):
+    yield from ()
+    ran.append(event.id)
+
+
+@pytest.mark.parametrize("handler", ["send_async", "partial_async", "async_callable"])
+def test_validate_accepts_async_handlers(handler):
+    assert loader.loads(topology(("s", handler)), source="topo.yaml", check_handlers=True)
+
+
+def test_validate_refuses_an_async_generator_saying_what_to_do():
+    (problem,) = validate_problems(topology(("s", "stream_async")))
+    assert problem == (
+        f"subscribers.s.handler: handler '{HERE}:stream_async' is a generator function "
+        "(it yields), so its body would never run: make it a plain def or an async def "
+        "that returns"
+    )
+
+
+def test_the_decorator_and_a_worker_take_an_async_def():
     hub = Hub("h")
-    with pytest.raises(TopologyError) as info:
 
-        @hub.subscriber("s", topics=["t"])
-        async def send(event):
-            return None
+    @hub.subscriber("s", topics=["t"])
+    async def send(event):
+        return None
 
-    assert info.value.source == "@hub.subscriber('s')"
-    assert "is an async def" in str(info.value)
-    assert "make it a plain def" in str(info.value)
-    assert hub.topology.subscribers == ()  # not registered
-
-
-def test_a_worker_refuses_an_async_handler_before_it_connects():
+    assert [s.name for s in hub.topology.subscribers] == ["s"]
     spec = loader.loads(topology(("s", "one_argument"), ("a", "one_argument")))
-    with pytest.raises(TopologyError) as info:
-        Worker(spec, {"s": one_argument, "a": send_async}, url=NOWHERE)
-    assert info.value.problems == [
-        f"subscribers.a.handler: handler '{HERE}:send_async' is an async def: "
-        "hubbub does not await handlers yet, so it would never run: "
-        "make it a plain def, or wrap it in one that runs the coroutine "
-        "(def handler(event): asyncio.run(the_async_handler(event)))"
-    ]
+    worker = Worker(spec, {"s": one_argument, "a": send_async}, url=NOWHERE)
+    assert worker.subscribers == ["s", "a"]
 
 
 @pytest.mark.parametrize(
-    ("handler", "returned"),
+    "handler",
     [
-        (returns_coroutine, "coroutine send_async"),
-        (functools.partial(send_async), "coroutine send_async"),
-        (returns_awaitable, "Awaitable"),
-        (returns_legacy_coroutine, "generator legacy_coroutine"),
+        returns_records_coroutine,
+        functools.partial(records_async),
+        RecordingAwaitable,
+        legacy_recording,
     ],
     ids=[
         "plain-def-returning-a-coroutine",
@@ -174,24 +192,42 @@ def test_a_worker_refuses_an_async_handler_before_it_connects():
         "generator-based-coroutine",
     ],
 )
-def test_a_handler_returning_an_awaitable_is_dead_lettered_at_once_not_handled(handler, returned):
+def test_a_handler_returning_an_awaitable_is_awaited_before_its_ack(handler):
+    ran.clear()
     hub = InMemoryHub("h")
     hub.subscriber("s", topics=["t"], retry={"attempts": 5})(_plain(handler))
     event_id = hub.publish("t", {"n": 1})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         hub.run_until_idle()
-        hub.advance(hours=1)  # nothing comes back: no retry was scheduled
-        gc.collect()  # a coroutine left un-closed warns "never awaited" when collected
-    assert hub.handled() == []
-    assert [a.outcome for a in hub.attempts("s")] == ["dead-letter"]
-    (dead,) = hub.dead_lettered("s")
-    assert dead.event.id == event_id
-    assert dead.reason == "handler returned an awaitable"
-    assert dead.exception == "hubbub.errors.AsyncHandlerError"
-    assert dead.attempts == 1
-    assert f"returned {returned}, which hubbub does not await" in dead.record["message"]
+        gc.collect()  # a coroutine left un-awaited warns "never awaited" when collected
+    assert ran == [event_id]
+    assert [a.outcome for a in hub.attempts("s")] == ["ack"]
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_a_returned_awaitable_that_raises_fails_the_event_through_the_retry_policy():
+    async def fails(event):
+        raise Retry("later", after=30)
+
+    hub = InMemoryHub("h")
+    hub.subscriber("s", topics=["t"], retry={"attempts": 5})(_plain(fails))
+    hub.publish("t", {})
+    hub.run_until_idle()
+    assert [(a.outcome, a.delay) for a in hub.attempts("s")] == [("retry", 30.0)]
+
+
+def test_without_a_loop_to_run_it_a_returned_awaitable_is_dead_lettered_not_acked():
+    from hubbub.consumers import failure
+    from hubbub.consumers.handling import handle
+    from hubbub.message import Delivery, Message
+
+    spec = loader.loads(topology(("s", "one_argument"))).subscriber("s")
+    message = Message(body=b"{}", message_id="e1", content_type="application/json")
+    delivery = Delivery(1, "h", "t", False, message)
+    outcome = handle(spec, "h.s", returns_records_coroutine, delivery)
+    assert outcome.action == "dead-letter"
+    assert outcome.headers[failure.REASON] == "handler returned an awaitable"
 
 
 @pytest.mark.parametrize(
@@ -243,7 +279,7 @@ def test_validate_reports_every_handler_that_cannot_take_the_event():
         "positional argument, the event, but its signature is (*, event) (too many positional "
         "arguments): write it as def handler(event)",
         f"subscribers.gen.handler: handler '{HERE}:generator' is a generator function (it "
-        "yields), so its body would never run: make it a plain def that returns",
+        "yields), so its body would never run: make it a plain def or an async def that returns",
         f"subscribers.cls.handler: handler '{HERE}:Callable_' must accept exactly one "
         "positional argument, the event, but its signature is () (too many positional "
         "arguments): write it as def handler(event)",

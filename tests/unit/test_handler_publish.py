@@ -82,8 +82,12 @@ def test_any_in_memory_hub_stands_in_until_it_is_closed():
     assert other_hub.publisher is not memory.publisher
 
 
-def test_an_async_handler_is_left_recognisable():
+def test_an_async_handler_stays_async_and_publishes_through_its_target():
     async def handler(event):
-        pass
+        return hubbub.current._current("apublish")
 
-    assert through(handler, lambda: app_hub) is handler
+    wrapped = through(handler, lambda: app_hub)
+    assert asyncio.iscoroutinefunction(wrapped)
+    assert asyncio.run(wrapped(None)) is app_hub
+    with pytest.raises(hubbub.current.NotInHandlerError):
+        asyncio.run(hubbub.apublish("t", {}))

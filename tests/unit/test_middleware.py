@@ -243,7 +243,46 @@ def test_chains_are_compiled_once_and_cost_nothing_without_hooks():
     assert chain("e") == "done" and calls == ["e", "e"]
 
 
-def test_an_async_handler_is_left_unwrapped_so_it_is_still_refused():
+class ALog(Log):
+    """Log with an aconsume hook too: it wraps async def handlers, in their task."""
+
+    async def aconsume(self, event, call_next):
+        self.log.append((self.name, "in", event.attempt, asyncio.current_task() is not None))
+        try:
+            return await call_next(event)
+        finally:
+            self.log.append((self.name, "out", event.attempt, True))
+
+
+def test_aconsume_hooks_run_in_order_around_an_async_handler_in_its_task():
+    log: list[Any] = []
+    hub = InMemoryHub("shop", middleware=[ALog("a", log), ALog("b", log)])
+
+    @hub.subscriber("s", topics=["t"], retry={"attempts": 2, "jitter": 0})
+    async def handler(event):
+        log.append(("handler", "run", event.attempt, asyncio.current_task() is not None))
+        raise ValueError("again")
+
+    hub.publish("t", {})
+    log.clear()
+    hub.run_until(lambda: len(hub.attempts("s")) == 2, within=60)
+    assert [entry[:3] for entry in log if entry[1] != "publish"] == [
+        ("a", "in", 1),
+        ("b", "in", 1),
+        ("handler", "run", 1),
+        ("b", "out", 1),
+        ("a", "out", 1),
+        ("a", "in", 2),
+        ("b", "in", 2),
+        ("handler", "run", 2),
+        ("b", "out", 2),
+        ("a", "out", 2),
+    ]
+    assert all(entry[3] for entry in log if entry[1] == "in" or entry[0] == "handler")
+    assert [a.outcome for a in hub.attempts("s")] == ["retry", "dead-letter"]
+
+
+def test_a_middleware_with_only_a_consume_hook_is_refused_for_an_async_handler_in_one_line():
     async def handler(event):
         return None
 
@@ -251,7 +290,19 @@ def test_an_async_handler_is_left_unwrapped_so_it_is_still_refused():
         def consume(self, event, call_next):
             return call_next(event)
 
-    assert consuming([Count()], handler) is handler
+    with pytest.raises(TypeError) as info:
+        consuming([Count()], handler)
+    assert str(info.value).startswith("middleware Count has a consume hook but no aconsume")
+    assert "'async def aconsume(self, event, call_next)'" in str(info.value)
+    assert consuming([Count()], lambda event: None) is not None  # plain handlers: fine
+
+
+def test_an_async_chain_stays_an_async_def_and_a_hookless_one_is_the_handler():
+    async def handler(event):
+        return None
+
+    assert consuming([Middleware()], handler) is handler
+    assert asyncio.iscoroutinefunction(consuming([ALog("a", [])], handler))
 
 
 def test_the_documented_example_runs_in_order_with_a_db_session(tmp_path, monkeypatch):
