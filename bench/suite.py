@@ -20,7 +20,7 @@ raw pika baseline and hubbub alternating:
 Prints Markdown tables (the ones in bench/README.md). Everything declared is
 deleted at the end.
 
-    make bench                      # full size, about 5 minutes
+    make bench                      # full size, about 5 minutes (+4 for --only asyncio)
     .venv/bin/python -m bench --quick
     .venv/bin/python -m bench --only publish,sync --events 50000
 """
