@@ -65,6 +65,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix hubbub tests example_app bench
 
 bench: $(STAMP)         ## the performance suite (with the Go baseline when Go is installed)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench
 
 bench-deps:             ## Go and amqp091-go from Debian's packages, for the Go baseline

@@ -1,11 +1,14 @@
 """hubbub consuming, timed: a :class:`~hubbub.consumers.worker.Worker` on the suite's hub.
 
 The handler is trivial (``--handler noop``) or I/O-bound (``sleep``: sleeps
-``--sleep-ms``). Each delivery is acked by the worker after its handler
-returned, as in production. The run ends after ``--events`` settled
-deliveries, or, with ``--events 0``, when stdin closes (the suite runs
-several such processes side by side; each prints ``PROGRESS <settled>``
-lines so the suite knows when they are done together).
+``--sleep-ms``); with ``--async`` it is an ``async def`` (awaiting
+``asyncio.sleep``), run on the worker's event loop with ``--concurrency``
+handlers in flight instead of handler threads. Each delivery is acked by
+the worker after its handler returned, as in production. The run ends
+after ``--events`` settled deliveries, or, with ``--events 0``, when stdin
+closes (the suite runs several such processes side by side; each prints
+``PROGRESS <settled>`` lines so the suite knows when they are done
+together).
 
 Prints msg/s from the first delivery to the last settled one and, with
 ``--latency``, the publish-to-handler-start latency of events stamped by
@@ -17,10 +20,11 @@ Prints msg/s from the first delivery to the last settled one and, with
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench import perfkit
@@ -87,6 +91,20 @@ def make_handler(
     return handler
 
 
+def make_async_handler(
+    kind: str, sleep_ms: float, latencies: list[float] | None
+) -> Callable[[Event], Awaitable[None]]:
+    pause = sleep_ms / 1000
+
+    async def handler(event: Event) -> None:
+        if latencies is not None:
+            latencies.append(time.time() - event.data["sent"])
+        if kind == "sleep":
+            await asyncio.sleep(pause)
+
+    return handler
+
+
 def report_progress(clock: Clock, stop: threading.Event) -> None:
     """Print ``PROGRESS <settled>`` whenever it changed (every 50 ms at most)."""
     shown = -1
@@ -103,7 +121,10 @@ def main() -> None:
     parser.add_argument("--handler", choices=["noop", "sleep"], default="noop")
     parser.add_argument("--sleep-ms", type=float, default=10.0)
     parser.add_argument("--prefetch", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=1, help="handler threads")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="handler threads (--async: tasks in flight)"
+    )
+    parser.add_argument("--async", dest="is_async", action="store_true", help="async def handler")
     parser.add_argument("--latency", action="store_true", help="record publish-to-handler latency")
     parser.add_argument("--fill", action="store_true", help="publish --events events first")
     parser.add_argument("--metrics", action="store_true", help="keep Prometheus metrics too")
@@ -118,9 +139,10 @@ def consume(args: argparse.Namespace, hub: str) -> None:
     """Run a worker until the run's end; print its RESULT."""
     latencies: list[float] | None = [] if args.latency else None
     clock = MeteredClock(args.events) if args.metrics else Clock(args.events)
+    make = make_async_handler if args.is_async else make_handler
     worker = Worker(
         perfkit.topology(hub),
-        {perfkit.SUBSCRIBER: make_handler(args.handler, args.sleep_ms, latencies)},
+        {perfkit.SUBSCRIBER: make(args.handler, args.sleep_ms, latencies)},
         url=args.url,
         prefetch=args.prefetch,
         concurrency=args.concurrency,
@@ -149,8 +171,8 @@ def _result(
 ) -> dict[str, Any]:
     seconds = clock.last - clock.first
     result: dict[str, Any] = {
-        "what": f"hubbub consume {args.handler} x{args.concurrency}"
-        + (" with metrics" if args.metrics else ""),
+        "what": f"hubbub consume {'async ' if args.is_async else ''}{args.handler} "
+        f"x{args.concurrency}" + (" with metrics" if args.metrics else ""),
         "events": clock.settled_count,
         "seconds": seconds,
         "rate": clock.settled_count / seconds if seconds > 0 else 0.0,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.perfkit import median
+
+if TYPE_CHECKING:
+    from bench.scenarios import Sizes
 
 Result = dict[str, Any]
 
@@ -196,3 +199,97 @@ def e2e_table(results: dict[float, list[Result]], top_rate: float) -> list[str]:
             f"| {_ms(field(runs, 'latency_p50_ms'))} | {_ms(field(runs, 'latency_p99_ms'))} |"
         )
     return lines
+
+
+# -- the asyncio section: hubbub's async API beside FastStream ----------------
+
+
+def _cpu_per_event(results: Sequence[Result]) -> float:
+    """Median client CPU per message in µs, each run by its own event count."""
+    return median([r["cpu_s"] / r["events"] * 1e6 for r in results])
+
+
+def asyncio_table(
+    consume: dict[str, list[Result]],
+    io: dict[str, list[Result]],
+    publish: dict[str, list[Result]],
+    sizes: Sizes,
+) -> list[str]:
+    """hubbub async against FastStream and against hubbub sync, one row per comparison."""
+    lines = [
+        "| measurement | hubbub msg/s | baseline msg/s | ratio | target "
+        "| client CPU µs/msg hubbub / baseline |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+
+    def row(what: str, ours: list[Result], base: list[Result] | None, target: float | None) -> None:
+        if base is None:
+            return
+        ratio = rate(ours) / rate(base)
+        verdict = _verdict(ratio, target) if target is not None else "(context)"
+        cpu = f"{_cpu_per_event(ours):.1f} / {_cpu_per_event(base):.1f}"
+        lines.append(
+            f"| {what} | {_n(rate(ours))} | {_n(rate(base))} | {ratio:.2f} | {verdict} | {cpu} |"
+        )
+
+    n, tasks = sizes.async_concurrency, sizes.async_tasks
+    trivial = f"consume, trivial `async def` handler ({n} in flight)"
+    awaiting = f"handler awaiting {sizes.sleep_ms:g} ms, `async def`, {n} in flight"
+    if consume:
+        ours = consume["async"]
+        base = consume.get("faststream")
+        row(f"{trivial} vs FastStream, prefetch {sizes.prefetch}", ours, base, 5.0)
+        row(f"{trivial} vs hubbub, trivial plain handler (1 thread)", ours, consume["sync"], 0.8)
+    if io:
+        ours = io["async"]
+        base = io.get("faststream")
+        row(f"{awaiting} vs FastStream, prefetch {sizes.prefetch}", ours, base, None)
+        base = io.get("faststream_narrow")
+        row(f"{awaiting} vs FastStream, prefetch {n} (as many in flight)", ours, base, None)
+        row(f"{awaiting} vs hubbub, {n} handler threads", ours, io.get("threads"), None)
+    if publish:
+        ours = publish["apublish"]
+        what = f"`apublish` from {tasks:,} tasks"
+        base = publish.get("faststream")
+        row(f"{what} vs FastStream `broker.publish` from {tasks:,} tasks", ours, base, 3.0)
+        row(f"{what} vs `publish_many`", ours, publish["many"], 0.9)
+    return lines
+
+
+def awaiting_io_table(io: dict[str, list[Result]], sizes: Sizes) -> list[str]:
+    """Each contender's rate against the ideal of ``async_concurrency`` sleeping handlers."""
+    n, prefetch = sizes.async_concurrency, sizes.prefetch
+    per_handler = 1000 / sizes.sleep_ms
+    ideal = n * per_handler
+    names = {
+        "async": (f"hubbub, `async def` handler, concurrency {n}", n),
+        "threads": (f"hubbub, plain handler, {n} handler threads", n),
+        "faststream": (f"FastStream, prefetch {prefetch}", prefetch),
+        "faststream_narrow": (f"FastStream, prefetch {n}", n),
+    }
+    lines = [
+        f"| handler awaiting {sizes.sleep_ms:g} ms | in flight at most | msg/s "
+        f"| % of {_n(ideal)}/s ({n} x {per_handler:.0f}/s) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, (what, in_flight) in names.items():
+        if key in io:
+            got = rate(io[key])
+            lines.append(f"| {what} | {in_flight} | {_n(got)} | {got / ideal * 100:.0f}% |")
+    return lines
+
+
+def faststream_note(installed: bool, version: str | None) -> list[str]:
+    if not installed:
+        return [
+            "",
+            "FastStream is not installed (pip install -e '.[bench]', or make bench): "
+            "its rows are skipped, hubbub's are measured alone.",
+        ]
+    return [
+        "",
+        f"FastStream {version} (aio-pika): its logger off (it logs two lines per message "
+        "by default), default ack policy (ack after the handler returned), declares nothing "
+        "(the suite's hub, queue and binding). Its RabbitMQ subscriber has no `max_workers`: "
+        "aio-pika starts a task per delivery, so the prefetch bounds its handlers in flight.",
+    ]

@@ -32,6 +32,10 @@ class Sizes:
     io_seconds: float = 3.0
     latency_seconds: float = 5.0
     loads: tuple[float, ...] = (0.1, 0.5, 0.9)
+    #: async handlers in flight (the asyncio section's hubbub worker)
+    async_concurrency: int = 200
+    #: publishes awaited at once from as many asyncio tasks (the asyncio section)
+    async_tasks: int = 1000
 
 
 Result = dict[str, Any]
@@ -74,7 +78,7 @@ def publishing(ctx: Context, sizes: Sizes) -> dict[str, list[Result]]:
         ),
         "many": lambda: run(command("hubbub_publish", *common, "--mode", "many")),
         "async": lambda: run(
-            command("hubbub_publish", *common, "--mode", "async", "--tasks", str(sizes.tasks))
+            command("hubbub_publish", *common, "--mode", "tasks", "--tasks", str(sizes.tasks))
         ),
     }
     if gobaseline.binary() is not None:
@@ -164,7 +168,7 @@ def io_concurrency(ctx: Context, sizes: Sizes) -> dict[int, list[Result]]:
     """A handler sleeping ``sleep_ms``: msg/s against handler threads (one process)."""
     results: dict[int, list[Result]] = {}
     for threads in sizes.concurrency:
-        events = _io_events(sizes, threads)
+        events = io_events(sizes, threads)
         argv = command(
             "hubbub_consume",
             *ctx.common(events),
@@ -187,7 +191,7 @@ def io_processes(ctx: Context, sizes: Sizes) -> dict[int, list[Result]]:
     """The same handler: msg/s against consumer processes, ``process_concurrency`` threads each."""
     results: dict[int, list[Result]] = {}
     for count in sizes.processes:
-        events = _io_events(sizes, count * sizes.process_concurrency)
+        events = io_events(sizes, count * sizes.process_concurrency)
         one = partial(_processes, ctx, sizes, count, events)
         results[count] = rounds(ctx, sizes.rounds, one)[0]
     return results
@@ -221,7 +225,7 @@ def _processes(ctx: Context, sizes: Sizes, count: int, events: int) -> Result:
     return {"rate": settled / (last - first), "events": settled, "per_process": per_process}
 
 
-def _io_events(sizes: Sizes, threads: int) -> int:
+def io_events(sizes: Sizes, threads: int) -> int:
     """Enough events to keep ``threads`` sleeping handlers busy for ``io_seconds``."""
     return max(100, int(threads * 1000 / sizes.sleep_ms * sizes.io_seconds))
 

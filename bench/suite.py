@@ -13,12 +13,15 @@ raw pika baseline and hubbub alternating:
 4. publishing and consuming together (PerfTest style), hubbub vs raw pika;
 5. a handler sleeping 10 ms: msg/s against handler threads (1 to 512), and
    against consumer processes (1 to 8, 32 threads each), up to the CPU's limit;
-6. publish -> handler-start latency at 10%, 50% and 90% of the together rate.
+6. publish -> handler-start latency at 10%, 50% and 90% of the together rate;
+7. asyncio (bench/peers.py): hubbub's async handlers and ``apublish`` beside
+   FastStream (an optional extra: skipped, with a line saying so, without it)
+   and beside hubbub's own sync handler and ``publish_many``.
 
 Prints Markdown tables (the ones in bench/README.md). Everything declared is
 deleted at the end.
 
-    make bench                      # full size, about 5 minutes
+    make bench                      # full size, about 5 minutes (+4 for --only asyncio)
     .venv/bin/python -m bench --quick
     .venv/bin/python -m bench --only publish,sync --events 50000
 """
@@ -33,15 +36,16 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import replace
+from functools import partial
 
 import pika
 
-from bench import perfkit, report, scenarios
+from bench import peers, perfkit, report, scenarios
 from bench.runner import Context
 from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.topology import apply
 
-SECTIONS = ("publish", "sync", "consume", "together", "io", "processes", "latency")
+SECTIONS = ("publish", "sync", "consume", "together", "io", "processes", "latency", "asyncio")
 QUICK = scenarios.Sizes(
     events=5000,
     sync_events=300,
@@ -96,11 +100,33 @@ def _run(ctx: Context, sizes: scenarios.Sizes, only: set[str]) -> None:
             "End-to-end latency, publish -> handler start (paced publish_many, one consumer)",
             report.e2e_table(scenarios.latency(ctx, sizes, top), top),
         )
+    if "asyncio" in only:
+        _asyncio(ctx, sizes)
+
+
+def _asyncio(ctx: Context, sizes: scenarios.Sizes) -> None:
+    """hubbub async beside FastStream (when installed) and beside hubbub sync."""
+    installed = peers.faststream_installed()
+    consume = _timed("asyncio consume", partial(peers.consuming, faststream=installed), ctx, sizes)
+    io = _timed("asyncio io", partial(peers.awaiting_io, faststream=installed), ctx, sizes)
+    publish = _timed("asyncio publish", partial(peers.publishing, faststream=installed), ctx, sizes)
+    title = "asyncio: hubbub's async handlers and `apublish` beside FastStream and hubbub sync"
+    _table(title, report.asyncio_table(consume, io, publish, sizes))
+    _print(report.faststream_note(installed, _faststream_version() if installed else None))
+    _table(
+        f"asyncio: a handler awaiting {sizes.sleep_ms:g} ms, against the ideal",
+        report.awaiting_io_table(io, sizes),
+    )
 
 
 def _step(name: str, only: set[str], measure, ctx, sizes):  # type: ignore[no-untyped-def]
     if name not in only:
         return None
+    return _timed(name, measure, ctx, sizes)
+
+
+def _timed(name: str, measure, ctx, sizes):  # type: ignore[no-untyped-def]
+    """``measure(ctx, sizes)``, its start and duration told on stderr."""
     started = time.monotonic()
     print(f"... {name}", file=sys.stderr, flush=True)
     result = measure(ctx, sizes)
@@ -134,6 +160,12 @@ def _print_header(url: str, sizes: scenarios.Sizes, args: argparse.Namespace) ->
             f"median of {sizes.rounds} round(s), raw and hubbub alternating",
         ]
     )
+
+
+def _faststream_version() -> str:
+    from importlib.metadata import version
+
+    return version("faststream")
 
 
 def _broker_version(url: str) -> str:
