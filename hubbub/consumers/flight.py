@@ -294,17 +294,24 @@ class InFlight:
                         log.exception("could not fail a handler past its time limit")
 
     def write_off(self, flight: Flight, key: int, entry: Running) -> None:
-        """Fail a delivery whose handler is past its limit; replace the stuck thread.
+        """Fail a delivery whose handler is past its limit; replace the stuck thread
+        (or cancel the task).
 
-        The thread is written off first: if its handler returns meanwhile, it
+        A thread is written off first: if its handler returns meanwhile, it
         loses the claim below to nobody (its own pop wins) and simply leaves
-        its pool, where its replacement already runs.
+        its pool, where its replacement already runs. A task is cancelled only
+        once the claim is taken: cancelled first, it could see its delivery
+        still claimed and release it as a stop would, not fail it as timed out.
         """
         delivery, epoch, started, who = entry
-        stack = stack_of(who) if isinstance(who, int) else stack_of_task(who)
-        flight.pool.write_off(who)
+        thread = isinstance(who, int)
+        stack = stack_of(who) if thread else stack_of_task(who)
+        if thread:
+            flight.pool.write_off(who)
         if flight.running.pop(key, None) is not entry:
             return  # the handler returned just now: its own result stands
+        if not thread:
+            flight.pool.write_off(who)
         error = HandlerTimeoutError(flight.spec.timeout)
         outcome = timed_out(flight.spec, flight.queue, delivery, error, stack, codecs=self.codecs)
         name = flight.spec.name

@@ -39,6 +39,8 @@ log = logging.getLogger("hubbub.consumers")
 DEFAULT_LOOP_LAG = 0.5
 #: Seconds between the loop's beats.
 BEAT = 0.05
+#: Events a worker task handles in a row before it yields to the loop.
+YIELD_EVERY = 64
 
 AsyncWork = Callable[..., Coroutine[Any, Any, None]]
 
@@ -168,13 +170,50 @@ class InlineTasks:
         return 0
 
 
-class TaskPool:
-    """A subscriber's async handlers: at most ``limit`` tasks at once on the worker's loop.
+class Ticket:
+    """One delivery's turn on a worker task: what a time limit cancels.
 
-    :meth:`submit` from any thread, never blocking; deliveries wait in
-    arrival order while ``limit`` tasks run. A task written off past its
-    time limit is cancelled; one that ignores the cancellation stays
-    counted by :meth:`stuck` (and the worker is unhealthy) until it ends.
+    A written-off ticket cancels its task only while the task still runs
+    that delivery: a cancel that arrives late never hits the next event.
+    """
+
+    __slots__ = ("seat", "task")
+
+    def __init__(self, seat: _Seat, task: asyncio.Task[None]) -> None:
+        self.seat = seat
+        self.task = task
+
+
+class _Seat:
+    """A worker task of a pool, and the ticket of the delivery it runs (None: idle)."""
+
+    __slots__ = ("retired", "task", "ticket")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.ticket: Ticket | None = None
+        self.retired = False
+
+
+class TaskPool:
+    """A subscriber's async handlers: ``limit`` worker tasks on the worker's loop.
+
+    A pool of tasks as :class:`~hubbub.consumers.dispatch.Dispatcher` is one
+    of threads: each worker task takes deliveries in arrival order and runs
+    them one at a time, so at most ``limit`` events are in flight. No task
+    is made per event: a handler that finishes without suspending costs one
+    coroutine call, not a task and a loop iteration (a worker still yields to
+    the loop every :data:`YIELD_EVERY` events, so nothing else on it starves).
+
+    :meth:`submit` from any thread, never blocking; the transport's thread
+    wakes the loop at most once per batch. Past a time limit a delivery's
+    ticket is written off: its worker task is cancelled (at the ``await`` the
+    handler waits on) and retired, a new worker takes its seat, and one that
+    ignores the cancellation is counted by :meth:`stuck` until it ends.
+
+    Like a handler thread, a worker task serves event after event: a context
+    variable a handler sets and does not reset is seen by the next event on
+    that task (hubbub's own are reset; set yours in an ``aconsume`` hook).
     """
 
     kind = "task"
@@ -185,9 +224,10 @@ class TaskPool:
         self._name = name
         self._incoming: deque[tuple[AsyncWork, tuple[object, ...]]] = deque()
         self._woken = False
-        self._active = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._written_off: set[asyncio.Task[None]] = set()
+        self._seats: list[_Seat] = []
+        self._retired: list[_Seat] = []
+        self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
+        self._busy = 0
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
@@ -198,83 +238,141 @@ class TaskPool:
             self._idle.clear()
         if not self._woken:
             self._woken = True
-            self._loops.loop().call_soon_threadsafe(self._start_tasks)
+            self._loops.loop().call_soon_threadsafe(self._wake)
 
-    def _start_tasks(self) -> None:
-        """On the loop: a task for each waiting delivery, up to the limit."""
-        self._woken = False  # before taking: a submit from now on wakes the loop again
-        incoming, tasks = self._incoming, self._tasks
-        create = self._loops.loop().create_task
-        while incoming and self._active < self.threads:
+    def _wake(self) -> None:
+        """On the loop: start the workers (the first time), wake idle ones for the new work."""
+        self._woken = False  # before looking: a submit from now on wakes the loop again
+        if not self._seats:  # even when closed: what is queued runs (and is released)
+            for _ in range(self.threads):
+                self._seat()
+        waiting, wanted = self._waiting, len(self._incoming)
+        while waiting and wanted > 0:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                wanted -= 1
+
+    def _seat(self) -> _Seat:
+        seat = _Seat()
+        seat.task = self._loops.loop().create_task(self._serve(seat))
+        self._seats.append(seat)
+        return seat
+
+    async def _serve(self, seat: _Seat) -> None:
+        """A worker task: deliveries one after another, waiting while there are none."""
+        task = seat.task
+        assert task is not None
+        incoming, loop = self._incoming, self._loops.loop()
+        served = 0
+        while not seat.retired:
+            if not incoming:
+                if self._busy == 0:
+                    self._idle.set()
+                if self._closed:
+                    return
+                waiter = loop.create_future()
+                self._waiting.append(waiter)
+                await waiter
+                continue
             function, args = incoming.popleft()
-            self._active += 1
-            slot: list[asyncio.Task[None]] = []
-            task = create(self._run(function, args, slot))
-            slot.append(task)  # before the task's first step: it finds itself here
-            tasks.add(task)
-        if not incoming and not tasks:
-            self._idle.set()
-
-    async def _run(
-        self, function: AsyncWork, args: tuple[object, ...], slot: list[asyncio.Task[None]]
-    ) -> None:
-        """One delivery's task; its end starts the next waiting one (no done callback:
-        that would cost a loop callback per event). ``function`` is given the task
-        itself: ``asyncio.current_task()`` costs a ``getpid`` system call per call."""
-        task = slot[0]
-        try:
-            await function(*args, task)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:  # a task must not die unseen
-            log.exception("%s: unexpected error in a handler task", self._name)
-        finally:
-            self._active -= 1
-            self._tasks.discard(task)
-            self._written_off.discard(task)
-            if self._incoming:
-                self._start_tasks()
-            elif not self._tasks:
-                self._idle.set()
+            ticket = seat.ticket = Ticket(seat, task)
+            self._busy += 1
+            try:
+                await function(*args, ticket)
+            except asyncio.CancelledError:
+                if self._closed or seat.retired:
+                    raise
+                _uncancel(task)  # a late cancel of a delivery that had ended: go on
+            except BaseException:  # a worker must not die unseen
+                log.exception("%s: unexpected error in a handler task", self._name)
+            finally:
+                seat.ticket = None
+                self._busy -= 1
+            served += 1
+            if served % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     def write_off(self, who: object) -> None:
-        """Cancel task ``who`` (past its time limit); thread-safe."""
-        if isinstance(who, asyncio.Task):
-            self._written_off.add(who)
-            cancel(who)
+        """Cancel the delivery of ticket ``who`` (past its time limit); thread-safe."""
+        if isinstance(who, Ticket):
+            loop = who.task.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._cancel, who)
+
+    def _cancel(self, ticket: Ticket) -> None:
+        """On the loop: retire and cancel the ticket's worker if it still runs that delivery."""
+        seat = ticket.seat
+        if seat.ticket is not ticket or seat.retired:
+            return  # it ended meanwhile: its worker has moved on
+        seat.retired = True
+        self._seats.remove(seat)
+        self._retired.append(seat)
+        if not self._closed:
+            self._seat()
+        ticket.task.cancel()
 
     def stuck(self) -> int:
-        """Written-off tasks that have not ended (they ignore their cancellation)."""
-        return sum(1 for task in list(self._written_off) if not task.done())
+        """Retired workers still inside their handler (they ignore their cancellation)."""
+        return sum(1 for seat in list(self._retired) if seat.task and not seat.task.done())
 
     def shutdown(self, timeout: float | None = None) -> int:
         """Let what is queued and running end, up to ``timeout`` s; cancel what still runs.
 
-        Called off the loop (the worker's thread). Returns how many tasks were
-        still running at the deadline (cancelled: their events were released).
+        Called off the loop (the worker's thread). Idle workers end; returns
+        how many were still inside a handler at the deadline (cancelled:
+        their events were released).
         """
         if self._closed:
             return 0
         self._closed = True
+        loop = self._loops.current
+        if loop is None or loop.is_closed():
+            return 0
+        loop.call_soon_threadsafe(self._release_waiting)
         if self._idle.wait(timeout):
             return 0
-        left = [task for task in list(self._tasks) if not task.done()]
-        for task in left:
-            cancel(task)
+        left = [seat for seat in list(self._seats) if seat.ticket is not None]
+        for seat in left:
+            cancel(seat.task)
         return len(left)
+
+    def _release_waiting(self) -> None:
+        """On the loop: idle workers wake up, see the pool closed and end."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _uncancel(task: asyncio.Task[None]) -> None:
+    """Forget a cancellation that was caught (3.11+: the task is not "cancelling" any more)."""
+    uncancel, cancelling = getattr(task, "uncancel", None), getattr(task, "cancelling", None)
+    if uncancel is not None and cancelling is not None:
+        while cancelling():
+            uncancel()
 
 
 def cancel(who: object) -> None:
-    """Cancel task ``who`` on its own loop (from any thread)."""
-    if isinstance(who, asyncio.Task) and not who.done():
+    """Cancel ``who``'s task on its own loop (from any thread)."""
+    who = task_of(who)
+    if who is not None and not who.done():
         loop = who.get_loop()
         if not loop.is_closed():
             loop.call_soon_threadsafe(who.cancel)
 
 
+def task_of(who: object) -> asyncio.Task[Any] | None:
+    """The task of ``who``: a :class:`Ticket`'s, or ``who`` itself if it is one."""
+    if isinstance(who, Ticket):
+        return who.task
+    return who if isinstance(who, asyncio.Task) else None
+
+
 def stack_of_task(who: object) -> str:
-    """Where task ``who`` waits now (for the failure record of a timed-out event)."""
-    if not isinstance(who, asyncio.Task):
+    """Where ``who``'s task waits now (for the failure record of a timed-out event)."""
+    who = task_of(who)
+    if who is None:
         return ""
     try:
         frames = who.get_stack()

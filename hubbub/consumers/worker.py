@@ -68,6 +68,7 @@ from hubbub.consumers.tasks import (
     Loops,
     LoopWatch,
     TaskPool,
+    task_of,
 )
 from hubbub.consumers.watchdog import Watchdog, period
 from hubbub.envelope import ATTEMPT, topic_of
@@ -463,7 +464,7 @@ class Worker:
         """Which handler ``task`` (running on the loop, which it blocks) is, if one of ours."""
         for flight in self._flights:
             for delivery, _, _, who in list(flight.running.values()):
-                if who is task:
+                if task_of(who) is task:
                     return (
                         f"the handler of {flight.spec.name} ({flight.spec.handler}) "
                         f"on event {delivery.message.message_id}"

@@ -232,6 +232,11 @@ class Watch(Observer):
         with self._lock:
             return self._started
 
+    def in_flight(self) -> int:
+        """Deliveries started and not settled yet."""
+        with self._lock:
+            return self._in_flight
+
     def quiet(self, sentinels: int) -> bool:
         """True once ``sentinels`` more came out (since the last call that said True)
         and nothing is in flight."""

@@ -71,6 +71,78 @@ def test_a_task_pool_cancels_what_still_runs_at_the_shutdown_deadline():
         loops.close()
 
 
+def test_a_late_write_off_never_cancels_the_next_event_on_that_worker():
+    loops = Loops(name="test")
+    pool = TaskPool(loops, 1, name="test")
+    tickets: list[object] = []
+    second_started, finish_second, outcomes = threading.Event(), threading.Event(), []
+
+    async def first(n: int, ticket: object) -> None:
+        tickets.append(ticket)
+
+    async def second(n: int, ticket: object) -> None:
+        second_started.set()
+        try:
+            while not finish_second.is_set():
+                await asyncio.sleep(0.005)
+            outcomes.append("finished")
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+            raise
+
+    try:
+        pool.submit(first, 1)
+        pool.submit(second, 2)
+        assert second_started.wait(2)
+        pool.write_off(tickets[0])  # the first event's ticket, written off too late
+        time.sleep(0.1)
+        finish_second.set()
+        assert pool.shutdown(2) == 0
+        assert outcomes == ["finished"]
+    finally:
+        loops.close()
+
+
+def test_a_written_off_handler_that_ignores_cancelling_is_stuck_and_replaced():
+    loops = Loops(name="test")
+    pool = TaskPool(loops, 1, name="test")
+    tickets: list[object] = []
+    release, others = threading.Event(), []
+
+    async def stubborn(n: int, ticket: object) -> None:
+        tickets.append(ticket)
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.005)
+            except asyncio.CancelledError:
+                pass  # the mistake under test: it swallows its cancellation
+
+    async def other(n: int, ticket: object) -> None:
+        others.append(n)
+
+    try:
+        pool.submit(stubborn, 0)
+        deadline = time.monotonic() + 2
+        while not tickets and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pool.write_off(tickets[0])
+        for n in range(1, 4):
+            pool.submit(other, n)
+        deadline = time.monotonic() + 2
+        while len(others) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert others == [1, 2, 3]  # a new worker took the seat: the limit of 1 still runs
+        assert pool.stuck() == 1
+        release.set()
+        deadline = time.monotonic() + 2
+        while pool.stuck() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.stuck() == 0
+    finally:
+        release.set()
+        loops.close()
+
+
 def test_an_exception_escaping_a_task_is_logged_and_the_pool_goes_on(caplog):
     loops = Loops(name="test")
     pool = TaskPool(loops, 1, name="hubbub-s")
