@@ -8,6 +8,7 @@ handlers too; these are the parts only async handlers have.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -112,10 +113,9 @@ def test_a_written_off_handler_that_ignores_cancelling_is_stuck_and_replaced():
     async def stubborn(n: int, ticket: object) -> None:
         tickets.append(ticket)
         while not release.is_set():
-            try:
+            # the mistake under test: it swallows its cancellation
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.005)
-            except asyncio.CancelledError:
-                pass  # the mistake under test: it swallows its cancellation
 
     async def other(n: int, ticket: object) -> None:
         others.append(n)
