@@ -228,25 +228,38 @@ class TaskPool:
         self._retired: list[_Seat] = []
         self._waiting: deque[asyncio.Future[None]] = deque()  # idle workers' wake-ups
         self._busy = 0
-        self._idle = threading.Event()
-        self._idle.set()
+        self._spreading = False
+        #: Set once the pool is closed and nothing runs or waits (what shutdown waits for).
+        self._drained = threading.Event()
         self._closed = False
 
     def submit(self, function: AsyncWork, *args: object) -> None:
         self._incoming.append((function, args))
-        if self._idle.is_set():  # clear() takes a lock: not on every delivery
-            self._idle.clear()
         if not self._woken:
             self._woken = True
             self._loops.loop().call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
-        """On the loop: start the workers (the first time), wake idle ones for the new work."""
+        """On the loop: start the workers (the first time) and wake one for the new work.
+
+        One: it takes events as long as their handlers finish without
+        suspending; the first that suspends spreads the rest (:meth:`_spread`).
+        Waking a worker per event would cost each a loop step for nothing
+        when one worker can run them all.
+        """
         self._woken = False  # before looking: a submit from now on wakes the loop again
         if not self._seats:  # even when closed: what is queued runs (and is released)
             for _ in range(self.threads):
                 self._seat()
-        waiting, wanted = self._waiting, len(self._incoming)
+        self._wake_workers(1)
+
+    def _spread(self) -> None:
+        """On the loop, after a worker suspended: wake a worker for each waiting event."""
+        self._spreading = False
+        self._wake_workers(len(self._incoming))
+
+    def _wake_workers(self, wanted: int) -> None:
+        waiting = self._waiting
         while waiting and wanted > 0:
             waiter = waiting.popleft()
             if not waiter.done():
@@ -267,15 +280,19 @@ class TaskPool:
         served = 0
         while not seat.retired:
             if not incoming:
-                if self._busy == 0:
-                    self._idle.set()
                 if self._closed:
+                    if self._busy == 0:
+                        self._drained.set()
                     return
                 waiter = loop.create_future()
                 self._waiting.append(waiter)
                 await waiter
                 continue
             function, args = incoming.popleft()
+            if incoming and self._waiting and not self._spreading:
+                # runs once this worker suspends (or yields): then the rest spread out
+                self._spreading = True
+                loop.call_soon(self._spread)
             ticket = seat.ticket = Ticket(seat, task)
             self._busy += 1
             try:
@@ -288,7 +305,8 @@ class TaskPool:
                 log.exception("%s: unexpected error in a handler task", self._name)
             finally:
                 seat.ticket = None
-                self._busy -= 1
+                if not seat.retired:  # a retired one stopped counting when it was retired
+                    self._busy -= 1
             served += 1
             if served % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -306,6 +324,7 @@ class TaskPool:
         if seat.ticket is not ticket or seat.retired:
             return  # it ended meanwhile: its worker has moved on
         seat.retired = True
+        self._busy -= 1
         self._seats.remove(seat)
         self._retired.append(seat)
         if not self._closed:
@@ -327,10 +346,10 @@ class TaskPool:
             return 0
         self._closed = True
         loop = self._loops.current
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or (not self._seats and not self._incoming):
             return 0
         loop.call_soon_threadsafe(self._release_waiting)
-        if self._idle.wait(timeout):
+        if self._drained.wait(timeout):
             return 0
         left = [seat for seat in list(self._seats) if seat.ticket is not None]
         for seat in left:
@@ -339,6 +358,8 @@ class TaskPool:
 
     def _release_waiting(self) -> None:
         """On the loop: idle workers wake up, see the pool closed and end."""
+        if not self._seats:  # never started: start them for what is queued
+            self._wake()
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
