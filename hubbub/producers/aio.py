@@ -9,8 +9,9 @@ under half the rate of one :meth:`Publisher.publish_many`. A
 batch instead:
 
 - the messages of every ``apublish`` made during one loop iteration go to
-  the transport in one ``send_many``, so concurrent callers share one
-  connection's confirm window;
+  the transport in one ``send_many`` (one per :data:`CHUNK` when more come:
+  the first ones are on their way while the loop still takes the others),
+  so concurrent callers share one connection's confirm window;
 - it is the :class:`~hubbub.transport.base.Confirms` of those messages: the
   I/O thread queues each outcome and wakes the loop at most once until the
   loop has taken what was queued, and the loop resolves each caller's
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -39,6 +41,8 @@ from hubbub.transport.base import Pending, PublisherTransport
 
 #: Seconds a timeout may fire late: expiries this close together share one timer run.
 TICK = 0.01
+#: Messages one loop iteration queues before they are handed over without waiting for its end.
+CHUNK = 256
 _ABSENT = object()
 
 
@@ -64,7 +68,9 @@ class LoopSender:
         self._confirm_timeout = confirm_timeout
         self._timeout_text = timeout_text
         self._next = 0  # the number of the next message (its Pending's index)
-        self._buffer: list[tuple[int, Outbound]] = []  # not handed over yet
+        #: Not handed over yet. Pending from the start, not (number, message) pairs: each
+        #: object that lives until the hand-over is one more for the cyclic GC to scan.
+        self._buffer: list[Pending] = []
         self._flush_due = False
         self._connecting = False
         #: Messages whose caller waits, by number (loop thread only).
@@ -72,11 +78,19 @@ class LoopSender:
         #: Messages handed over that the I/O thread has not taken: popping one is
         #: what claims it (I/O thread) or withdraws it (loop), whichever comes first.
         self._unclaimed: dict[int, None] = {}
-        self._settled: deque[tuple[int, BaseException | None]] = deque()
+        #: Numbers the I/O thread settled, oldest first; the failed ones' errors
+        #: are in _errors (a confirm costs no tuple: see _buffer).
+        self._settled: deque[int] = deque()
+        self._errors: dict[int, BaseException] = {}
         self._wake_due = False
         #: (deadline, first, end) of each batch handed over, oldest first.
         self._deadlines: deque[tuple[float, int, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop this sender serves (None once it is gone)."""
+        return self._loop()
 
     # -- the loop's thread ----------------------------------------------------
 
@@ -92,13 +106,44 @@ class LoopSender:
         for number, outbound in enumerate(outbounds, first):
             future = loop.create_future()
             self._waiting[number] = future
-            self._buffer.append((number, outbound))
+            self._buffer.append(Pending(outbound, None, self, number))
             futures.append(future)
         self._next = first + len(futures)
         if not self._flush_due:
             self._flush_due = True
             loop.call_soon(self._flush)
         return first, futures
+
+    def submit_one(self, outbound: Outbound) -> tuple[int, asyncio.Future[None]]:
+        """:meth:`submit` of one message (what each ``apublish`` pays: no lists)."""
+        loop = self._loop()
+        assert loop is not None  # it runs this very code
+        future = loop.create_future()
+        number = self._next
+        self._next = number + 1
+        self._waiting[number] = future
+        buffer = self._buffer
+        buffer.append(Pending(outbound, None, self, number))
+        if not self._flush_due:
+            self._flush_due = True
+            loop.call_soon(self._flush)
+        elif len(buffer) >= CHUNK:
+            self._hand_over_early()
+        return number, future
+
+    def _hand_over_early(self) -> None:
+        """Hand over a full chunk now, while this iteration's callers keep coming.
+
+        A thousand callers take the loop a dozen milliseconds to queue, during
+        which nothing would be in flight; handed over in chunks, the I/O
+        thread and the broker work through the first ones meanwhile.
+        ``time.sleep(0)`` gives the I/O thread the GIL now rather than after
+        a switch interval (publish_many does the same between its chunks).
+        """
+        if self._connecting or not self._transport.live:
+            return  # the flush connects first, off the loop
+        self._hand_over()
+        time.sleep(0)
 
     def withdraw(self, first: int, end: int) -> None:
         """Forget messages ``first`` to ``end`` - 1 (their callers were cancelled).
@@ -129,22 +174,23 @@ class LoopSender:
             self._hand_over()
             return
         buffered, self._buffer = self._buffer, []
-        for number, _ in buffered:
-            self._fail(number, error)
+        for message in buffered:
+            self._fail(message.index, error)
 
     def _hand_over(self) -> None:
         """Give the transport every buffered message still awaited, in one ``send_many``."""
         buffered, self._buffer = self._buffer, []
-        waiting = self._waiting
-        pending = [
-            Pending(out, group=self, index=n)
-            for n, out in buffered
-            if n in waiting and not waiting[n].done()  # done: its caller was just cancelled
-        ]
+        waiting, unclaimed = self._waiting, self._unclaimed
+        pending = []
+        for message in buffered:
+            number = message.index
+            future = waiting.get(number)
+            if future is not None and not future.done():  # done: its caller was just cancelled
+                unclaimed[number] = None
+                pending.append(message)
         if not pending:
             return
         first, end = pending[0].index, pending[-1].index + 1
-        self._unclaimed.update(dict.fromkeys(message.index for message in pending))
         try:
             self._transport.send_many(pending)
         except Exception as exc:  # noqa: BLE001 - nothing was sent: each caller raises it
@@ -160,9 +206,10 @@ class LoopSender:
     def _resolve(self) -> None:
         """Give each caller whose message was settled its outcome."""
         self._wake_due = False
-        settled, waiting = self._settled, self._waiting
+        settled, waiting, errors = self._settled, self._waiting, self._errors
         while settled:
-            number, error = settled.popleft()
+            number = settled.popleft()
+            error = errors.pop(number, None) if errors else None
             future = waiting.pop(number, None)
             if future is None or future.done():  # withdrawn, or timed out
                 continue
@@ -213,7 +260,9 @@ class LoopSender:
         return self._unclaimed.pop(index, _ABSENT) is not _ABSENT
 
     def settle(self, index: int, error: BaseException | None) -> None:
-        self._settled.append((index, error))
+        if error is not None:
+            self._errors[index] = error  # before the number: _resolve looks it up by that
+        self._settled.append(index)
         if self._wake_due:  # the loop has not taken the last outcomes yet: it takes these too
             return
         self._wake_due = True

@@ -84,15 +84,20 @@ class EventMessages:
 
     def one(self, topic: str, data: Any, options: PublishOptions) -> tuple[str, Outbound]:
         """The id and message of one event; a PublishError's ``failed`` holds the id."""
-        message_id = options.get("message_id") or envelope.new_id()
+        if options:
+            message_id = options.get("message_id") or envelope.new_id()
+            headers = options.get("headers")
+            seconds = delay_seconds(options.get("delay"), options.get("deliver_at"), self.clock)
+        else:  # publish(topic, data): the common call, nothing to look up
+            message_id, headers, seconds = envelope.new_id(), None, None
         try:
             outbound = event_message(
                 self.names,
                 topic,
                 data,
                 message_id=message_id,
-                headers=options.get("headers"),
-                seconds=delay_seconds(options.get("delay"), options.get("deliver_at"), self.clock),
+                headers=headers,
+                seconds=seconds,
                 codec=self.codecs.encoder(topic) if self.codecs else None,
             )
         except PublishError as exc:

@@ -106,6 +106,7 @@ class Publisher:
             weakref.WeakKeyDictionary()
         )
         self._senders_lock = threading.Lock()
+        self._last_sender: LoopSender | None = None
 
     # -- events -------------------------------------------------------------
 
@@ -178,8 +179,17 @@ class Publisher:
         may or may not be stored, as after a timeout. Errors as :meth:`publish`.
         """
         message_id, message = self._events.one(topic, data, options)
+        # This coroutine lives until the confirm, a thousand of them at once for a busy
+        # app: each object it keeps (the options dict, an asend coroutine) is one more
+        # for the cyclic GC to count and scan. So the dict goes, and asend is inlined.
+        del options
+        sender = self._sender()
+        number, future = sender.submit_one(message)
         try:
-            await self.asend(message)
+            await future
+        except asyncio.CancelledError:
+            sender.withdraw(number, number + 1)
+            raise
         except BrokerConnectionError as exc:
             raise _unreachable(exc, [message_id]) from exc
         except PublishError as exc:
@@ -227,7 +237,7 @@ class Publisher:
         when the broker cannot be reached (nothing was sent).
         """
         sender = self._sender()
-        number, (future,) = sender.submit((outbound,))
+        number, future = sender.submit_one(outbound)
         try:
             await future
         except asyncio.CancelledError:
@@ -237,6 +247,9 @@ class Publisher:
     def _sender(self) -> LoopSender:
         """The running loop's :class:`~hubbub.producers.aio.LoopSender` (made on first use)."""
         loop = asyncio.get_running_loop()
+        sender = self._last_sender
+        if sender is not None and sender.loop is loop:
+            return sender
         sender = self._senders.get(loop)
         if sender is None:
             with self._senders_lock:  # one per loop, whichever thread asks first
@@ -249,6 +262,7 @@ class Publisher:
                         timeout_text=self._timeout_text,
                     )
                     self._senders[loop] = sender
+        self._last_sender = sender  # most callers use one loop: skip the weak lookup
         return sender
 
     async def aclose(self) -> None:

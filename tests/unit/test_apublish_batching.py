@@ -1,4 +1,4 @@
-"""``apublish`` batches: one hand-over per loop iteration, confirms back in batches.
+"""``apublish`` batches: one hand-over per loop iteration (or chunk), confirms back in batches.
 
 A :class:`HeldTransport` keeps what it is given and lets the test play the
 I/O thread (claim, then settle from another thread), so each promise of
@@ -18,6 +18,7 @@ import pytest
 
 from hubbub import OutgoingEvent, Publisher
 from hubbub.errors import BrokerConnectionError, PublishConnectionError, PublishError
+from hubbub.producers.aio import CHUNK
 from hubbub.transport.base import Pending
 
 
@@ -75,13 +76,44 @@ def test_concurrent_apublish_calls_are_handed_over_in_one_send_many_per_loop_ite
     pub = publisher(link)
 
     async def app():
-        first = await asyncio.gather(*(pub.apublish("a.b", {"n": n}) for n in range(300)))
+        first = await asyncio.gather(*(pub.apublish("a.b", {"n": n}) for n in range(CHUNK)))
         second = await asyncio.gather(*(pub.apublish("a.b", {"n": n}) for n in range(5)))
         return first, second
 
     first, second = asyncio.run(app())
-    assert [len(batch) for batch in link.batches] == [300, 5]
+    assert [len(batch) for batch in link.batches] == [CHUNK, 5]
     assert ids_of(link.batches[0]) == first and ids_of(link.batches[1]) == second
+
+
+def test_more_callers_in_one_iteration_are_handed_over_a_chunk_at_a_time_as_they_come():
+    link = HeldTransport(auto=True)
+    pub = publisher(link)
+    sent_before_the_last_caller: list[int] = []
+
+    async def last() -> str:
+        sent_before_the_last_caller.append(len(link.sent))
+        return await pub.apublish("a.b", "last")
+
+    async def app():
+        calls = [pub.apublish("a.b", {"n": n}) for n in range(2 * CHUNK + 9)]
+        return await asyncio.gather(*calls, last())
+
+    ids = asyncio.run(app())
+    assert [len(batch) for batch in link.batches] == [CHUNK, CHUNK, 10]
+    assert sent_before_the_last_caller == [2 * CHUNK]
+    assert ids_of(link.sent) == ids
+
+
+def test_without_a_connection_a_chunk_waits_for_the_one_connect_off_the_loop():
+    link = HeldTransport(auto=True, live=False)
+    pub = publisher(link)
+
+    async def app():
+        return await asyncio.gather(*(pub.apublish("a", {"n": n}) for n in range(CHUNK + 50)))
+
+    ids = asyncio.run(app())
+    assert link.connects == 1
+    assert [len(batch) for batch in link.batches] == [CHUNK + 50] and ids_of(link.sent) == ids
 
 
 def test_apublish_many_and_apublish_share_a_hand_over():
