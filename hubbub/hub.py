@@ -91,6 +91,7 @@ class Hub:
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._matched = _Matched(None)  # topics some subscriber matches, of that wiring
         self._passed: Passed = {}  # handlers found good: checked once, not on every run
 
     @classmethod
@@ -276,8 +277,16 @@ class Hub:
 
         Thread-safe enough: two threads racing on a new topic may both warn.
         """
-        warned = self._warned
-        if topic in warned or not self.knows_subscribers or self.has_subscriber_for(topic):
+        matched, warned = self._matched, self._warned
+        if topic in matched or topic in warned or not self.knows_subscribers:
+            return
+        topology = self.topology
+        if matched.wiring is not topology:  # rewired since: match again
+            matched = self._matched = _Matched(topology)
+        if any(True for _ in topology.matching(topic)):
+            if len(matched) >= MAX_WARNED_TOPICS:
+                matched.clear()
+            matched.add(topic)  # matching costs µs per subscriber: once per topic
             return
         if len(warned) >= MAX_WARNED_TOPICS:
             warned.clear()
@@ -395,6 +404,14 @@ class Hub:
         """While an in-memory hub stands in, a hub on a real broker may not reach it."""
         if not self.transport.in_memory:
             current.refuse_broker(self.name, to=to)
+
+
+class _Matched(set[str]):
+    """Topics known to match a subscriber of one wiring (``wiring``: the topology)."""
+
+    def __init__(self, wiring: Topology | None) -> None:
+        super().__init__()
+        self.wiring = wiring
 
 
 def _as_dict(policy: RetryPolicy) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from hubbub import Hub
 from hubbub.errors import HubbubError, TopologyError
 from hubbub.topology import loader
-from hubbub.topology.model import RetryPolicy
+from hubbub.topology.model import RetryPolicy, Topology
 from hubbub.transport.memory import MemoryConsumerTransport, MemoryTransport
 
 FILE = f"""
@@ -200,3 +200,30 @@ def test_a_hub_in_memory_has_no_worker_of_its_own():
     hub = Hub("events", transport=MemoryTransport())
     with pytest.raises(HubbubError, match="InMemoryHub"):
         hub.worker()
+
+
+def test_a_topic_is_matched_against_the_subscribers_once_per_wiring(monkeypatch, caplog):
+    hub = Hub(topology=loader.loads(FILE))
+    hub._publisher = FakePublisher()  # type: ignore[assignment]
+    calls: list[str] = []
+    matching = Topology.matching
+
+    def counted(self, topic):
+        calls.append(topic)
+        return matching(self, topic)
+
+    monkeypatch.setattr(Topology, "matching", counted)
+    for _ in range(3):
+        hub.publish("billing.paid", {})
+    assert calls == ["billing.paid"]
+
+    @hub.subscriber("audit", topics=["user.#"])
+    def audit(event):
+        return None
+
+    with caplog.at_level(logging.WARNING, logger="hubbub"):
+        hub.publish("billing.paid", {})  # subscribers are only ever added: still matched
+        hub.publish("user.deleted", {})  # matched by the new subscriber: no warning
+        hub.publish("user.deleted", {})
+    assert calls == ["billing.paid", "user.deleted"]
+    assert caplog.records == []
