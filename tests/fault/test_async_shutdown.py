@@ -76,13 +76,21 @@ def test_sigterm_with_200_async_events_in_flight_acks_the_finished_and_releases_
     assert not late, f"{len(late)} events started after SIGTERM"
     assert unfinished, "every handler ended within the shutdown timeout: nothing was tested"
     assert all(seconds(i) > SHUTDOWN_TIMEOUT - 0.5 for i in unfinished)
-    # Each unfinished event named in a WARNING, no other.
+    # Each unfinished event named in a WARNING. A handler whose last line ran at
+    # the deadline but that had not returned to hubbub yet is released too (its
+    # event comes round again: at least once); nothing that ended earlier is.
     warnings = [line for line in output.splitlines() if "released unfinished" in line]
     assert all("WARNING" in line for line in warnings), warnings
-    assert {RELEASED.search(line).group(1) for line in warnings} == unfinished, output
-    assert f"with {len(unfinished)} event(s) unfinished, to be redelivered" in output
+    named = {RELEASED.search(line).group(1) for line in warnings}
+    at_deadline = named - unfinished
+    ended = {r["id"]: r["at"] for r in recording.lines("done") if r["pid"] == first.pid}
+    assert unfinished <= named, output
+    assert len(at_deadline) <= 3, output
+    assert all(ended[i] > signalled + SHUTDOWN_TIMEOUT - 0.5 for i in at_deadline), output
+    assert f"with {len(named)} event(s) unfinished, to be redelivered" in output
     # Acked exactly what finished; the rest (unfinished and never started) is back.
-    assert queue_depth(broker_url, topology.names.queue("work")) == (EVENTS - len(done), 0)
+    acked = set(done) - at_deadline
+    assert queue_depth(broker_url, topology.names.queue("work")) == (EVENTS - len(acked), 0)
 
     second = consumer(broker_url, file, PYTHONPATH=app_path(), ASYNC_APP_FAST="1")
     handled = recording.wait_done(ids, timeout=30)
@@ -91,8 +99,9 @@ def test_sigterm_with_200_async_events_in_flight_acks_the_finished_and_releases_
     assert second.wait(20) == 0, second.output()
 
     assert set(handled) == ids, f"lost {len(ids - set(handled))} events"
-    assert set(again) == ids - set(done), "an acked event came back, or a released one did not"
-    assert max(handled.values()) == 1, "an event was finished twice"
+    assert set(again) == ids - acked, "an acked event came back, or a released one did not"
+    twice = {i for i, n in handled.items() if n > 1}
+    assert twice == at_deadline, "an event was finished twice that had been acked"
     redelivered = {
         r["id"] for r in recording.lines("start") if r["pid"] == second.pid and r["redelivered"]
     }

@@ -1,9 +1,10 @@
 """Against the real broker and the real command line: a handler returning an awaitable is
-dead-lettered, never acked; async handlers and bad references are refused at start; a
-consumer imports only the handlers of the subscribers it runs."""
+awaited before its ack; generators and bad references are refused at start; a consumer
+imports only the handlers of the subscribers it runs."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -23,8 +24,8 @@ APP = """
 import os
 
 
-async def send_async(event):
-    raise AssertionError("never run")
+async def stream_async(event):
+    yield event
 
 
 def send(event):
@@ -51,34 +52,41 @@ class Outcomes(Observer):
             self.actions.append(outcome.action)
 
 
+AWAITED: list[int] = []
+
+
 async def _work(event):
-    raise AssertionError("never run")
+    await asyncio.sleep(0.01)
+    AWAITED.append(event.data["n"])
+    if event.data["n"] == 2:
+        raise ValueError("failed after an await")
 
 
-def test_a_worker_dead_letters_an_event_whose_handler_returns_a_coroutine(
+def test_a_worker_awaits_a_coroutine_a_plain_handler_returns_before_settling_it(
     declare, run_worker, hub_name, broker_url
 ):
     topology = declare(
-        {"hub": hub_name, "subscribers": {"s": {"handler": "m:f", "topics": ["job"]}}}
-    )  # the default policy retries 5 times: this failure must not use them
+        {
+            "hub": hub_name,
+            "subscribers": {"s": {"handler": "m:f", "topics": ["job"], "retry": {"attempts": 1}}},
+        }
+    )
     called = Recorder(_work)  # a plain callable returning a coroutine
     outcomes = Outcomes()
     run_worker(topology, {"s": called}, observer=outcomes)
     with Publisher(hub_name, url=broker_url) as publisher:
-        event_id = publisher.publish("job", {"n": 1})
+        publisher.publish("job", {"n": 1})
+        failed_id = publisher.publish("job", {"n": 2})
     dlq = f"{hub_name}.s.dlq"
-    wait_until(lambda: depth(broker_url, dlq) == 1, 10, "the event is dead-lettered")
+    wait_until(lambda: depth(broker_url, dlq) == 1, 10, "the failed event is dead-lettered")
+    wait_until(lambda: len(outcomes.actions) == 2, 5, "both outcomes are recorded")
+    assert sorted(AWAITED) == [1, 2]  # the coroutines ran to their end
+    assert sorted(outcomes.actions) == ["ack", "dead-letter"]
     ((_, props, _),) = take_all(broker_url, dlq)
-    headers = props.headers
-    assert props.message_id == event_id
-    assert headers[failure.REASON] == "handler returned an awaitable"
-    assert headers[failure.EXCEPTION] == "hubbub.errors.AsyncHandlerError"
-    assert "returned coroutine _work, which hubbub does not await" in headers[failure.MESSAGE]
-    assert headers[ATTEMPT] == 1
-    wait_until(lambda: outcomes.actions, 5, "the outcome is recorded")
-    assert outcomes.actions == ["dead-letter"]  # never "ack" (metrics count it as failed)
-    assert len(called.events) == 1  # not retried
-    assert depth(broker_url, f"{hub_name}.s") == 0  # the original was settled, not requeued
+    assert props.message_id == failed_id
+    assert props.headers[failure.EXCEPTION] == "ValueError"
+    assert props.headers[ATTEMPT] == 1
+    assert depth(broker_url, f"{hub_name}.s") == 0  # both settled
 
 
 def write_app(folder: Path, hub: str, **handlers: str) -> Path:
@@ -90,21 +98,20 @@ def write_app(folder: Path, hub: str, **handlers: str) -> Path:
     return path
 
 
-def test_consume_refuses_an_async_handler_in_one_line(declare, hub_name, broker_url, tmp_path):
+def test_consume_refuses_an_async_generator_in_one_line(declare, hub_name, broker_url, tmp_path):
     declare({"hub": hub_name, "subscribers": {"s": {"handler": "m:f", "topics": ["job"]}}})
-    path = write_app(tmp_path, hub_name, s="app:send_async")
+    path = write_app(tmp_path, hub_name, s="app:stream_async")
     result = hubbub("consume", "-f", str(path), url=broker_url, cwd=tmp_path, timeout=30)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"error: {path}: subscribers.s.handler: handler 'app:send_async' is an async def: "
-        "hubbub does not await handlers yet, so it would never run: "
-        "make it a plain def, or wrap it in one that runs the coroutine "
-        "(def handler(event): asyncio.run(the_async_handler(event)))"
+        f"error: {path}: subscribers.s.handler: handler 'app:stream_async' is a generator "
+        "function (it yields), so its body would never run: make it a plain def or an async "
+        "def that returns"
     ]
 
 
-def test_validate_reports_async_handlers_signatures_and_dont_retry_typos_at_once(tmp_path):
-    path = write_app(tmp_path, "h", a="app:send_async", b="app:no_argument", c="app:send")
+def test_validate_reports_generators_signatures_and_dont_retry_typos_at_once(tmp_path):
+    path = write_app(tmp_path, "h", a="app:stream_async", b="app:no_argument", c="app:send")
     spec = yaml.safe_load(path.read_text())
     spec["subscribers"]["c"]["retry"] = {"dont_retry": ["KeyError", "app.Frod"]}
     path.write_text(yaml.safe_dump(spec))
@@ -113,7 +120,9 @@ def test_validate_reports_async_handlers_signatures_and_dont_retry_typos_at_once
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == f"error: {path}: 3 problems:"
-    assert lines[1].startswith("  - subscribers.a.handler: handler 'app:send_async' is an async")
+    assert lines[1].startswith(
+        "  - subscribers.a.handler: handler 'app:stream_async' is a generator function"
+    )
     assert lines[2].startswith(
         "  - subscribers.b.handler: handler 'app:no_argument' must accept exactly one positional"
     )
