@@ -87,13 +87,7 @@ def consuming(middlewares: Sequence[Any], handler: NextHandler) -> NextHandler:
     """
     if is_async(handler):
         return _aconsuming(middlewares, handler)
-    hooks = _hooks(middlewares, "consume")
-    if not hooks:
-        return handler
-    chain = handler
-    for hook in reversed(hooks):
-        chain = _step(hook, chain)
-    return functools.wraps(handler)(chain)
+    return _chain(_hooks(middlewares, "consume"), handler, _step)
 
 
 def _aconsuming(middlewares: Sequence[Any], handler: NextHandler) -> NextHandler:
@@ -105,12 +99,21 @@ def _aconsuming(middlewares: Sequence[Any], handler: NextHandler) -> NextHandler
             f"async def handler {getattr(handler, '__qualname__', handler)!r}: give it "
             "'async def aconsume(self, event, call_next)' that returns await call_next(event)"
         )
-    hooks = _hooks(middlewares, "aconsume")
+    return _chain(_hooks(middlewares, "aconsume"), handler, _astep)
+
+
+def _chain(
+    hooks: list[Callable[[Any, Any], Any]],
+    handler: NextHandler,
+    step: Callable[[Callable[[Any, Any], Any], Callable[[Any], Any]], Callable[[Any], Any]],
+) -> NextHandler:
+    """``handler`` inside ``hooks`` (first outermost), each link made by ``step``;
+    ``handler`` itself when there are none."""
     if not hooks:
         return handler
     chain = handler
     for hook in reversed(hooks):
-        chain = _astep(hook, chain)
+        chain = step(hook, chain)
     return functools.wraps(handler)(chain)
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 
 from hubbub.envelope import Event
-from tests.support.recording import FILE_ENV
+from tests.support.recording import write
 
 #: Seconds an event blocks the loop in block_or_work.
 BLOCK = 1.5
@@ -31,32 +30,16 @@ def seconds(event_id: str) -> float:
 
 
 async def sleepy(event: Event) -> None:
-    _write("start", event)
+    write("start", event)
     if not os.environ.get("ASYNC_APP_FAST"):
         await asyncio.sleep(seconds(event.id))
-    _write("done", event)
+    write("done", event)
 
 
 async def block_or_work(event: Event) -> None:
-    _write("start", event)
+    write("start", event)
     if isinstance(event.data, dict) and event.data.get("block"):
         time.sleep(BLOCK)  # the mistake the loop watch names
     else:
         await asyncio.sleep(0.05)
-    _write("done", event)
-
-
-def _write(what: str, event: Event) -> None:
-    line = {
-        "what": what,
-        "id": event.id,
-        "pid": os.getpid(),
-        "attempt": event.attempt,
-        "redelivered": event.redelivered,
-        "at": time.time(),
-    }
-    fd = os.open(os.environ[FILE_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(line) + "\n").encode())
-    finally:
-        os.close(fd)
+    write("done", event)

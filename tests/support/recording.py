@@ -25,12 +25,13 @@ FILE_ENV, SLEEP_ENV = "HUBBUB_RECORD_FILE", "HUBBUB_RECORD_SLEEP"
 
 def record(event: Event) -> None:
     """Record ``start``, sleep ``HUBBUB_RECORD_SLEEP`` s, record ``done``."""
-    _write("start", event)
+    write("start", event)
     time.sleep(float(os.environ.get(SLEEP_ENV) or 0))
-    _write("done", event)
+    write("done", event)
 
 
-def _write(what: str, event: Event) -> None:
+def write(what: str, event: Event) -> None:
+    """Append one ``what`` line for ``event`` (one write: lines of processes never mix)."""
     line = {
         "what": what,
         "id": event.id,
