@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
@@ -37,6 +37,12 @@ DEFAULT_DELIVERY_LIMIT = 20
 DEFAULT_TIMEOUT = 300.0
 #: Most members a quorum queue may ask for; RabbitMQ advises 3, 5 or 7.
 MAX_REPLICAS = 99
+#: Longest ``delay:`` of a subscriber: a queue's ``x-message-ttl`` is at most
+#: 2**32-1 ms; 49 days stays below it. Longer waits: delay the event itself
+#: (the ladder holds 8.5 years) or chain ``republish`` actions.
+MAX_SUBSCRIBER_DELAY = 49 * 86400
+#: Built-in actions a file may name by their short name (``handler: webhook``).
+BUILTIN_ACTIONS = frozenset({"webhook", "republish", "log"})
 
 
 def _pattern(value: str) -> str:
@@ -84,9 +90,15 @@ def _name(value: str, what: str, allowed: re.Pattern[str], longest: int, chars: 
 
 
 def _handler_ref(value: str) -> str:
+    if value in BUILTIN_ACTIONS:
+        return f"hubbub.actions:{value}"
     module, sep, attr = value.partition(":")
     if not (sep and module and attr):
-        raise ValueError(f"handler {value!r} must be written 'package.module:function'")
+        known = ", ".join(sorted(BUILTIN_ACTIONS))
+        raise ValueError(
+            f"handler {value!r} must be written 'package.module:function' "
+            f"or name a built-in action ({known})"
+        )
     return value
 
 
@@ -130,6 +142,12 @@ class Subscriber:
     #: The handler's time limit (see :mod:`hubbub.consumers.watchdog`).
     timeout: Annotated[Seconds, Field(gt=0)] = DEFAULT_TIMEOUT
     description: str = ""
+    #: Seconds each matching event waits (in a TTL queue of its own) before
+    #: this subscriber receives it; None: at once. Whole seconds.
+    delay: Annotated[Seconds, Field(gt=0, le=MAX_SUBSCRIBER_DELAY)] | None = None
+    #: Values the handler reads (thresholds, recipients, template names),
+    #: checked against what the handler declares (its ``settings`` parameter).
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(config=_STRICT)
