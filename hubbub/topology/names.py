@@ -57,6 +57,33 @@ class HubNames:
         """A subscriber's dead-letter queue."""
         return f"{self.hub}.{subscriber}.dlq"
 
+    def wait_exchange(self, subscriber: str) -> str:
+        """Fanout exchange into a subscriber's queue: where its delayed events land when due.
+
+        Declared for every subscriber, delayed or not, so a wait queue left
+        from an earlier ``delay:`` always has somewhere to drain into.
+        """
+        return f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait.{subscriber}"
+
+    def wait_queue(self, subscriber: str, seconds: int) -> str:
+        """The queue where a subscriber's events wait ``seconds`` (its ``delay:``).
+
+        The delay is in the name: a queue's TTL cannot change, so a new delay
+        is a new queue, and the old one drains with the delay it was made with.
+        """
+        return f"{self.wait_exchange(subscriber)}.{seconds}s"
+
+    def parse_wait_queue(self, name: str) -> tuple[str, int] | None:
+        """``(subscriber, seconds)`` of one of this hub's wait queues, else None."""
+        prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait."
+        if not name.startswith(prefix):
+            return None
+        subscriber, _, seconds = name[len(prefix) :].rpartition(".")
+        if not (SUBSCRIBER_NAME.match(subscriber) and seconds.endswith("s")):
+            return None
+        digits = seconds[:-1]
+        return (subscriber, int(digits)) if digits.isdigit() else None
+
     def owns(self, name: str) -> bool:
         """True when ``name`` is one this hub derives (for finding stale bindings and queues).
 
@@ -69,5 +96,7 @@ class HubNames:
             return True
         hub = re.escape(self.hub)
         ladder = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.delay\.L\d\d"
-        subscriber = rf"{hub}\.{SUBSCRIBER_NAME.pattern[1:-1]}(\.dlq)?"
-        return re.fullmatch(f"{ladder}|{subscriber}", name) is not None
+        sub = SUBSCRIBER_NAME.pattern[1:-1]
+        subscriber = rf"{hub}\.{sub}(\.dlq)?"
+        wait = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.wait\.{sub}(\.\d+s)?"
+        return re.fullmatch(f"{ladder}|{subscriber}|{wait}", name) is not None
