@@ -97,3 +97,12 @@ def test_a_hub_warns_only_when_no_topic_of_the_event_matches(caplog):
     assert "no subscriber" not in caplog.text
     hub.publish(["user.y", "billing.z"], {})
     assert "no subscriber of hub 'events' matches ('user.y', 'billing.z')" in caplog.text
+
+
+def test_published_finds_an_event_by_any_of_its_topics():
+    hub = InMemoryHub("events")
+    hub.subscriber("crm", topics=["crm.*"])(lambda event: None)
+    event_id = hub.publish(["user.x", "crm.lead"], {})
+    assert [e.id for e in hub.published("crm.*")] == [e.id for e in hub.published("user.x")]
+    assert [e.id for e in hub.published("user.x")] == [event_id]
+    assert hub.published("billing.#") == []
