@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
+from pathlib import Path
 
 import orjson
 import pytest
@@ -14,6 +16,7 @@ from hubbub.actions import signing, webhooks
 from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader
+from hubbub.topology.references import resolve_handlers
 from tests.support.receiver import Answer, receiving
 
 SECRET = "s3cr3t-for-tests-only"
@@ -296,3 +299,15 @@ def test_log_templates_are_checked(message, problem):
     [level, template] = caught.value.problems
     assert level.startswith("subscribers.l.settings.level: Input should be 'DEBUG'")
     assert template.startswith("subscribers.l.settings.message: ") and problem in template
+
+
+def test_the_examples_of_docs_actions_md_are_valid(monkeypatch):
+    monkeypatch.setenv("CRM_WEBHOOK_SECRET", "x")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "actions.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "subscribers:" in b]
+    assert len(blocks) == 4
+    for block in blocks:
+        topology = loader.loads(f"hub: docs\n{block}")
+        builtin = [s for s in topology.subscribers if s.handler.startswith("hubbub.actions:")]
+        _, problems = resolve_handlers(builtin)
+        assert problems == [], block
