@@ -107,14 +107,16 @@ class WebhookSettings(BaseModel):
 def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
     """POST ``event`` to ``settings.url``; raise to have it retried or dead-lettered."""
     body = payload(event)
-    headers = {
-        **settings.headers,
-        "Content-Type": "application/json",
+    defaults = {
         "User-Agent": f"hubbub/{__version__}",
-        "Hubbub-Event-Id": event.id,
         "Hubbub-Topic": event.topic,
         "Hubbub-Attempt": str(event.attempt),
     }
+    given = {name.lower() for name in settings.headers}
+    headers = {name: v for name, v in defaults.items() if name.lower() not in given}
+    headers.update(settings.headers)  # they may replace the defaults, never what follows
+    headers["Content-Type"] = "application/json"
+    headers["Hubbub-Event-Id"] = event.id
     if settings.secret_env:
         headers[signing.HEADER] = signing.sign(_secret(settings.secret_env), body)
     status, reason, retry_after, quoted = _post(settings.url, body, headers, settings.timeout)

@@ -75,7 +75,20 @@ def bind(subscriber: Subscriber, handler: Callable[..., Any]) -> Callable[..., A
         raise TopologyError(found, source=f"subscriber {subscriber.name!r}")
     if value is _UNBOUND:
         return handler
-    return functools.partial(handler, settings=value)
+    return _named(functools.partial(handler, settings=value), handler)
+
+
+def _named(bound: functools.partial[Any], handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``bound`` under ``handler``'s name, for messages and middleware that name handlers.
+
+    Not ``functools.update_wrapper``: its ``__wrapped__`` would make the
+    partial's signature read as the unbound handler's.
+    """
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        value = getattr(handler, attribute, None)
+        if value is not None:
+            setattr(bound, attribute, value)
+    return bound
 
 
 _UNBOUND = object()

@@ -19,6 +19,8 @@ class Answer:
     wait: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    #: Close the connection after answering without saying so (as an idle timeout does).
+    hang_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
+                self.close_connection = answer.hang_up
             except OSError:
                 pass  # the client gave up waiting
 

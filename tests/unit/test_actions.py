@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from hubbub.actions import signing, webhooks
+from hubbub.envelope import Event
 from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader
@@ -166,6 +167,32 @@ def test_a_refused_connection_is_retried():
     hub.run_until_idle()
     [attempt] = hub.attempts()
     assert attempt.outcome == "retry" and attempt.error.endswith("WebhookError")
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_without_a_failure():
+    with receiving(then=Answer(200, hang_up=True)) as receiver:
+        hub = webhook_hub(receiver.url)
+        for n in range(3):
+            hub.publish("order.placed", {"n": n})
+            hub.run_until_idle()
+    assert [orjson.loads(r.body)["data"]["n"] for r in receiver.requests] == [0, 1, 2]
+    assert [a.outcome for a in hub.attempts()] == ["ack"] * 3
+
+
+def test_headers_given_may_replace_the_defaults_but_not_the_event_id():
+    with receiving() as receiver:
+        hub = webhook_hub(receiver.url)
+        spec = hub.topology.subscribers[0]
+        settings = webhooks.WebhookSettings(url=receiver.url, headers={"user-agent": "crm/1"})
+        webhooks.webhook(hub_event(spec.name), settings=settings)
+    [request] = receiver.requests
+    sent = [(name.lower(), value) for name, value in request.headers.items()]
+    assert [v for n, v in sent if n == "user-agent"] == ["crm/1"]
+    assert ("hubbub-event-id", "e1") in sent
+
+
+def hub_event(subscriber: str) -> Event:
+    return Event(topic="order.placed", data={}, id="e1", subscriber=subscriber)
 
 
 def test_the_secret_never_reaches_a_log_or_a_failure_record(caplog):

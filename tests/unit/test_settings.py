@@ -198,6 +198,7 @@ def test_an_async_handler_with_settings_stays_async_when_bound():
     bound = settings.bind(sub("aremind", {"days": 1}), aremind)
     assert is_async(bound)
     assert describe(bound) == f"partial({HERE}:aremind)"
+    assert (bound.__module__, bound.__qualname__) == (HERE, "aremind")  # type: ignore[union-attr]
 
 
 def test_a_handler_taking_event_and_keyword_settings_is_accepted():
