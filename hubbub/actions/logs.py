@@ -94,7 +94,7 @@ def _fields(event: envelope.Event) -> dict[str, Any]:
     return {
         "id": event.id,
         "topic": event.topic,
-        "topics": getattr(event, "topics", None) or (event.topic,),
+        "topics": event.topics,
         "data": event.data,
         "attempt": event.attempt,
         "subscriber": event.subscriber,

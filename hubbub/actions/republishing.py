@@ -50,7 +50,7 @@ def republish(event: envelope.Event, *, settings: RepublishSettings) -> None:
     """Publish ``event``'s data again under ``settings.topic`` (one event, all its topics)."""
     topics = settings.topic
     current.publish(
-        topics[0] if len(topics) == 1 else list(topics),  # type: ignore[arg-type]
+        topics[0] if len(topics) == 1 else list(topics),
         event.data,
         headers=dict(event.headers) or None,
         delay=settings.delay,

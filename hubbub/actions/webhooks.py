@@ -126,9 +126,8 @@ def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
 def payload(event: envelope.Event) -> bytes:
     """The JSON body sent for ``event`` (DontRetry when its data is no JSON)."""
     document: dict[str, Any] = {"id": event.id, "topic": event.topic}
-    topics = getattr(event, "topics", None)
-    if topics and len(topics) > 1:
-        document["topics"] = list(topics)
+    if len(event.topics) > 1:
+        document["topics"] = list(event.topics)
     document.update(
         data=event.data,
         timestamp=event.timestamp.isoformat() if event.timestamp else None,

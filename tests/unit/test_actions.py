@@ -263,6 +263,35 @@ def test_republish_chains_carry_the_data_and_the_causation_and_wait_their_delay(
     assert follow_up.delay == 7200
 
 
+def test_republish_to_several_topics_makes_one_event_each_subscriber_gets_once():
+    hub = hub_of(
+        """
+        fan-out:
+          handler: republish
+          topics: [order.placed]
+          settings: {topic: [order.follow_up, marketing.lead]}
+        """
+    )
+    both, leads = [], []
+    hub.subscriber("both", topics=["order.follow_up", "marketing.#"])(both.append)
+    hub.subscriber("leads", topics=["marketing.lead"])(leads.append)
+    hub.publish("order.placed", {"order": 1})
+    hub.run_until_idle()
+    [copy] = both
+    assert copy.topics == ("order.follow_up", "marketing.lead")
+    assert [e.id for e in leads] == [copy.id]
+
+
+def test_a_webhook_body_lists_the_topics_of_an_event_of_several():
+    with receiving() as receiver:
+        hub = webhook_hub(receiver.url)
+        hub.publish(["order.placed", "marketing.lead"], {})
+        hub.run_until_idle()
+    body = orjson.loads(receiver.requests[0].body)
+    assert body["topic"] == "order.placed"
+    assert body["topics"] == ["order.placed", "marketing.lead"]
+
+
 def test_republish_settings_are_checked():
     text = """\
         hub: shop
