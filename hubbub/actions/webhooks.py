@@ -216,7 +216,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Re
         except _STALE as exc:
             _drop(parts.scheme, parts.netloc)
             if reused and not fresh:
-                continue  # the server closed it while idle: the request never reached it
+                continue  # closed by the server while idle, most likely: send it again
             raise WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout)}") from exc
         except (OSError, http.client.HTTPException) as exc:
             _drop(parts.scheme, parts.netloc)
