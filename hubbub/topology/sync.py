@@ -114,7 +114,12 @@ def _delete_drained(session: BrokerSession, queues: Sequence[str]) -> None:
         if counts is None:
             continue
         if counts.ready or counts.consumers:
-            log.info("kept old wait queue %s: it still holds events", name)
+            log.warning(
+                "kept old wait queue %s: it holds %d event(s) after all (the management API's "
+                "count lags); a later apply deletes it once empty",
+                name,
+                counts.ready,
+            )
             continue
         session.delete_queue(name)
         log.info("deleted old wait queue %s: empty", name)
