@@ -67,3 +67,23 @@ def test_a_retry_of_a_delayed_subscriber_does_not_wait_the_delay_again(make_hub)
     assert 1 <= second_at - first_at <= 1 + LATE
     (event,) = hub.handled("later")
     assert (event.topic, event.data) == ("job.run", {"id": 1})
+
+
+def test_an_event_of_several_topics_reaches_a_delayed_subscriber_once_with_its_topics(make_hub):
+    hub = make_hub()
+    arrived = []
+
+    @hub.subscriber("sales", topics=["marketing.#", "user.*"], delay="2s")
+    def sales(event):
+        arrived.append((event.topics, event.matched, hub.clock.time()))
+
+    hub.run_until_idle()
+    start = hub.clock.time()
+    hub.publish(["user.signed_up", "marketing.lead"], {"user_id": 7})
+    hub.run_until(lambda: bool(arrived), within=2 + LATE)
+    hub.run_until_idle()
+
+    [(topics, matched, at)] = arrived  # one copy, though both topics match
+    assert topics == ("user.signed_up", "marketing.lead")
+    assert set(matched) == {"user.signed_up", "marketing.lead"}
+    assert 2 <= at - start <= 2 + LATE
