@@ -89,8 +89,10 @@ def test_a_delay_5s_subscriber_gets_each_event_5_s_after_it_was_published(
             published = []
             with Publisher(hub_name, url=broker_url) as publisher:
                 for n in range(4):
-                    publisher.publish("user.active", {"n": n})
+                    # taken before the publish: the broker stores the event after it,
+                    # so the wait measured from it is never shorter than the delay
                     published.append(time.time())
+                    publisher.publish("user.active", {"n": n})
                     time.sleep(0.7)
             wait_until(lambda: len(lines(log, "later")) >= 4, DELAY + 2 * MARGIN + 3, "all 4 late")
             time.sleep(0.5)  # nothing more may come
@@ -101,10 +103,10 @@ def test_a_delay_5s_subscriber_gets_each_event_5_s_after_it_was_published(
         assert sorted(r["n"] for r in now) == [0, 1, 2, 3]
         assert sorted(r["n"] for r in later) == [0, 1, 2, 3]  # each once
         for r in now:
-            assert r["at"] - published[r["n"]] <= 1.0, r
+            assert r["at"] - published[r["n"]] <= MARGIN, r  # at once (~1 s on a loaded box)
         for r in later:
             waited = r["at"] - published[r["n"]]
-            assert DELAY - 0.05 <= waited <= DELAY + MARGIN, (r, waited)
+            assert DELAY - 0.05 <= waited <= DELAY + MARGIN, (r, waited)  # never before
             assert (r["topic"], r["attempt"]) == ("user.active", 1)
         assert depth(broker_url, names.wait_queue("later", 5)) == 0
         assert depth(broker_url, names.queue("later")) == 0
