@@ -13,6 +13,7 @@ import pytest
 from dlq_support import read
 
 from hubbub.admin import Admin, select
+from hubbub.cli.status import render
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import ATTEMPT, TOPIC
 from hubbub.producers import Publisher
@@ -142,3 +143,17 @@ def test_destroy_removes_wait_exchanges_and_wait_queues(hubbub_vhost_url):
     assert "hubbub.v1.events.wait.reminder" in target.exchanges
     destroy(target, [url])
     assert make_teardown(topology("5s"), [url]).empty
+
+
+def test_status_counts_the_events_waiting_in_wait_queues(hubbub_vhost_url):
+    url = hubbub_vhost_url
+    apply(topology("60s"), [url])
+    with Publisher("events", url=url) as publisher:
+        publisher.publish("user.active", {"n": 1})
+        publisher.publish("user.active", {"n": 2})
+    apply(topology("90s"), [url])  # the old queue's events count too
+    with Publisher("events", url=url) as publisher:
+        publisher.publish("user.active", {"n": 3})
+    admin = Admin(topology("90s"), url=url)
+    until(lambda: admin.status().waiting == 3, within=20)  # the API refreshes every ~5 s
+    assert render(admin.status()).splitlines()[-1] == "waiting (subscribers' delay:): 3"
