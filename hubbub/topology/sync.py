@@ -13,7 +13,14 @@ from hubbub.topology.destroy import DestroyRefusedError, Teardown, teardown
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
 from hubbub.topology.observe import NO_COUNTS, ManagementAPI, observe, why_uncounted
-from hubbub.topology.plan import Observed, ObservedExchange, ObservedQueue, Plan, plan
+from hubbub.topology.plan import (
+    Observed,
+    ObservedExchange,
+    ObservedQueue,
+    Plan,
+    deletable_wait_queues,
+    plan,
+)
 from hubbub.transport import BrokerSession, open_session
 from hubbub.transport.errors import RefusedError
 
@@ -88,9 +95,34 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
         declare(session, layout(topology))
         if current is not None:
             remove_bindings(session, current.changes)
+            _delete_drained(session, deletable_wait_queues(current))
     finally:
         session.close()
     return current
+
+
+def _delete_drained(session: BrokerSession, queues: Sequence[str]) -> None:
+    """Delete the old wait queues the plan found empty and unbound, each counted again first.
+
+    Quorum queues refuse ``queue.delete`` with ``if-empty`` (NOT_IMPLEMENTED
+    on 3.10), so the count is taken here: nothing is bound to these queues
+    since an earlier apply, so none can fill between the count and the delete.
+    One that still holds events (the API's counts lag) is kept for a later apply.
+    """
+    for name in queues:
+        counts = session.queue_counts(name)
+        if counts is None:
+            continue
+        if counts.ready or counts.consumers:
+            log.warning(
+                "kept old wait queue %s: it holds %d event(s) after all (the management API's "
+                "count lags); a later apply deletes it once empty",
+                name,
+                counts.ready,
+            )
+            continue
+        session.delete_queue(name)
+        log.info("deleted old wait queue %s: empty", name)
 
 
 def _say_uncounted(api: ManagementAPI) -> None:
