@@ -16,10 +16,12 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import HandlerImportError, TopologyError
+from hubbub.topology import lines
+from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Topology
 from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
 
-__all__ = ["from_mapping", "load", "loads", "resolve_handler"]
+__all__ = ["from_mapping", "load", "loads", "resolve_handler", "with_lines"]
 
 _ADAPTER = TypeAdapter(Topology)
 
@@ -36,14 +38,45 @@ def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
 
 
 def loads(text: str, *, source: str = "topology", check_handlers: bool = False) -> Topology:
-    """Validate topology YAML held in a string (see :func:`load`)."""
-    problems: list[str] = []
+    """Validate topology YAML held in a string (see :func:`load`).
+
+    Every problem about a place in the file comes with its line
+    (:attr:`TopologyError.lines`), whoever found it: the model, a handler's
+    import, a handler's settings.
+    """
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise TopologyError([_yaml_problem(exc)], source=source) from exc
-    if isinstance(data, _Mapping):
-        problems.extend(_collect_duplicates(data))
+        line, problem = _yaml_problem(exc)
+        raise TopologyError([problem], source=source, lines=[line]) from exc
+    try:
+        return _validated(data, source=source, check_handlers=check_handlers)
+    except TopologyError as exc:
+        raise with_lines(exc, text, duplicates=_duplicates(data)) from exc
+
+
+def with_lines(
+    error: TopologyError, text: str, *, duplicates: Iterable[tuple[int, str]] = ()
+) -> TopologyError:
+    """``error`` with the line of each problem in ``text`` (the file it is about).
+
+    Callers that check a loaded file again later (``consume`` importing its
+    handlers) use it too, with the file's text. ``duplicates`` are the
+    problems found while reading the file, with their lines.
+    """
+    known: dict[str, list[int]] = {}
+    for line, problem in duplicates:
+        known.setdefault(problem, []).append(line)
+    root = lines.compose(text, _StrictLoader)
+    found = [
+        old or (known[p].pop(0) if known.get(p) else lines.line_of(root, p))
+        for p, old in zip(error.problems, error.lines, strict=True)
+    ]
+    return TopologyError(error.problems, source=error.source, lines=found)
+
+
+def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
+    problems = [p for _, p in _duplicates(data)]
     try:
         topology = from_mapping(data, source=source, earlier=problems)
     except TopologyError as exc:
@@ -122,13 +155,39 @@ def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
         # A list whose items failed also reports being "too short": say it once.
         if err["type"] == "too_short" and any(w.startswith(where + "[") for w in locs):
             continue
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _plain(err, where)
         if err["type"] == "unexpected_keyword_argument":
             msg = "unknown key (check the spelling)"
         elif err["type"] == "too_short" and where.endswith(".topics"):
             msg = "give at least one topic pattern"
         problems.append(f"{where}: {msg}" if where else msg)
     return problems
+
+
+#: pydantic's wording of a bound, as the people who edit the file read it.
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "greater_than": ("gt", "must be more than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+    "less_than": ("lt", "must be less than {}"),
+}
+
+
+#: Keys whose values are durations: their bounds are written as durations (``49d``).
+_DURATIONS = ("delay", "timeout", "backoff", "max_backoff")
+
+
+def _plain(err: Any, where: str) -> str:
+    """pydantic's message for ``err``, bounds and missing keys in plain words."""
+    if err["type"] in _BOUNDS:
+        key, text = _BOUNDS[err["type"]]
+        bound = err.get("ctx", {}).get(key)
+        if isinstance(bound, int | float):
+            duration = where.rpartition(".")[2] in _DURATIONS
+            return text.format(format_duration(bound) if duration else format(bound, "g"))
+    if err["type"] == "missing":
+        return "required: add this key"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
@@ -144,14 +203,17 @@ def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
     return "".join(parts)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
     mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
+    where = f"column {mark.column + 1}: " if mark else ""
+    return (
+        mark.line + 1 if mark else None
+    ), f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
 
 
 class _Mapping(dict[Any, Any]):
-    duplicates: list[str]
+    #: ``(line, problem)`` of each key given twice in this mapping.
+    duplicates: list[tuple[int, str]]
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -165,17 +227,19 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 result.duplicates.append(
-                    f"line {key_node.start_mark.line + 1}: {key!r} is defined twice"
+                    (key_node.start_mark.line + 1, f"{key!r} is defined twice")
                 )
             seen.add(key)
         return result
 
 
-def _collect_duplicates(mapping: _Mapping) -> list[str]:
-    found = list(mapping.duplicates)
-    for value in mapping.values():
-        if isinstance(value, _Mapping):
-            found.extend(_collect_duplicates(value))
+def _duplicates(data: Any) -> list[tuple[int, str]]:
+    """``(line, problem)`` of every key given twice in the file."""
+    if not isinstance(data, _Mapping):
+        return []
+    found = list(data.duplicates)
+    for value in data.values():
+        found.extend(_duplicates(value))
     return found
 
 

@@ -197,10 +197,10 @@ def test_validate_reports_every_problem_of_a_file(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         f"error: {path}: 3 problems:",
-        "  - hub: hub name 'a b' may only contain letters, digits, '.', '_', '-', "
+        f"  - {path}:1: hub: hub name 'a b' may only contain letters, digits, '.', '_', '-', "
         "starting with a letter or digit",
-        "  - subscribers.s.topics[0]: pattern is empty",
-        "  - subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
+        f"  - {path}:3: subscribers.s.topics[0]: pattern is empty",
+        f"  - {path}:3: subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
         "No module named 'x'",
     ]
 
