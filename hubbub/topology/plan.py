@@ -132,6 +132,8 @@ def plan(layout: Layout, observed: Observed) -> Plan:
     changes = [*_exchange_changes(layout.exchanges, observed)]
     changes += _queue_changes(layout.queues, observed)
     wanted = set(layout.bindings)
+    # The record of the last apply is apply's own, outside the layout (see record.py).
+    record = layout.names.applied
     changes += [
         Change("create", "binding", str(b), binding=b)
         for b in layout.bindings
@@ -140,8 +142,9 @@ def plan(layout: Layout, observed: Observed) -> Plan:
     changes += [
         Change("remove", "binding", str(b), "no longer in the topology", binding=b)
         for b in sorted(observed.bindings - wanted, key=str)
+        if b.source != record
     ]
-    declared = {q.name for q in layout.queues}
+    declared = {q.name for q in layout.queues} | {record}
     changes += [
         Change(
             "obsolete",

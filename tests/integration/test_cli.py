@@ -141,7 +141,7 @@ ERRORS = [
      "topology apply -f {file}",
      "subscribers.s.topics[0]: pattern 'job.*x': '*x' mixes a wildcard with text"),
     ("duplicate-subscriber", GOOD_FILE + "  s: {handler: 'json:dumps', topics: [b]}\n",
-     "topology plan -f {file}", "line 4: 's' is defined twice"),
+     "topology plan -f {file}", ":4: 's' is defined twice"),
     ("invalid-yaml", "hub: [oops\n", "publish job -f {file}", "not valid YAML"),
     ("handler-import", "hub: h\nsubscribers:\n  s: {handler: 'no_such_mod_xyz:f', topics: [a]}\n",
      "consume -f {file}",
