@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hubbub.topology.layout import Binding, Exchange, Layout, Queue
@@ -129,11 +129,10 @@ def _in_ladder(change: Change) -> bool:
 
 def plan(layout: Layout, observed: Observed) -> Plan:
     """The changes that bring the broker from ``observed`` to ``layout``."""
+    observed = _without_record(layout.names.applied, observed)
     changes = [*_exchange_changes(layout.exchanges, observed)]
     changes += _queue_changes(layout.queues, observed)
     wanted = set(layout.bindings)
-    # The record of the last apply is apply's own, outside the layout (see record.py).
-    record = layout.names.applied
     changes += [
         Change("create", "binding", str(b), binding=b)
         for b in layout.bindings
@@ -142,9 +141,8 @@ def plan(layout: Layout, observed: Observed) -> Plan:
     changes += [
         Change("remove", "binding", str(b), "no longer in the topology", binding=b)
         for b in sorted(observed.bindings - wanted, key=str)
-        if b.source != record
     ]
-    declared = {q.name for q in layout.queues} | {record}
+    declared = {q.name for q in layout.queues}
     changes += [
         Change(
             "obsolete",
@@ -157,6 +155,16 @@ def plan(layout: Layout, observed: Observed) -> Plan:
         if name not in declared
     ]
     return Plan(tuple(changes))
+
+
+def _without_record(record: str, observed: Observed) -> Observed:
+    """``observed`` without the record of the last apply: apply's own, outside the layout
+    (see :mod:`hubbub.topology.record`)."""
+    return replace(
+        observed,
+        queues={n: q for n, q in observed.queues.items() if n != record},
+        bindings=frozenset(b for b in observed.bindings if b.source != record),
+    )
 
 
 def _exchange_changes(exchanges: tuple[Exchange, ...], observed: Observed) -> list[Change]:
