@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from hubbub.envelope import Event
-    from hubbub.producers.message import OutgoingEvent, PublishOptions
+    from hubbub.producers.message import OutgoingEvent, PublishOptions, Topics
     from hubbub.producers.publisher import Publisher
 
 
@@ -50,12 +50,14 @@ class BrokerOffLimitsError(HubbubError):
 class Target(Protocol):
     """What a handler's publishes go through: a Hub or a Publisher."""
 
-    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str: ...
+    def publish(
+        self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]
+    ) -> str: ...
 
     def publish_many(self, events: Iterable[OutgoingEvent]) -> list[str]: ...
 
     async def apublish(
-        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
+        self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str: ...
 
     async def apublish_many(self, events: Iterable[OutgoingEvent]) -> list[str]: ...
@@ -69,7 +71,7 @@ _OUTSIDE = (
 )
 
 
-def publish(topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+def publish(topic: Topics, data: Any = None, **options: Unpack[PublishOptions]) -> str:
     """Publish from inside a handler, through the hub that delivered its event.
 
     The same arguments and guarantee as :meth:`hubbub.Hub.publish` (returns
@@ -85,7 +87,7 @@ def publish_many(events: Iterable[OutgoingEvent]) -> list[str]:
     return _current("publish_many").publish_many(events)
 
 
-async def apublish(topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+async def apublish(topic: Topics, data: Any = None, **options: Unpack[PublishOptions]) -> str:
     """:func:`publish` for ``async def`` handlers: awaits the confirm, the loop keeps running."""
     return await _current("apublish").apublish(topic, data, **options)
 

@@ -27,13 +27,19 @@ from hubbub.fastinit import builder
 from hubbub.message import PERSISTENT as PERSISTENT
 from hubbub.message import PROPERTY_NAMES as PROPERTY_NAMES
 from hubbub.message import Message, new_message
-from hubbub.topology import delay
+from hubbub.topology import delay, patterns
 
 if TYPE_CHECKING:
     from hubbub.codecs import Codecs
 
 #: The event's topic when the routing key no longer says it (delays, retries, DLQs).
 TOPIC = "hubbub-topic"
+#: Every topic of an event published under several (a list; the first is its topic).
+TOPICS = "hubbub-topics"
+#: The AMQP header of a message's extra routing keys (sender-selected distribution):
+#: a queue matched by several of its keys still gets one copy. ``BCC`` is the same,
+#: removed by the broker before delivery.
+CC, BCC = "CC", "BCC"
 #: Which attempt this delivery is (1 for the first); hubbub's own count, never x-death.
 ATTEMPT = "hubbub-attempt"
 #: Id of the event whose handler published this one.
@@ -80,6 +86,17 @@ class Event:
     #: The subscriber handling it (set by the consumer).
     subscriber: str | None = None
     redelivered: bool = False
+    #: Every topic the event was published under, its ``topic`` first.
+    topics: tuple[str, ...] = ()
+    #: The topics of ``topics`` the subscriber's patterns match (why it got the event).
+    matched: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # An Event built by hand (a test's) has its one topic; decode passes both.
+        if not self.topics:
+            object.__setattr__(self, "topics", (self.topic,))
+        if not self.matched:
+            object.__setattr__(self, "matched", self.topics)
 
 
 def new_id() -> str:
@@ -133,14 +150,23 @@ def message(
     causation_id: str | None = None,
     delay_seconds: int | None = None,
     content_type: str = JSON,
+    also: tuple[str, ...] = (),
+    also_keys: tuple[str, ...] = (),
 ) -> Message:
     """The message of a freshly published event: ``body`` with hubbub's properties.
 
     A delayed one (``delay_seconds``) carries its topic, delay and due time in
     headers: the ladder's routing key no longer says the topic, and the
-    consumer reports how late it came.
+    consumer reports how late it came. An event of several topics (``also``:
+    the topics after ``topic``) lists its extra routing keys (``also_keys``)
+    in ``CC``, so the broker routes one message under all of them, and every
+    topic in ``hubbub-topics``, which survives where ``CC`` does not (a retry
+    or dead-letter copy is aimed at one queue and must not fan out again).
     """
     all_headers = dict(headers) if headers else {}
+    if also:
+        all_headers[CC] = list(also_keys)
+        all_headers[TOPICS] = [topic, *also]
     if causation_id:
         all_headers[CAUSATION] = causation_id
     now = time.time()
@@ -173,6 +199,24 @@ def without_broker_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if not k.startswith(BROKER_DEATH_PREFIXES)}
 
 
+def aimed_copy_headers(
+    headers: Mapping[str, Any] | None, topics: tuple[str, ...]
+) -> dict[str, Any]:
+    """Headers of a copy aimed at one queue (a retry, a dead-letter, a replay).
+
+    The broker's death headers go (:func:`without_broker_headers`), and so do
+    ``CC``/``BCC``: a copy routed with them would reach every subscriber its
+    event's other topics match, a second time. The event's topics stay, in
+    ``hubbub-topics``, when it has several.
+    """
+    result = without_broker_headers(headers)
+    result.pop(CC, None)
+    result.pop(BCC, None)
+    if len(topics) > 1:
+        result[TOPICS] = list(topics)
+    return result
+
+
 def topic_of(routing_key: str, headers: Mapping[str, Any] | None) -> str:
     """The event topic of a delivery: hubbub's header, else the (ladder-stripped) routing key."""
     topic = (headers or {}).get(TOPIC)
@@ -186,6 +230,42 @@ def topic_of(routing_key: str, headers: Mapping[str, Any] | None) -> str:
     return routing_key
 
 
+def topics_of(topic: str, headers: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every topic of a delivered event: ``hubbub-topics``, else ``topic`` plus ``CC``'s keys.
+
+    ``CC`` is honoured whoever published (any AMQP client may use it); its
+    keys are the topics themselves, or ladder keys for a delayed event.
+    """
+    listed = headers.get(TOPICS)
+    if isinstance(listed, list | tuple) and listed:
+        named = [_str(t) for t in listed]
+        if all(named):
+            return _unique(named)  # type: ignore[arg-type]
+    cc = headers.get(CC)
+    if not isinstance(cc, list | tuple) or not cc:
+        return (topic,)
+    extra = []
+    for key in cc:
+        text = _str(key)
+        if text:
+            stripped = delay.strip(text)
+            extra.append(stripped[1] if stripped and stripped[0] == delay.EVENT_MARK else text)
+    return _unique([topic, *extra])
+
+
+def _unique(topics: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(topics))
+
+
+def matched_topics(topics: tuple[str, ...], subscribed: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``topics`` some pattern of ``subscribed`` matches (all of them when none does:
+    a copy aimed at the subscriber, or patterns that changed since)."""
+    if len(topics) == 1 or not subscribed:
+        return topics
+    hit = tuple(t for t in topics if any(patterns.matches(p, t) for p in subscribed))
+    return hit or topics
+
+
 def decode(
     routing_key: str,
     message: Message,
@@ -193,11 +273,13 @@ def decode(
     subscriber: str | None = None,
     redelivered: bool = False,
     codecs: Codecs | None = None,
+    subscribed: tuple[str, ...] = (),
 ) -> Event:
     """The event in a delivered ``message``; raises MalformedMessageError for what cannot be one.
 
     ``codecs`` decodes the body by its content type (:mod:`hubbub.codecs`);
-    without, only JSON is an event.
+    without, only JSON is an event. ``subscribed``: the subscriber's
+    patterns, to tell which of an event's several topics it matched.
     """
     if codecs is not None:
         data = codecs.decode(message)
@@ -215,13 +297,17 @@ def decode(
         topic = topic_of(routing_key, raw)
         attempt = _int(raw.get(ATTEMPT), 1)
         headers = {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)}
+        headers.pop(CC, None)
         causation_id = _str(raw.get(CAUSATION))
         delay_ms = raw.get(DELAY_MS)
         delay_s = delay_ms / 1000 if isinstance(delay_ms, int) else None
         due = _time_ms(raw.get(DUE_MS))
+        topics = topics_of(topic, raw)
+        matched = matched_topics(topics, subscribed)
     else:  # the common case: no retry, no delay, no cause
         topic, attempt, headers = _plain_topic(routing_key), 1, {}
         causation_id = delay_s = due = None
+        topics = matched = _one(topic)
     return _event(
         topic,
         data,
@@ -235,11 +321,20 @@ def decode(
         due,
         subscriber,
         redelivered,
+        topics,
+        matched,
     )
 
 
-#: Positional, cheap ``Event(...)`` for decoding (every delivery builds one).
-_event = builder(Event)
+#: Positional, cheap ``Event(...)`` for decoding (every delivery builds one; it
+#: always passes ``topics`` and ``matched``, which ``__post_init__`` would fill).
+_event = builder(Event, skips_post_init=True)
+
+
+@lru_cache(maxsize=4096)
+def _one(topic: str) -> tuple[str, ...]:
+    """``(topic,)``, the same tuple for every event of that topic."""
+    return (topic,)
 
 
 @lru_cache(maxsize=4096)

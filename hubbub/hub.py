@@ -28,7 +28,7 @@ from hubbub.consumers.worker import DEFAULT_NAME, Worker, whereabouts
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError, TopologyError
 from hubbub.middleware import check, consuming
-from hubbub.producers.message import OutgoingEvent, PublishOptions
+from hubbub.producers.message import OutgoingEvent, PublishOptions, Topics, split_topics
 from hubbub.producers.publisher import Publisher
 from hubbub.topology import loader
 from hubbub.topology.model import RetryPolicy, Subscriber, Topology
@@ -90,7 +90,7 @@ class Hub:
         self._merged: Topology | None = None
         self._publisher: Publisher | None = None
         self._lock = threading.Lock()
-        self._warned: set[str] = set()
+        self._warned: set[str | tuple[str, ...]] = set()
         self._matched = _Matched(None)  # topics some subscriber matches, of that wiring
         self._passed: Passed = {}  # handlers found good: checked once, not on every run
 
@@ -246,7 +246,7 @@ class Hub:
                 )
             return self._publisher
 
-    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+    def publish(self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish an event and wait for the broker's confirm; returns its id.
 
         ``options``: ``headers``, ``message_id``, ``delay``, ``deliver_at``
@@ -262,7 +262,7 @@ class Hub:
         return self.publisher.publish_many(events)
 
     async def apublish(
-        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
+        self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
         """:meth:`publish` for asyncio apps: awaits the confirm without blocking the loop."""
         self._warn_if_unmatched(topic)
@@ -272,18 +272,22 @@ class Hub:
         """:meth:`publish_many` for asyncio apps (see :meth:`Publisher.apublish_many`)."""
         return await self.publisher.apublish_many(events)
 
-    def _warn_if_unmatched(self, topic: str) -> None:
+    def _warn_if_unmatched(self, topic: Topics) -> None:
         """Warn once per topic (per hub) that no subscriber matches it: not on every publish.
 
-        Thread-safe enough: two threads racing on a new topic may both warn.
+        An event of several topics is matched when any of them is. Thread-safe
+        enough: two threads racing on a new topic may both warn.
         """
+        if type(topic) is not str:
+            first, others = split_topics(topic)
+            topic = (first, *others) if others else first
         matched, warned = self._matched, self._warned
         if topic in matched or topic in warned or not self.knows_subscribers:
             return
         topology = self.topology
         if matched.wiring is not topology:  # rewired since: match again
             matched = self._matched = _Matched(topology)
-        if any(True for _ in topology.matching(topic)):
+        if self.has_subscriber_for(topic):
             if len(matched) >= MAX_WARNED_TOPICS:
                 matched.clear()
             matched.add(topic)  # matching costs µs per subscriber: once per topic
@@ -303,8 +307,10 @@ class Hub:
         """True when this hub was given a topology file or decorated subscribers."""
         return self._file is not None or bool(self._decorated)
 
-    def has_subscriber_for(self, topic: str) -> bool:
-        return any(True for _ in self.topology.matching(topic))
+    def has_subscriber_for(self, topic: Topics) -> bool:
+        """True when some subscriber matches ``topic`` (any of several)."""
+        topics = (topic,) if type(topic) is str else topic
+        return any(True for each in topics for _ in self.topology.matching(each))
 
     # -- consuming ----------------------------------------------------------
 
@@ -406,7 +412,7 @@ class Hub:
             current.refuse_broker(self.name, to=to)
 
 
-class _Matched(set[str]):
+class _Matched(set[str | tuple[str, ...]]):
     """Topics known to match a subscriber of one wiring (``wiring``: the topology)."""
 
     def __init__(self, wiring: Topology | None) -> None:

@@ -86,7 +86,9 @@ def encode(entries: list[Mapping[str, Any]]) -> str:
 
 def replay_headers(event: FailedEvent, *, now_ms: int, edited: bool = False) -> dict[str, Any]:
     """Headers of the copy that replays ``event`` to its subscriber's queue."""
-    headers = envelope.without_broker_headers(event.headers)
+    headers = envelope.aimed_copy_headers(
+        event.headers, envelope.topics_of(event.topic, event.headers or {})
+    )
     headers = {
         k: v for k, v in headers.items() if not k.startswith(envelope.FAILURE_PREFIX) or k in KEPT
     }

@@ -71,6 +71,11 @@ class FailedEvent:
     content_type: str | None = None
 
     @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic of the event, ``topic`` first (several: it was published under several)."""
+        return envelope.topics_of(self.topic, self.headers)
+
+    @property
     def when(self) -> datetime | None:
         """The moment that dates this record: its last failure, else its publication."""
         return self.last_failed or self.published
@@ -95,6 +100,7 @@ class FailedEvent:
         data: dict[str, Any] = {
             "id": self.id,
             "topic": self.topic,
+            "topics": list(self.topics),
             "subscriber": self.subscriber,
             "attempts": self.attempts,
             "reason": self.reason,

@@ -1,4 +1,5 @@
-"""``hubbub publish TOPIC DATA``: DATA inline, from a file (``@path``) or stdin (``-``)."""
+"""``hubbub publish TOPIC DATA``: DATA inline, from a file (``@path``) or stdin (``-``);
+``--also TOPIC`` (repeatable) publishes the same event under more topics."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ from hubbub.topology.durations import parse_duration
     default=None,
     help="Deliver later: 90s, 10m, 2h, 3d (rounded up to whole seconds; at most 2^28-1 s).",
 )
+@click.option(
+    "--also",
+    "also",
+    multiple=True,
+    metavar="TOPIC",
+    help="Another topic of the same event (repeatable): one event, each subscriber one copy.",
+)
 @click.option("--id", "message_id", default=None, help="Event id (default: a new UUID).")
 @click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="Extra header.")
 @click.option(
@@ -44,6 +52,7 @@ def command(
     hub: str | None,
     url: str | None,
     delay: str | None,
+    also: tuple[str, ...],
     message_id: str | None,
     headers: tuple[str, ...],
     timeout: float,
@@ -63,19 +72,25 @@ def command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--delay") from exc
     extra = dict(_header(h) for h in headers)
+    topics = [topic, *also] if also else topic
     publisher = Publisher(hub_name, url=url, name="hubbub cli", confirm_timeout=timeout)
     try:
         event_id = publisher.publish(
-            topic, payload, headers=extra or None, message_id=message_id, delay=seconds
+            topics, payload, headers=extra or None, message_id=message_id, delay=seconds
         )
     except BaseException:
         publisher.abort()  # the event failed: waiting for other confirms is pointless
         raise
     publisher.close()
     when = f" (delivered in {seconds} s)" if seconds is not None else ""
-    click.echo(f"published {topic} {event_id} to {hub_name}{when}")
-    if topology is not None and not any(True for _ in topology.matching(topic)):
-        click.echo(f"note: no subscriber matches {topic!r}; parked in {topology.names.unrouted}")
+    named = ", ".join(dict.fromkeys([topic, *also]))
+    click.echo(f"published {named} {event_id} to {hub_name}{when}")
+    matched = topology is not None and any(
+        True for each in (topic, *also) for _ in topology.matching(each)
+    )
+    if topology is not None and not matched:
+        quoted = ", ".join(repr(t) for t in dict.fromkeys([topic, *also]))
+        click.echo(f"note: no subscriber matches {quoted}; parked in {topology.names.unrouted}")
 
 
 def _header(text: str) -> tuple[str, str]:

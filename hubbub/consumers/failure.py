@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from hubbub.envelope import ATTEMPT, FAILURE_PREFIX, TOPIC, without_broker_headers
+from hubbub.envelope import ATTEMPT, FAILURE_PREFIX, TOPIC, aimed_copy_headers, topics_of
 from hubbub.errors import DontRetry
 
 #: Characters of traceback kept (its end: where it was raised).
@@ -68,15 +68,17 @@ def record(
     routing_key: str,
     now_ms: int | None = None,
 ) -> dict[str, Any]:
-    """``headers`` stripped of the broker's death headers, plus this failure's record.
+    """``headers`` of a copy aimed at one queue, plus this failure's record.
 
-    ``attempt`` is the number of attempts made so far. A record already in
-    ``headers`` (from an earlier attempt) keeps its first-failure time and
-    origin; the rest describe this failure.
+    The broker's death headers and ``CC`` go, the event's topics stay
+    (:func:`hubbub.envelope.aimed_copy_headers`). ``attempt`` is the number
+    of attempts made so far. A record already in ``headers`` (from an
+    earlier attempt) keeps its first-failure time and origin; the rest
+    describe this failure.
     """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     error = reported(error)
-    result = without_broker_headers(headers)
+    result = aimed_copy_headers(headers, topics_of(topic, headers or {}))
     first = result.get(FIRST_TIME)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     result.update(

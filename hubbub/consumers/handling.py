@@ -157,6 +157,7 @@ def _decoded(
             subscriber=subscriber.name,
             redelivered=delivery.redelivered,
             codecs=codecs,
+            subscribed=subscriber.topics,
         )
     except MalformedMessageError as exc:
         topic = envelope.topic_of(delivery.routing_key, message.headers)

@@ -46,7 +46,7 @@ from hubbub.codecs import Codecs
 from hubbub.connection import connect_failure, mask, node_order, resolve_urls
 from hubbub.errors import ConfigurationError, PublishError
 from hubbub.message import PROPERTY_NAMES, Message, Outbound
-from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
+from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions, Topics
 from hubbub.producers.publisher import DEFAULT_CONFIRM_TIMEOUT
 from hubbub.topology.names import HubNames
 
@@ -107,7 +107,7 @@ class KombuPublisher:
         publisher._owned = connection
         return publisher
 
-    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+    def publish(self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish one event and wait for the broker's confirm; returns its id.
 
         ``options``: :class:`~hubbub.producers.message.PublishOptions`.

@@ -28,6 +28,39 @@ from hubbub.topology.names import HubNames
 #: The longest AMQP short string (message_id), in bytes.
 _SHORT = wire.MAX_SHORT_BYTES
 
+#: An event's topic, or its topics: ``"user.signed_up"`` or ``["user.signed_up",
+#: "marketing.lead"]`` (the first is its topic; each subscriber whose patterns
+#: match any of them gets one copy).
+Topics = str | Sequence[str]
+
+
+def split_topics(topic: Topics) -> tuple[str, tuple[str, ...]]:
+    """``(first, others)`` of ``topic``; raises ConfigurationError for no topic or not strings.
+
+    Repeated topics count once. The first is the routing key; the others
+    travel in the message's ``CC`` header.
+    """
+    if type(topic) is str:
+        return topic, ()
+    if isinstance(topic, str | bytes) or not isinstance(topic, Sequence):
+        raise ConfigurationError(
+            f"a topic is a string or a list of strings, not {type(topic).__name__} ({topic!r})"
+        )
+    if not topic:
+        raise ConfigurationError("give at least one topic (an empty list was given)")
+    for item in topic:
+        if type(item) is not str:
+            raise ConfigurationError(
+                f"a topic is a string, not {type(item).__name__} ({item!r}) in {list(topic)!r}"
+            )
+    first, *others = dict.fromkeys(topic)
+    return first, tuple(others)
+
+
+def first_topic(topic: Topics) -> str:
+    """The topic a codec is chosen by and the routing key says: the first."""
+    return topic if type(topic) is str else split_topics(topic)[0]
+
 
 class PublishOptions(TypedDict, total=False):
     """The keyword arguments of every publish, written once.
@@ -52,7 +85,7 @@ class PublishOptions(TypedDict, total=False):
 class OutgoingEvent:
     """An event to publish with ``publish_many``: a topic, its data and :class:`PublishOptions`."""
 
-    topic: str
+    topic: Topics
     data: Any
     headers: Mapping[str, Any] | None = None
     message_id: str | None = None
@@ -82,7 +115,7 @@ class EventMessages:
         self.clock = clock
         self._chain = publishing(middleware)
 
-    def one(self, topic: str, data: Any, options: PublishOptions) -> tuple[str, Outbound]:
+    def one(self, topic: Topics, data: Any, options: PublishOptions) -> tuple[str, Outbound]:
         """The id and message of one event; a PublishError's ``failed`` holds the id."""
         if options:
             message_id = options.get("message_id") or envelope.new_id()
@@ -98,7 +131,7 @@ class EventMessages:
                 message_id=message_id,
                 headers=headers,
                 seconds=seconds,
-                codec=self.codecs.encoder(topic) if self.codecs else None,
+                codec=self.codecs.encoder(first_topic(topic)) if self.codecs else None,
             )
         except PublishError as exc:
             exc.failed = [message_id]
@@ -119,7 +152,7 @@ class EventMessages:
                 headers=event.headers,
                 seconds=delay_seconds(event.delay, event.deliver_at, self.clock),
                 checked=True,
-                codec=codecs.encoder(event.topic) if codecs else None,
+                codec=codecs.encoder(first_topic(event.topic)) if codecs else None,
             )
             prepared.append((message_id, outbound if chain is None else chain(outbound)))
         return prepared
@@ -141,7 +174,7 @@ class EventMessages:
                     event.deliver_at,
                     message_id=event.message_id or "",
                     headers=event.headers,
-                    codec=codecs.encoder(event.topic) if codecs else None,
+                    codec=codecs.encoder(first_topic(event.topic)) if codecs else None,
                 )
             except PublishError as exc:
                 text = f"event {index} of the batch: {exc}; nothing of the batch was sent"
@@ -153,7 +186,7 @@ class EventMessages:
 
 def event_message(
     names: HubNames,
-    topic: str,
+    topic: Topics,
     data: Any,
     *,
     message_id: str,
@@ -165,7 +198,8 @@ def event_message(
     """The message that publishes ``topic`` to ``names``' hub, now or after ``seconds``.
 
     Persistent and not mandatory: the hub's alternate exchange parks what no
-    subscriber matches.
+    subscriber matches. Several topics: one message, routed under the first
+    and, through ``CC``, the others (:func:`split_topics`).
 
     Raises ConfigurationError for a topic that is not a valid routing key,
     and PublishError for data, headers or an id the wire cannot carry
@@ -176,6 +210,12 @@ def event_message(
     An event published while a handler runs carries that event's
     correlation id, and its id as causation id.
     """
+    if type(topic) is str:
+        also: tuple[str, ...] = ()
+        also_keys: tuple[str, ...] = ()
+    else:
+        topic, also = split_topics(topic)
+        also_keys = tuple(_route(names, t, seconds)[1] for t in also)
     exchange, key = _route(names, topic, seconds)
     plain_id = type(message_id) is str and len(message_id) <= _SHORT and message_id.isascii()
     if headers or not plain_id:  # a generated id and no headers: the hot path, nothing to check
@@ -194,12 +234,14 @@ def event_message(
         causation_id=cause.id if cause else None,
         delay_seconds=seconds,
         content_type=content_type,
+        also=also,
+        also_keys=also_keys,
     )
     return new_outbound(exchange, key, message, False)
 
 
 def check_event(
-    topic: str,
+    topic: Topics,
     data: Any,
     delay_: float | timedelta | str | None,
     deliver_at: datetime | None,
@@ -214,7 +256,9 @@ def check_event(
     sends any of it, then prepares and sends it in chunks.
     """
     seconds = delay_seconds(delay_, deliver_at)
-    _route(HubNames("check"), topic, seconds)
+    first, others = split_topics(topic)
+    for each in (first, *others):
+        _route(HubNames("check"), each, seconds)
     if message_id or headers:  # none: a generated id, nothing to check
         _check_envelope(message_id, headers)
     if codec is None:

@@ -57,7 +57,7 @@ from hubbub.errors import (
 )
 from hubbub.message import Outbound
 from hubbub.producers.aio import LoopSender
-from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions
+from hubbub.producers.message import EventMessages, OutgoingEvent, PublishOptions, Topics
 from hubbub.topology.names import HubNames
 from hubbub.transport import publisher_transport
 from hubbub.transport.base import Pending, PublisherTransport
@@ -110,7 +110,7 @@ class Publisher:
 
     # -- events -------------------------------------------------------------
 
-    def publish(self, topic: str, data: Any = None, **options: Unpack[PublishOptions]) -> str:
+    def publish(self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]) -> str:
         """Publish one event and wait for the broker's confirm; returns its id.
 
         ``options``: :class:`~hubbub.producers.message.PublishOptions`
@@ -168,7 +168,7 @@ class Publisher:
     # -- asyncio ------------------------------------------------------------
 
     async def apublish(
-        self, topic: str, data: Any = None, **options: Unpack[PublishOptions]
+        self, topic: Topics, data: Any = None, **options: Unpack[PublishOptions]
     ) -> str:
         """:meth:`publish` for asyncio: the same confirm guarantee, the loop never blocked.
 

@@ -190,7 +190,9 @@ class Recorder:
     def published(self, topic: str | None = None) -> list[Event]:
         with self._lock:
             events = list(self._published)
-        return [e for e in events if topic is None or patterns.matches(topic, e.topic)]
+        if topic is None:
+            return events
+        return [e for e in events if any(patterns.matches(topic, t) for t in e.topics)]
 
     def attempts(self, subscriber: str | None = None) -> list[Attempt]:
         with self._lock:
@@ -329,7 +331,8 @@ class Assertions:
         raise NotImplementedError
 
     def published(self, topic: str | None = None) -> list[Event]:
-        """Events published through this hub, oldest first; ``topic`` may be a pattern."""
+        """Events published through this hub, oldest first; ``topic`` may be a pattern
+        (an event of several topics is there when any of them matches)."""
         return self._recorder.published(topic)
 
     def attempts(self, subscriber: str | None = None) -> list[Attempt]:

@@ -121,6 +121,26 @@ def test_publish_many_and_a_delay_through_the_ladder(declare, run_worker, hub_na
     assert 1.0 <= inbox.arrived[delayed_id] - started < 10
 
 
+def test_kombu_publishes_an_event_under_several_topics(declare, run_worker, hub_name, broker_url):
+    spec = _spec(hub_name)
+    spec["subscribers"]["crm"] = {"handler": "x:y", "topics": ["crm.#", "user.*"]}
+    topology = declare(spec)
+    welcome, crm = Inbox(), Inbox()
+    run_worker(topology, {"welcome": welcome, "crm": crm})
+    with KombuPublisher.from_url(hub_name, broker_url) as publisher:
+        now = publisher.publish(["user.signed_up", "crm.lead"], {"n": 1})
+        later = publisher.publish(["crm.lead", "user.signed_up"], {"n": 2}, delay=1)
+    assert [e.id for e in welcome.wait(2)] == [now, later]
+    events = crm.wait(2)
+    time.sleep(0.5)  # a second copy would have come by now
+    assert [e.id for e in crm.events] == [now, later]  # one copy each, both patterns matching
+    assert [e.topics for e in events] == [
+        ("user.signed_up", "crm.lead"),
+        ("crm.lead", "user.signed_up"),
+    ]
+    assert [e.matched for e in welcome.events] == [("user.signed_up",)] * 2
+
+
 def test_an_event_no_subscriber_matches_is_parked(declare, hub_name, broker_url):
     topology = declare(_spec(hub_name))
     with KombuPublisher.from_url(hub_name, broker_url) as publisher:

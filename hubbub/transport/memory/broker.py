@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hubbub import envelope
 from hubbub.errors import HubbubError, PublishError
 from hubbub.message import Message, Outbound
 from hubbub.topology import patterns
@@ -171,34 +172,49 @@ class MemoryBroker:
             queued = Queued(exchange, outbound.routing_key, outbound.message)
             return self._store(queued, self._clock())
 
-    def _store(self, message: Queued, at: float) -> list[str]:
+    def _store(self, message: Queued, at: float, keys: tuple[str, ...] | None = None) -> list[str]:
+        """Route ``message`` under ``keys`` (default: its routing key and ``CC``/``BCC``'s)."""
+        if keys is None:
+            keys = routing_keys(message.routing_key, message.message.headers)
+            if message.message.headers and envelope.BCC in message.message.headers:
+                headers = dict(message.message.headers)
+                del headers[envelope.BCC]  # the broker removes it before anyone sees it
+                message = replace(message, message=message.message.with_headers(headers))
         if message.exchange:
-            queues = list(self._route(message.exchange, message.routing_key, frozenset()))
-        else:  # the default exchange: straight to the queue of that name
-            queues = [message.routing_key] if message.routing_key in self._queues else []
+            queues = list(self._route(message.exchange, keys, frozenset()))
+        else:  # the default exchange: straight to the queues of those names
+            queues = list(dict.fromkeys(k for k in keys if k in self._queues))
         for name in queues:  # each queue its own headers, as each holds its own copy
             copied = replace(message, message=_isolated(message.message))
             self._queues[name].messages.append((at, copied))
         return queues
 
-    def _route(self, exchange: str, key: str, seen: frozenset[str]) -> dict[str, None]:
-        """Queues ``key`` reaches from ``exchange``, in binding order, each once."""
+    def _route(self, exchange: str, keys: tuple[str, ...], seen: frozenset[str]) -> dict[str, None]:
+        """Queues ``keys`` reach from ``exchange``, in binding order, each once.
+
+        All of a message's keys are routed together, as RabbitMQ does
+        (sender-selected distribution): a binding matching any of them
+        counts once, and the alternate exchange takes the message only when
+        no binding matches any key.
+        """
         declared = self._exchanges.get(exchange)
         if declared is None:
             return {}  # an alternate or bound exchange that is gone: the broker drops
         seen = seen | {exchange}
         matched = [
-            b for b in self._bindings.get(exchange, ()) if _binds(declared, b.routing_key, key)
+            b
+            for b in self._bindings.get(exchange, ())
+            if any(_binds(declared, b.routing_key, key) for key in keys)
         ]
         alternate = declared.args.get("alternate-exchange")
         if not matched and alternate and alternate not in seen:
-            return self._route(alternate, key, seen)
+            return self._route(alternate, keys, seen)
         result: dict[str, None] = {}
         for binding in matched:
             if binding.destination_type == "queue":
                 result[binding.destination] = None
             elif binding.destination not in seen:
-                result.update(self._route(binding.destination, key, seen))
+                result.update(self._route(binding.destination, keys, seen))
         return result
 
     # -- consuming -----------------------------------------------------------
@@ -298,15 +314,34 @@ class MemoryBroker:
                     )
 
     def _dead_letter(self, queue: _Queue, message: Queued, at: float) -> None:
+        """Dead-letter as RabbitMQ does: under the queue's dead-letter routing key (and
+        without ``CC``) when it has one, else under every key it was published with."""
         if not queue.dead_letter_exchange:
             return
-        key = queue.dead_letter_routing_key or message.routing_key
-        dead = replace(
-            message.message,
-            expiration=None,
-            headers=_with_death(message.message.headers, queue.name, message, at),
-        )
-        self._store(Queued(queue.dead_letter_exchange, key, dead), at)
+        headers = _with_death(message.message.headers, queue.name, message, at)
+        if queue.dead_letter_routing_key:
+            keys: tuple[str, ...] = (queue.dead_letter_routing_key,)
+            headers.pop(envelope.CC, None)
+            key = queue.dead_letter_routing_key
+        else:
+            keys, key = (
+                routing_keys(message.routing_key, message.message.headers),
+                message.routing_key,
+            )
+        dead = replace(message.message, expiration=None, headers=headers)
+        self._store(Queued(queue.dead_letter_exchange, key, dead), at, keys)
+
+
+def routing_keys(routing_key: str, headers: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """A message's routing keys: its own, then ``CC``'s and ``BCC``'s (strings, each once)."""
+    if not headers or (envelope.CC not in headers and envelope.BCC not in headers):
+        return (routing_key,)
+    keys = [routing_key]
+    for name in (envelope.CC, envelope.BCC):
+        listed = headers.get(name)
+        if isinstance(listed, list | tuple):
+            keys += [k.decode() if isinstance(k, bytes) else k for k in listed]
+    return tuple(dict.fromkeys(k for k in keys if isinstance(k, str)))
 
 
 def _isolated(message: Message) -> Message:
