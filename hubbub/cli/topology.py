@@ -37,7 +37,8 @@ CHANGES_PENDING = 2
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 2 when apply would change something (0: nothing, 1: error or conflict).",
+    help="Exit 2 when apply would change something, on the broker or in what it records "
+    "(0: nothing, 1: error or conflict).",
 )
 @friendly_errors
 def plan(file: Path | None, url: str | None, verbose: bool, detailed_exitcode: bool) -> None:

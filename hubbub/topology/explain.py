@@ -35,6 +35,11 @@ NO_RECORD = (
 )
 
 
+#: Said alone when neither a record nor the broker's view is at hand.
+UNKNOWN = (
+    "what this changes cannot be said: the broker has no record of an earlier apply and its "
+    "management API did not answer"
+)
 #: Said after changes the consumers read from the file, not from the broker.
 RESTART = (
     "handler, settings, retry, concurrency and time limit changes take effect when the "
@@ -59,6 +64,8 @@ def explain(previous: Topology | None, new: Topology, observed: Observed | None)
     No sentence when nothing changes.
     """
     names = new.names
+    if previous is None and observed is None:
+        return [UNKNOWN]
     held = observed or Observed()
     if previous is not None:
         before = {s.name: _Seen(s.topics, s.delay, s) for s in previous.subscribers}

@@ -145,7 +145,7 @@ ERRORS = [
     ("invalid-yaml", "hub: [oops\n", "publish job -f {file}", "not valid YAML"),
     ("handler-import", "hub: h\nsubscribers:\n  s: {handler: 'no_such_mod_xyz:f', topics: [a]}\n",
      "consume -f {file}",
-     "subscribers.s.handler: cannot import handler 'no_such_mod_xyz:f': ModuleNotFoundError"),
+     ":3: subscribers.s.handler: cannot import handler 'no_such_mod_xyz:f': ModuleNotFoundError"),
     ("unknown-subscriber", GOOD_FILE, "consume -f {file} --subscriber nobody",
      "unknown subscriber(s) nobody in --subscriber"),
 ]  # fmt: skip

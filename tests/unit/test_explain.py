@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from hubbub.topology.explain import NO_RECORD, RESTART, explain, from_broker
+from hubbub.topology.explain import NO_RECORD, RESTART, UNKNOWN, explain, from_broker
 from hubbub.topology.layout import Binding, layout
 from hubbub.topology.loader import from_mapping
 from hubbub.topology.model import Topology
@@ -196,6 +196,10 @@ def test_without_a_record_topics_and_delays_come_from_the_broker():
         "welcome-email will also receive billing.invoice.paid",
         "inactivity-reminder's delay changes from 3d to 5d; 12 events already waiting keep 3d",
     ]
+
+
+def test_without_a_record_or_the_broker_view_nothing_is_guessed():
+    assert explain(None, topology(), None) == [UNKNOWN]
 
 
 def test_without_a_record_on_a_broker_without_the_hub_every_subscriber_is_new():
