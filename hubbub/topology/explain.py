@@ -17,6 +17,7 @@ broker; the first sentence then says they cannot be compared.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -138,7 +139,7 @@ def _changed(
         yield f"{new.name} will also receive {_listed(gained)}"
     if lost:
         yield f"{new.name} will no longer receive {_listed(lost)}"
-    if old.delay != new.delay:
+    if _whole(old.delay) != _whole(new.delay):
         yield _delay(names, new, old.delay, observed, counted=counted)
 
 
@@ -163,10 +164,17 @@ def _waiting(names: HubNames, sub: Subscriber, observed: Observed) -> Iterator[s
     """``; 12 events already waiting keep 3d`` for each wait queue the change leaves behind."""
     for queue, held in sorted(observed.queues.items()):
         parsed = names.parse_wait_queue(queue)
-        if parsed is None or parsed[0] != sub.name or parsed[1] == sub.delay or not held.messages:
+        if parsed is None or parsed[0] != sub.name or not held.messages:
             continue
+        if parsed[1] == _whole(sub.delay):
+            continue  # the new wait queue: its events wait the new delay
         keep = "keeps" if held.messages == 1 else "keep"
         yield f"; {_events(held.messages)} already waiting {keep} {format_duration(parsed[1])}"
+
+
+def _whole(delay: float | None) -> int | None:
+    """A delay as the broker holds it: whole seconds, rounded up (the wait queue's TTL)."""
+    return None if delay is None else math.ceil(delay)
 
 
 def _unseen(old: Subscriber, new: Subscriber) -> Iterator[str]:

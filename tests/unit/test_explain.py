@@ -94,6 +94,12 @@ def test_a_changed_delay_says_what_the_events_already_waiting_keep():
     assert explain(topology(), new, waiting(5 * 86400, 4)) == [sentence]
 
 
+def test_delays_compare_as_the_broker_holds_them_whole_seconds_rounded_up():
+    was = topology(**{"inactivity-reminder": {"delay": "2s"}})
+    now = topology(**{"inactivity-reminder": {"delay": 1.5}})
+    assert explain(was, now, waiting(2, 3)) == []
+
+
 def test_a_delay_added_and_removed():
     added = topology(**{"welcome-email": {"delay": "2d"}})
     assert explain(topology(), added, Observed()) == [
