@@ -3,11 +3,18 @@
 Applies the topology, starts the consumers as a real ``hubbub consume``
 process, publishes the seed's events, prints what each action did, then
 stops the consumers with SIGTERM (they drain and exit 0).
+
+Nobody waits 3 days in a demo: it writes a copy of topology.yaml where
+``inactivity-reminder`` has ``delay: 2s`` (next to its outbox) and runs on
+that file, as a non-developer would edit it. Applying topology.yaml again
+afterwards brings the 3d delay back (the 2s wait queue drains, and a later
+apply deletes it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +24,8 @@ from pathlib import Path
 from example_app import inactivity, outbox
 from hubbub import Hub, HubbubError
 from hubbub.connection import mask, resolve_urls
+from hubbub.topology import loader
+from hubbub.topology.durations import parse_duration
 
 HERE = Path(__file__).parent
 TOPOLOGY = HERE / "topology.yaml"
@@ -28,24 +37,42 @@ EVENTS = [
     ("user.deleted", {"user_id": 2, "reason": "moved to a competitor"}),
 ]
 #: welcome-email, its audit line, notify-sales twice, notify-support, and the
-#: inactivity reminder for user 1 once INACTIVITY_AFTER passed since its latest activity.
+#: inactivity reminder for user 1 once its delay passed since user 1's latest activity.
 EXPECTED_ACTIONS = 6
+#: The inactivity reminder's delay in the demo (3d in topology.yaml).
+DEMO_DELAY = "2s"
+
+
+def demo_topology(path: Path) -> Path:
+    """Write topology.yaml to ``path``, inactivity-reminder's ``delay: 3d`` made :data:`DEMO_DELAY`.
+
+    The one line edited as a person would edit it: the comments stay.
+    """
+    text, edits = re.subn(r"(?m)^(    delay: )3d\b", rf"\g<1>{DEMO_DELAY}", TOPOLOGY.read_text())
+    if edits != 1:
+        raise HubbubError(f"{TOPOLOGY} should have one 'delay: 3d' line (the demo shortens it)")
+    path.write_text(text)
+    if loader.load(path).subscriber("inactivity-reminder").delay != parse_duration(DEMO_DELAY):
+        raise HubbubError(f"{TOPOLOGY}'s 'delay: 3d' line is not inactivity-reminder's")
+    return path
 
 
 def main() -> int:
     os.environ.setdefault("HUBBUB_OUTBOX", str(Path("outbox") / "demo.jsonl"))
-    os.environ.setdefault("INACTIVITY_AFTER", "2s")  # seconds in the demo, days in real life
     outbox.path().unlink(missing_ok=True)
     inactivity.db_path().unlink(missing_ok=True)
+    outbox.path().parent.mkdir(parents=True, exist_ok=True)
+    topology = demo_topology(outbox.path().with_name("demo-topology.yaml"))
     print(f"broker: {mask(', '.join(resolve_urls()))}")
-    hub = Hub.from_file(TOPOLOGY)
+    hub = Hub.from_file(topology)
     hub.apply()
     print(
-        f"applied {TOPOLOGY.name}: hub {hub.name!r} with "
+        f"applied {topology} (topology.yaml with inactivity-reminder's delay: {DEMO_DELAY} "
+        f"instead of 3d): hub {hub.name!r} with "
         f"{', '.join(s.name for s in hub.topology.subscribers)}"
     )
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "hubbub.cli.main", "consume", "--file", str(TOPOLOGY)],
+        [sys.executable, "-m", "hubbub.cli.main", "consume", "--file", str(topology)],
         env={**os.environ, "HUBBUB_LOG_LEVEL": os.environ.get("HUBBUB_LOG_LEVEL", "WARNING")},
     )
     try:
@@ -53,8 +80,8 @@ def main() -> int:
             event_id = hub.publish(topic, data)
             print(f"published {topic:<34} {event_id}")
         print(
-            f"inactivity checks scheduled {os.environ['INACTIVITY_AFTER']} after each activity "
-            "(they wait in the broker's delay ladder)"
+            f"inactivity-reminder gets each activity {DEMO_DELAY} after it "
+            "(it waits in the broker, in the subscriber's wait queue)"
         )
         actions = wait_for_actions(EXPECTED_ACTIONS, timeout=30)
     finally:

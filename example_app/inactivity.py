@@ -1,12 +1,13 @@
 """The seed's inactivity scenario: remind users who went quiet.
 
 Each user activity (``user.signed_up``, ``user.active``,
-``user.first_action.*``) is recorded as that user's latest and schedules a
-``user.inactivity_check`` ``INACTIVITY_AFTER`` later (default 3 days; the demo
-uses seconds). The check is a delayed event: it waits in the broker's delay
-ladder, so no process has to stay up, and a restart loses nothing. When it
-fires, the user is reminded only if the activity that scheduled it is still
-their latest; a newer activity scheduled a later check of its own.
+``user.first_action.*``) reaches two subscribers. ``track-activity`` gets it
+at once and records it as that user's latest. ``inactivity-reminder`` gets
+the same event X days later, X being its ``delay:`` in topology.yaml (3d; the
+demo writes a copy with 2s): the event waits in a queue of the broker's own,
+so no process has to stay up, and a restart loses nothing. The user is
+reminded only if that event is still their latest activity; a newer one
+reaches the reminder X days after itself.
 
 State lives in a small SQLite file next to the outbox (``HUBBUB_ACTIVITY_DB``
 overrides it): SQLite's locking makes it safe for several consumer processes
@@ -25,15 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from example_app import outbox
-from example_app.actions import hub
 from hubbub import Event
-from hubbub.topology.durations import format_duration, parse_duration
 
 log = logging.getLogger("example_app.inactivity")
-
-#: How long a user must be quiet before the reminder, unless INACTIVITY_AFTER says otherwise.
-DEFAULT_AFTER = "3d"
-CHECK_TOPIC = "user.inactivity_check"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS activity (
@@ -44,11 +39,6 @@ CREATE TABLE IF NOT EXISTS activity (
     reminded_for  TEXT             -- the activity event id a reminder was sent for
 )
 """
-
-
-def inactivity_after() -> float:
-    """Seconds of quiet before a reminder (``INACTIVITY_AFTER``: ``3d``, ``2h``, ``5s``...)."""
-    return parse_duration(os.environ.get("INACTIVITY_AFTER", DEFAULT_AFTER))
 
 
 def db_path() -> Path:
@@ -105,30 +95,34 @@ def latest(user_id: str) -> dict[str, Any] | None:
     return None if row is None else {"last_topic": row[0], "reminded": bool(row[1])}
 
 
-def track_activity(event: Event) -> None:
-    """A user did something: remember it and schedule the inactivity check."""
+def _user(event: Event) -> str | None:
     user_id = event.data.get("user_id") if isinstance(event.data, dict) else None
     if user_id is None:
-        log.warning("activity %s (%s) names no user_id; not tracked", event.id, event.topic)
-        return
-    record_activity(str(user_id), event.id, event.topic, event.data.get("email"))
-    hub().publish(
-        CHECK_TOPIC, {"user_id": user_id, "activity_id": event.id}, delay=inactivity_after()
-    )
+        log.warning("activity %s (%s) names no user_id; ignored", event.id, event.topic)
+    return None if user_id is None else str(user_id)
+
+
+def track_activity(event: Event) -> None:
+    """A user did something: remember it as their latest activity."""
+    user_id = _user(event)
+    if user_id is not None:
+        record_activity(user_id, event.id, event.topic, event.data.get("email"))
 
 
 def remind_inactive(event: Event) -> None:
-    """user.inactivity_check -> remind the user, unless they were active since."""
-    user_id, activity_id = str(event.data["user_id"]), event.data["activity_id"]
-    claimed = claim_reminder(user_id, activity_id)
+    """An activity, its ``delay:`` later: remind the user unless they were active since."""
+    user_id = _user(event)
+    if user_id is None:
+        return
+    claimed = claim_reminder(user_id, event.id)
     if claimed is None:
-        log.info("user %s was active after %s (or was reminded): no reminder", user_id, activity_id)
+        log.info("user %s was active after %s (or was reminded): no reminder", user_id, event.id)
         return
     outbox.write(
         "inactivity-reminder",
         user=event.data["user_id"],
         to=claimed["email"],
         last_activity=claimed["last_topic"],
-        quiet_for=format_duration(event.delay or 0),
+        last_active=event.timestamp.isoformat() if event.timestamp else None,
         event_id=event.id,
     )

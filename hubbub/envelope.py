@@ -297,17 +297,20 @@ def decode(
         topic = topic_of(routing_key, raw)
         attempt = _int(raw.get(ATTEMPT), 1)
         headers = {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)}
-        headers.pop(CC, None)
         causation_id = _str(raw.get(CAUSATION))
         delay_ms = raw.get(DELAY_MS)
         delay_s = delay_ms / 1000 if isinstance(delay_ms, int) else None
         due = _time_ms(raw.get(DUE_MS))
-        topics = topics_of(topic, raw)
-        matched = matched_topics(topics, subscribed)
+        if CC in raw or TOPICS in raw:  # several topics
+            headers.pop(CC, None)
+            topics = topics_of(topic, raw)
+            matched = matched_topics(topics, subscribed)
+        else:
+            topics = matched = (topic,)
     else:  # the common case: no retry, no delay, no cause
-        topic, attempt, headers = _plain_topic(routing_key), 1, {}
+        (topic, topics), attempt, headers = _plain_topics(routing_key), 1, {}
         causation_id = delay_s = due = None
-        topics = matched = _one(topic)
+        matched = topics
     return _event(
         topic,
         data,
@@ -332,15 +335,11 @@ _event = builder(Event, skips_post_init=True)
 
 
 @lru_cache(maxsize=4096)
-def _one(topic: str) -> tuple[str, ...]:
-    """``(topic,)``, the same tuple for every event of that topic."""
-    return (topic,)
-
-
-@lru_cache(maxsize=4096)
-def _plain_topic(routing_key: str) -> str:
-    """The topic of a delivery without hubbub headers (remembered: a hub has few keys)."""
-    return topic_of(routing_key, None)
+def _plain_topics(routing_key: str) -> tuple[str, tuple[str, ...]]:
+    """The topic, and its one-topic tuple, of a delivery without headers (remembered:
+    a hub has few keys, and every event of a topic shares the tuple)."""
+    topic = topic_of(routing_key, None)
+    return topic, (topic,)
 
 
 @lru_cache(maxsize=64)

@@ -113,6 +113,9 @@ class Hub:
 
         ``middleware``: consume hooks for this handler alone, inside the
         hub's (used while this decorated function is the subscriber's handler).
+        ``settings={...}``: values for the handler's ``settings`` parameter,
+        validated against its annotation when the handlers are built
+        (:mod:`hubbub.topology.settings`), as a file's are.
 
         The function (a plain def or an ``async def``) is checked here (one
         positional argument, not a generator); ``dont_retry`` names when the handlers are built
@@ -175,7 +178,7 @@ class Hub:
             file_spec = from_file.get(name)
             differs = file_spec and [
                 f
-                for f in ("handler", "topics", "retry")
+                for f in ("handler", "topics", "retry", "settings")
                 if getattr(file_spec, f) != getattr(spec, f)
             ]
             if differs:
@@ -197,9 +200,9 @@ class Hub:
         Only the handlers of ``subscribers`` (default: all) are imported, so a
         process needs only the dependencies of the subscribers it runs. A
         decorated handler comes wrapped in its own ``middleware=`` (the hub's
-        are the consumer's to add). Each is checked (see :mod:`hubbub.topology.references`) with its
-        ``dont_retry`` names; every problem is raised at once as a
-        :class:`TopologyError`.
+        are the consumer's to add), its settings bound. Each is checked (see
+        :mod:`hubbub.topology.references`) with its settings and ``dont_retry``
+        names; every problem is raised at once as a :class:`TopologyError`.
         """
         chosen = [self.topology.subscriber(n) for n in subscribers] if subscribers else None
         specs = chosen if chosen is not None else self.topology.subscribers

@@ -67,6 +67,9 @@ class HubStatus:
     delayed: int | None
     #: Where the counts come from: the management API, or AMQP (and why).
     source: str
+    #: Events waiting in the subscribers' wait queues (their ``delay:``), old ones
+    #: included; None when unknown (without the management API the names are not).
+    waiting: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +100,7 @@ def from_management(
         return from_amqp(urls, names, subscribers, why=why)
     levels = [found.get(names.level(n)) for n in range(delay.LEVELS)]
     delayed = sum(q.total or 0 for q in levels if q is not None)
+    waiting = sum(q.total or 0 for n, q in found.items() if names.parse_wait_queue(n))
     return HubStatus(
         names.hub,
         tuple(
@@ -111,6 +115,7 @@ def from_management(
         found.get(names.unrouted) or QueueCounts(names.unrouted, exists=False),
         delayed,
         MANAGEMENT,
+        waiting,
     )
 
 

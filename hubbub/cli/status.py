@@ -38,6 +38,7 @@ def render(status: HubStatus) -> str:
         "",
         f"unrouted: {_depth(status.unrouted)}",
         f"delayed (in the ladder): {status.delayed if status.delayed is not None else '?'}",
+        f"waiting (subscribers' delay:): {status.waiting if status.waiting is not None else '?'}",
     ]
     if not status.unrouted.exists:
         lines.append(f"note: hub {status.hub} has no queues here: run 'hubbub topology apply'")

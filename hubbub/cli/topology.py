@@ -21,7 +21,8 @@ def group() -> None:
 @friendly_errors
 def validate(file: Path | None) -> None:
     """Check the file without a broker: patterns, names, keys; every handler imported and
-    checked (one argument, the event; not async def); every dont_retry name an exception."""
+    checked (one argument, the event; not a generator), its settings validated against
+    its settings parameter; every dont_retry name an exception."""
     topology = topology_from(file, check_handlers=True)
     click.echo(f"{file}: valid: hub {topology.hub!r}, {len(topology.subscribers)} subscriber(s)")
 

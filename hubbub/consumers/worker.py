@@ -77,6 +77,7 @@ from hubbub.logs import event_fields
 from hubbub.message import Delivery
 from hubbub.middleware import check, consuming
 from hubbub.producers.publisher import Publisher
+from hubbub.topology import settings
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import refuse_unusable
@@ -151,11 +152,12 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
-        refuse_unusable(  # generators, wrong signatures, dont_retry typos: before consuming
-            [topology.subscriber(n) for n in chosen],
-            handlers,
-            source=f"consumer of hub {topology.hub!r}",
+        specs = {n: topology.subscriber(n) for n in chosen}
+        refuse_unusable(  # generators, wrong signatures, settings, dont_retry typos: up front
+            specs.values(), handlers, source=f"consumer of hub {topology.hub!r}"
         )
+        # Settings bound once here (unless the caller did), not per event.
+        handlers = {n: settings.bind(specs[n], handlers[n]) for n in chosen}
         self._owns_publisher = publisher is None
         self._publisher = publisher or Publisher(
             topology.hub,

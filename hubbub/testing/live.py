@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any
 
@@ -261,11 +261,13 @@ class LiveHub(Hub, Assertions):
 def _skip_sentinels(handler: Handler) -> Handler:
     if is_async(handler):
 
+        @wraps(handler)
         async def ahandle(event: Event) -> Any:
             return None if event.topic == SENTINEL else await handler(event)
 
         return ahandle
 
+    @wraps(handler)
     def handle(event: Event) -> Any:
         return None if event.topic == SENTINEL else handler(event)
 

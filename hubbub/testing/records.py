@@ -21,6 +21,7 @@ test reads alike whichever hub it runs on.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -167,12 +168,14 @@ class Recorder:
 
         if is_async(handler):
 
+            @functools.wraps(handler)
             async def aspied(event: Event) -> Any:
                 noted(event)
                 return await handler(event)
 
             return aspied
 
+        @functools.wraps(handler)
         def spied(event: Event) -> Any:
             noted(event)
             return handler(event)

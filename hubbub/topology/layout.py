@@ -6,14 +6,22 @@ queues and ladder levels are quorum queues with at-least-once dead-lettering
 overflow (required by at-least-once), an explicit delivery limit on
 subscriber queues (so a message that keeps crashing its consumer is
 dead-lettered, not redelivered forever), and an alternate exchange on every
-exchange an event can miss in (so nothing published is ever dropped). The
-topology's ``replicas`` becomes ``x-quorum-initial-group-size`` on every one
-of those quorum queues, the delay ladder's included: a level that lived on
-one node only would lose the delayed events and retries in it with that node.
+exchange an event can miss in (so nothing published is ever dropped).
+
+A subscriber with ``delay:`` gets a wait queue (:func:`_wait_queue`) between
+the hub and its queue: its topic bindings lead there, and the queue's one
+TTL (FIFO-exact, NOTES.md "TTL and delays") dead-letters each event into the
+subscriber's wait exchange, a fanout into its queue, with the event's own
+routing key and ``CC`` intact. Retries skip it.
+
+The topology's ``replicas`` becomes ``x-quorum-initial-group-size`` on every
+one of those quorum queues, the delay ladder's and the wait queues included:
+a queue that lived on one node only would lose the events in it with that node.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -77,7 +85,9 @@ class Layout:
 def layout(topology: Topology) -> Layout:
     """The broker objects ``topology`` needs; the same input always gives the same output."""
     names = topology.names
-    exchanges = [*_core_exchanges(names), *_ladder_exchanges(names)]
+    exchanges = [*_core_exchanges(names)]
+    exchanges += [_wait_exchange(names, sub) for sub in topology.subscribers]
+    exchanges += _ladder_exchanges(names)
     queues = [Queue(names.unrouted, _frozen(_parking()))]
     bindings = [Binding(names.unrouted, names.unrouted, "")]
     for sub in topology.subscribers:
@@ -132,22 +142,67 @@ def _core_exchanges(names: HubNames) -> Iterator[Exchange]:
     yield Exchange(names.delivery, "topic", parked)
 
 
+def wait_seconds(sub: Subscriber) -> int | None:
+    """A subscriber's ``delay:`` in whole seconds, rounded up (None: no delay).
+
+    Rounded up, never down, so an event never arrives before the delay the
+    file names; the seconds are in the wait queue's name.
+    """
+    return None if sub.delay is None else math.ceil(sub.delay)
+
+
+def wait_queue(names: HubNames, sub: Subscriber) -> str | None:
+    """The wait queue ``sub``'s events go through, or None when it has no delay."""
+    seconds = wait_seconds(sub)
+    return None if seconds is None else names.wait_queue(sub.name, seconds)
+
+
+def _wait_exchange(names: HubNames, sub: Subscriber) -> Exchange:
+    """Fanout into ``sub``'s queue, declared for every subscriber.
+
+    Also for one without a delay: a wait queue left by an earlier ``delay:``
+    drains into it. The alternate exchange catches what a deleted queue
+    would leave unroutable: an at-least-once dead-letter with no route would
+    stay stuck at the head of its wait queue (NOTES.md).
+    """
+    parked = _frozen({"alternate-exchange": names.unrouted})
+    return Exchange(names.wait_exchange(sub.name), "fanout", parked)
+
+
 def _subscriber_queues(names: HubNames, sub: Subscriber) -> list[Queue]:
     args = _dead_letter_into(
         names.dead_letter_exchange,
         **{"x-dead-letter-routing-key": sub.name, "x-delivery-limit": sub.delivery_limit},
     )
-    return [
+    queues = [
         Queue(names.queue(sub.name), _frozen(args)),
         Queue(names.dead_letter_queue(sub.name), _frozen(_parking())),
     ]
+    seconds = wait_seconds(sub)
+    if seconds is not None:
+        queues.append(_wait_queue(names, sub.name, seconds))
+    return queues
+
+
+def _wait_queue(names: HubNames, subscriber: str, seconds: int) -> Queue:
+    """Where ``subscriber``'s events wait ``seconds`` before reaching its queue.
+
+    No ``x-dead-letter-routing-key``: an expired event keeps the routing key
+    (and ``CC``) it was published with, so the handler sees its topics as if
+    it had not waited. No delivery limit: nothing consumes from it.
+    """
+    args = _dead_letter_into(names.wait_exchange(subscriber), **{"x-message-ttl": seconds * 1000})
+    return Queue(names.wait_queue(subscriber, seconds), _frozen(args))
 
 
 def _subscriber_bindings(names: HubNames, sub: Subscriber) -> list[Binding]:
     queue = names.queue(sub.name)
-    result = [Binding(names.exchange, queue, pattern) for pattern in sub.topics]
-    result += [Binding(names.delivery, queue, delay.delivery_event_pattern(p)) for p in sub.topics]
+    entry = wait_queue(names, sub) or queue  # where matching events go first
+    result = [Binding(names.exchange, entry, pattern) for pattern in sub.topics]
+    result += [Binding(names.delivery, entry, delay.delivery_event_pattern(p)) for p in sub.topics]
+    # Retries and replays are aimed at the queue itself: they do not wait the delay again.
     result.append(Binding(names.delivery, queue, delay.delivery_queue_pattern(sub.name)))
+    result.append(Binding(names.wait_exchange(sub.name), queue, ""))
     result.append(Binding(names.dead_letter_exchange, names.dead_letter_queue(sub.name), sub.name))
     return result
 

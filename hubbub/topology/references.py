@@ -18,6 +18,7 @@ from typing import Any
 
 from hubbub.callables import is_async_generator
 from hubbub.errors import HandlerImportError, TopologyError
+from hubbub.topology import settings
 from hubbub.topology.model import Subscriber
 
 
@@ -51,7 +52,9 @@ def resolve(ref: str, what: str) -> Any:
 def handler_problems(handler: Callable[..., Any], ref: str) -> list[str]:
     """Why ``handler`` (known to the user as ``ref``) cannot handle events; [] when it can.
 
-    A handler is called with one positional argument, the event, and must
+    A handler is called with one positional argument, the event (and its
+    settings as the keyword ``settings``, when it has that parameter: see
+    :mod:`hubbub.topology.settings`), and must
     do its work before it returns (a plain def) or before its coroutine
     finishes (an ``async def``, awaited on an event loop): a generator
     function, sync or async, returns a generator whose body never runs.
@@ -69,8 +72,9 @@ def _signature_problems(handler: Callable[..., Any], ref: str) -> list[str]:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):
         return []  # some C callables have no signature: nothing to check them against
+    extra = {settings.PARAMETER: object()} if settings.parameter(handler) is not None else {}
     try:
-        signature.bind(object())
+        signature.bind(object(), **extra)
     except TypeError as exc:
         return [
             f"handler {ref!r} must accept exactly one positional argument, the event, "
@@ -82,13 +86,17 @@ def _signature_problems(handler: Callable[..., Any], ref: str) -> list[str]:
 def subscriber_problems(
     subscriber: Subscriber, handler: Callable[..., Any], ref: str | None = None
 ) -> list[str]:
-    """Every problem of one subscriber's handler and ``dont_retry`` names, keyed by where.
+    """Every problem of one subscriber's handler, settings and ``dont_retry`` names,
+    keyed by where.
 
     ``ref`` names the handler in messages (default: the subscriber's reference).
+    Settings already bound to ``handler`` were checked when they were bound.
     """
     where = f"subscribers.{subscriber.name}"
     ref = ref or subscriber.handler
     problems = [f"{where}.handler: {p}" for p in handler_problems(handler, ref)]
+    if handler is not _well_formed and not problems and not settings.is_bound(handler):
+        problems += settings.problems(subscriber, handler, ref)
     for index, name in enumerate(subscriber.retry.dont_retry):
         problems += [f"{where}.retry.dont_retry[{index}]: {p}" for p in exception_problems(name)]
     return problems
@@ -109,7 +117,8 @@ def resolve_handlers(
     ``given`` supplies handlers already in hand by subscriber name (e.g.
     decorated functions); the others are imported from their references,
     on every call (a test may have replaced a module's function). Returns
-    the handlers that import, and every problem found. ``passed``, kept by
+    the handlers that import and pass the checks, their settings bound (see
+    :mod:`hubbub.topology.settings`), and every problem found. ``passed``, kept by
     a caller that resolves often (the in-memory hub, on every run), skips
     the checks of a pair already found good: they cost ~40 us a subscriber.
     """
@@ -125,14 +134,15 @@ def resolve_handlers(
                 problems.append(f"subscribers.{sub.name}.handler: {exc}")
                 problems += subscriber_problems(sub, _well_formed)  # its dont_retry names
                 continue
-        handlers[sub.name] = handler
         known = passed.get(sub.name) if passed is not None else None
-        if known is not None and known[0] is sub and known[1] is handler:
-            continue
-        found = subscriber_problems(sub, handler)
-        if passed is not None and not found:
-            passed[sub.name] = (sub, handler)
-        problems += found
+        if known is None or known[0] is not sub or known[1] is not handler:
+            found = subscriber_problems(sub, handler)
+            problems += found
+            if found:
+                continue
+            if passed is not None:
+                passed[sub.name] = (sub, handler)
+        handlers[sub.name] = settings.bind(sub, handler)
     return handlers, problems
 
 

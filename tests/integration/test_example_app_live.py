@@ -39,8 +39,8 @@ def test_the_seed_scenarios_each_trigger_their_action(hubbub_live_hub, monkeypat
         "billing.invoice.paid",
         "user.first_action.uploaded_photo",
     ]
-    checks = hub.published("user.inactivity_check")  # scheduled 3 days out, in the ladder
-    assert sorted(c.data["activity_id"] for c in checks) == sorted(
+    assert sorted(e.id for e in hub.handled("track-activity")) == sorted(
         [ids["user.signed_up"], ids["user.first_action.uploaded_photo"]]
     )
+    assert hub.handled("inactivity-reminder") == []  # they wait 3 days, in its wait queue
     assert hub.dead_lettered() == [] and hub.unrouted() == []

@@ -80,7 +80,8 @@ def test_apply_summarises_the_ladder_as_plan_does(topology_file, broker_url):
         in lines
     )
     assert not any(".delay.L" in line for line in lines)
-    assert len(lines) < 20 and summary.endswith(": 124 change(s)")
+    # 124, plus the subscriber's wait exchange and its binding to the queue
+    assert len(lines) < 20 and summary.endswith(": 126 change(s)")
 
 
 def test_destroy_refuses_queues_that_hold_events_then_asks_then_removes_everything(
@@ -116,8 +117,9 @@ def test_destroy_refuses_queues_that_hold_events_then_asks_then_removes_everythi
     assert "- remove delay ladder: 27 queues, 28 exchanges (--verbose lists them)" in done.output
     [level] = [line for line in done.output.splitlines() if ".delay.L" in line]
     assert level.startswith("- remove queue hubbub.v1.") and level.endswith(": holds 1 event(s)")
-    assert done.output.strip().endswith(
-        f"destroyed hub {hub_name!r}: removed 34 queue(s) and 33 exchange(s), 4 event(s) deleted"
+    assert f"- remove exchange {names.wait_exchange('b')}\n" in done.output  # b's too
+    assert done.output.strip().endswith(  # 33 exchanges plus a's and b's wait exchanges
+        f"destroyed hub {hub_name!r}: removed 34 queue(s) and 35 exchange(s), 4 event(s) deleted"
     )
     assert make_teardown(loader.load(path), [broker_url]).empty
     assert {c.action for c in make_plan(loader.load(path), [broker_url]).changes} == {"create"}
@@ -130,5 +132,6 @@ def test_destroy_of_an_empty_hub_with_yes_asks_nothing(topology_file, broker_url
     assert topology("apply", path, broker_url).exit_code == 0
     done = topology("destroy", path, broker_url, "--yes")
     assert done.exit_code == 0, done.output
-    assert "?" not in done.output and "removed 32 queue(s) and 33 exchange(s)" in done.output
+    # 33 exchanges (the record's included) plus a's wait exchange
+    assert "?" not in done.output and "removed 32 queue(s) and 34 exchange(s)" in done.output
     assert not exists(broker_url, loader.load(path).names.queue("a"))

@@ -164,3 +164,41 @@ def test_the_record_holds_one_message_however_often_apply_runs(edit, hubbub_vhos
     review = make_review(topology, [url])
     assert review.applied is not None and review.applied.topology == topology
     assert review.applied.file == "topology.yaml"
+
+
+def test_a_changed_delay_says_what_the_events_already_waiting_keep(edit, hubbub_vhost_url):
+    url = hubbub_vhost_url
+    reminder = {"handler": "json:dumps", "topics": ["user.active"], "delay": "3d"}
+    run("apply", edit(**{"inactivity-reminder": reminder}), url)
+    with Publisher("events", url=url) as publisher:
+        for n in range(3):
+            publisher.publish("user.active", {"user_id": n})
+    path = edit(**{"inactivity-reminder": {**reminder, "delay": "5d"}})
+    expected = "inactivity-reminder's delay changes from 3d to 5d; 3 events already waiting keep 3d"
+    deadline = time.monotonic() + 15  # the management API counts every 5 s
+    while (said := sentences(run("plan", path, url)[0])) != [expected]:
+        assert time.monotonic() < deadline, said
+        time.sleep(0.5)
+    applied, broker = run("apply", path, url)
+    assert sentences(applied) == [expected]
+    assert f"+ create queue {NAMES.wait_queue('inactivity-reminder', 5 * 86400)}" in broker
+    after, broker = run("plan", path, url)
+    assert after[0].startswith("What this change means: nothing changes for the subscribers")
+    old = NAMES.wait_queue("inactivity-reminder", 3 * 86400)
+    assert f"? obsolete queue {old}: inactivity-reminder's old 3d wait queue" in broker
+
+
+def test_without_a_record_the_delay_comes_from_the_wait_queue(edit, hubbub_vhost_url):
+    url = hubbub_vhost_url
+    reminder = {"handler": "json:dumps", "topics": ["user.active"], "delay": "3d"}
+    run("apply", edit(**{"inactivity-reminder": reminder}), url)
+    session = open_session([url], name="test: an older hubbub applied this hub")
+    try:
+        session.delete_queue(NAMES.applied)
+    finally:
+        session.close()
+    path = edit(**{"inactivity-reminder": {**reminder, "delay": None}})
+    assert sentences(run("plan", path, url)[0]) == [
+        NO_RECORD,
+        "inactivity-reminder will no longer wait: it receives new events at once",
+    ]

@@ -16,7 +16,13 @@ import pytest
 import hubbub
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = ["README.md", "docs/testing.md", "docs/middleware.md", "docs/asyncio.md"]
+DOCS = [
+    "README.md",
+    "docs/testing.md",
+    "docs/middleware.md",
+    "docs/asyncio.md",
+    "docs/actions.md",
+]
 
 
 def snippets(doc: str) -> list[tuple[int, ast.Module]]:

@@ -24,7 +24,6 @@ def app(memory_hub, monkeypatch, tmp_path):
     """The app's actions publish to the in-memory hub and write to a private outbox."""
     monkeypatch.setattr(actions, "_hub", memory_hub)
     monkeypatch.setenv("HUBBUB_OUTBOX", str(tmp_path / "outbox.jsonl"))
-    monkeypatch.delenv("INACTIVITY_AFTER", raising=False)  # the real 3 days
     monkeypatch.delenv("HUBBUB_ACTIVITY_DB", raising=False)
     return memory_hub
 
@@ -59,10 +58,11 @@ def test_the_seed_scenarios_each_trigger_their_action(app):
         "billing.invoice.paid",
     ]
     assert done["notify-support"][0]["reason"] == "moved to a competitor"
-    checks = app.published("user.inactivity_check")
-    assert [(c.data["activity_id"], c.delay) for c in checks] == [
-        (ids["user.signed_up"], 3 * 86400),
-        (ids["user.first_action.uploaded_photo"], 3 * 86400),
+    # the reminder gets each activity 3 days later (its delay: in the file), not yet
+    assert app.handled("inactivity-reminder") == []
+    assert [e.id for e in app.handled("track-activity")] == [
+        ids["user.signed_up"],
+        ids["user.first_action.uploaded_photo"],
     ]
     assert app.dead_lettered() == [] and app.unrouted() == []
 
@@ -70,17 +70,42 @@ def test_the_seed_scenarios_each_trigger_their_action(app):
 def test_a_user_quiet_for_three_days_after_the_latest_activity_is_reminded_once(app):
     app.publish("user.signed_up", {"user_id": 7, "name": "Bo", "email": "bo@example.com"})
     app.advance(days=1)
-    app.publish("user.active", {"user_id": 7})
-    app.advance(days=2)  # the sign-up's check fires: Bo was active since, no reminder
-    assert [e.topic for e in app.handled("inactivity-reminder")] == ["user.inactivity_check"]
+    active = app.publish("user.active", {"user_id": 7})
+    app.advance(days=2)  # the sign-up reaches the reminder: Bo was active since, no reminder
+    assert [e.topic for e in app.handled("inactivity-reminder")] == ["user.signed_up"]
     assert "inactivity-reminder" not in actions_done()
-    app.advance(days=1)  # three days after the latest activity
+    app.advance(hours=23, minutes=59)
+    assert "inactivity-reminder" not in actions_done()  # not a minute early
+    app.advance(minutes=1)  # three days after the latest activity
     (reminder,) = actions_done()["inactivity-reminder"]
-    assert (reminder["to"], reminder["last_activity"], reminder["quiet_for"]) == (
+    (seen,) = app.published("user.active")
+    assert (reminder["to"], reminder["last_activity"], reminder["event_id"]) == (
         "bo@example.com",
         "user.active",
-        "3d",
+        active,
     )
+    assert reminder["last_active"] == seen.timestamp.isoformat()
+    app.advance(days=10)
+    assert len(actions_done()["inactivity-reminder"]) == 1  # once
+
+
+def test_the_reminder_takes_its_delay_from_the_file(tmp_path, monkeypatch):
+    from hubbub.testing import InMemoryHub
+
+    edited = tmp_path / "topology.yaml"
+    edited.write_text(TOPOLOGY.read_text().replace("    delay: 3d", "    delay: 5d"))
+    hub = InMemoryHub.from_file(edited)
+    try:
+        monkeypatch.setattr(actions, "_hub", hub)
+        monkeypatch.setenv("HUBBUB_OUTBOX", str(tmp_path / "outbox.jsonl"))
+        monkeypatch.delenv("HUBBUB_ACTIVITY_DB", raising=False)
+        hub.publish("user.signed_up", {"user_id": 8, "email": "cy@example.com"})
+        hub.advance(days=4, hours=23)
+        assert "inactivity-reminder" not in actions_done()
+        hub.advance(hours=1)
+        assert [r["to"] for r in actions_done()["inactivity-reminder"]] == ["cy@example.com"]
+    finally:
+        hub.close()
 
 
 def test_an_audit_of_an_email_without_recipient_is_dead_lettered_at_once(app):

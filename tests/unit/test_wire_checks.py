@@ -99,7 +99,9 @@ def test_a_topic_with_a_lone_surrogate_is_one_clear_line_not_a_unicode_error():
     with pytest.raises(ConfigurationError) as caught:
         event_message(NAMES, "user.\udcff", {}, message_id="m1")
     assert "topic 'user.\\udcff' is not valid UTF-8 text" in str(caught.value)
-    with pytest.raises(ConfigurationError, match="a topic is a string or a list of strings, not int"):
+    with pytest.raises(
+        ConfigurationError, match="a topic is a string or a list of strings, not int"
+    ):
         event_message(NAMES, 7, {}, message_id="m1")  # type: ignore[arg-type]
 
 

@@ -147,6 +147,22 @@ class MemoryBroker:
             )
         return Observed(exchanges, queues, bindings)
 
+    def delete_queue_if_empty(self, name: str) -> bool:
+        """Delete queue ``name`` (and the bindings into it) unless it holds or lent out
+        a message; True when it was deleted."""
+        with self._lock:
+            queue = self._queues.get(name)
+            if (
+                queue is None
+                or queue.messages
+                or any(held.queue == name for held in self._unacked.values())
+            ):
+                return False
+            del self._queues[name]
+            for source, declared in self._bindings.items():
+                self._bindings[source] = [b for b in declared if b.destination != name]
+            return True
+
     def has_queue(self, name: str) -> bool:
         return name in self._queues
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
-from hubbub.topology.plan import Plan, plan
+from hubbub.topology.plan import Plan, deletable_wait_queues, plan
 from hubbub.transport.memory.broker import MemoryBroker
 from hubbub.transport.memory.consumer import MemoryConsumerTransport
 from hubbub.transport.memory.publisher import MemoryPublisherTransport
@@ -40,8 +40,15 @@ class MemoryTransport:
         return consumer
 
     def apply(self, topology: Topology) -> Plan | None:
-        """Declare ``topology`` in memory (queues keep what they hold); no plan."""
+        """Declare ``topology`` in memory (queues keep what they hold); no plan.
+
+        As ``hubbub topology apply`` does, an old wait queue found empty and
+        unbound (:func:`~hubbub.topology.plan.deletable_wait_queues`) is deleted.
+        """
+        drained = deletable_wait_queues(self.plan(topology))
         self.broker.declare(layout(topology))
+        for name in drained:
+            self.broker.delete_queue_if_empty(name)
         return None
 
     def plan(self, topology: Topology) -> Plan:

@@ -1,0 +1,266 @@
+"""``handler: webhook``: POST each event as JSON to a URL, signed, retried on failure.
+
+The body is one JSON object: ``id``, ``topic`` (``topics`` too when the
+event has several), ``data``, ``timestamp`` (ISO 8601), ``attempt``,
+``correlation_id``, ``causation_id`` and ``subscriber``. With ``secret_env``
+the request carries :data:`~hubbub.actions.signing.HEADER` (see
+:mod:`hubbub.actions.signing` for its format and how to verify it).
+
+What an answer means for the event (the subscriber's ``retry:`` policy):
+2xx delivered; a connection error, a timeout, 408 or 5xx is retried with
+the policy's backoff (429 and 503 after their ``Retry-After`` when they send
+one); any other 4xx, and a redirect, is dead-lettered at once, since sending
+the same request again would get the same answer. Delivery is at least
+once: a receiver deduplicates by ``Hubbub-Event-Id``.
+
+Only the standard library: ``http.client`` with one kept-alive connection
+per host and handler thread, so a busy subscriber does not open a TCP (and
+TLS) connection per event.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import os
+import re
+import ssl
+import threading
+import time
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hubbub import __version__, envelope
+from hubbub.actions import signing
+from hubbub.errors import DontRetry, HubbubError, Retry
+from hubbub.topology.model import Seconds
+
+#: Seconds to connect, and to wait for each read of the answer, by default.
+DEFAULT_TIMEOUT = 10.0
+#: Bytes of an error answer's body quoted in the failure record.
+QUOTED = 200
+#: Bytes of an answer read (a longer one closes the connection).
+MAX_ANSWER = 65536
+#: Headers hubbub sets itself; ``headers:`` may not replace them.
+OWN_HEADERS = frozenset(
+    h.lower() for h in (signing.HEADER, "Content-Type", "Content-Length", "Host", "Hubbub-Event-Id")
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+class WebhookError(HubbubError):
+    """A webhook POST failed in a way worth retrying (connection, timeout, 5xx)."""
+
+
+class WebhookSettings(BaseModel):
+    """``settings:`` of a ``webhook`` subscriber."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Where to POST (http or https).
+    url: str
+    #: Seconds to connect and to wait for each read of the answer ("10s").
+    timeout: Annotated[Seconds, Field(gt=0)] = DEFAULT_TIMEOUT
+    #: Extra request headers (an API key header, say).
+    headers: dict[str, str] = {}
+    #: The environment variable holding the signing secret; None: unsigned.
+    secret_env: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError(
+                "the URL holds credentials: remove them and send them in headers "
+                "(e.g. Authorization) instead"
+            )
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _TOKEN.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if name.lower() in OWN_HEADERS:
+                raise ValueError(f"{name!r} is set by hubbub: remove it")
+            if "\r" in text or "\n" in text:
+                raise ValueError(f"the value of {name!r} has a line break: remove it")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not os.environ.get(value):
+            raise ValueError(
+                f"environment variable {value} is not set (or empty): set it to the "
+                "webhook's signing secret where hubbub runs, or remove secret_env"
+            )
+        return value
+
+
+def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
+    """POST ``event`` to ``settings.url``; raise to have it retried or dead-lettered."""
+    body = payload(event)
+    defaults = {
+        "User-Agent": f"hubbub/{__version__}",
+        "Hubbub-Topic": event.topic,
+        "Hubbub-Attempt": str(event.attempt),
+    }
+    given = {name.lower() for name in settings.headers}
+    headers = {name: v for name, v in defaults.items() if name.lower() not in given}
+    headers.update(settings.headers)  # they may replace the defaults, never what follows
+    headers["Content-Type"] = "application/json"
+    headers["Hubbub-Event-Id"] = event.id
+    if settings.secret_env:
+        headers[signing.HEADER] = signing.sign(_secret(settings.secret_env), body)
+    status, reason, retry_after, quoted = _post(settings.url, body, headers, settings.timeout)
+    judge(_shown(settings.url), status, reason, retry_after, quoted)
+
+
+def payload(event: envelope.Event) -> bytes:
+    """The JSON body sent for ``event`` (DontRetry when its data is no JSON)."""
+    document: dict[str, Any] = {"id": event.id, "topic": event.topic}
+    if len(event.topics) > 1:
+        document["topics"] = list(event.topics)
+    document.update(
+        data=event.data,
+        timestamp=event.timestamp.isoformat() if event.timestamp else None,
+        attempt=event.attempt,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        subscriber=event.subscriber,
+    )
+    try:
+        return envelope.dumps(document)
+    except TypeError as exc:
+        raise DontRetry(f"the event's data cannot be sent as JSON: {exc}") from exc
+
+
+def judge(
+    where: str, status: int, reason: str, retry_after: float | None, quoted: str = ""
+) -> None:
+    """Return on 2xx; else raise what makes the subscriber retry or dead-letter."""
+    if 200 <= status < 300:
+        return
+    said = f"POST {where} answered {status} {reason}".rstrip() + (f": {quoted}" if quoted else "")
+    if status in (429, 503) and retry_after is not None:
+        raise Retry(f"{said} (Retry-After {retry_after:g}s)", after=retry_after)
+    if status == 408 or status == 429 or status >= 500:
+        raise WebhookError(said)
+    cause = WebhookError(said)
+    if 300 <= status < 400:
+        raise DontRetry(f"{said}: hubbub does not follow redirects, set url to the target") from (
+            cause
+        )
+    raise DontRetry(said) from cause
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:  # checked at start; gone since: nothing a retry would change
+        raise DontRetry(f"environment variable {name} (the webhook's secret) is not set")
+    return value
+
+
+def _shown(url: str) -> str:
+    """``url`` without credentials and query string (they may hold tokens): for messages."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path or '/'}"
+
+
+# -- HTTP ----------------------------------------------------------------------
+
+_Reply = tuple[int, str, float | None, str]
+_local = threading.local()
+_TLS = ssl.create_default_context()
+#: What a kept-alive connection the server has meanwhile closed raises on reuse.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Reply:
+    """POST once; a kept-alive connection found closed is replaced and the POST sent again."""
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    for fresh in (False, True):
+        connection, reused = _connection(parts.scheme, parts.netloc, timeout, fresh=fresh)
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            quoted = _quote(response.read(MAX_ANSWER))
+            if not response.isclosed():  # a longer answer than we read: cannot be reused
+                response.close()
+                _drop(parts.scheme, parts.netloc)
+        except _STALE as exc:
+            _drop(parts.scheme, parts.netloc)
+            if reused and not fresh:
+                continue  # closed by the server while idle, most likely: send it again
+            raise WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout)}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            _drop(parts.scheme, parts.netloc)
+            raise WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout)}") from exc
+        if response.will_close:
+            _drop(parts.scheme, parts.netloc)
+        retry_after = retry_after_seconds(response.getheader("Retry-After"))
+        return response.status, response.reason, retry_after, quoted
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connection(
+    scheme: str, netloc: str, timeout: float, *, fresh: bool
+) -> tuple[http.client.HTTPConnection, bool]:
+    """This thread's connection to ``netloc`` (new when ``fresh``), and whether it was used."""
+    pool: dict[tuple[str, str], http.client.HTTPConnection] = _local.__dict__.setdefault("pool", {})
+    key = (scheme, netloc)
+    connection = None if fresh else pool.get(key)
+    reused = connection is not None
+    if connection is None:
+        connection = (
+            http.client.HTTPSConnection(netloc, timeout=timeout, context=_TLS)
+            if scheme == "https"
+            else http.client.HTTPConnection(netloc, timeout=timeout)
+        )
+        pool[key] = connection
+    connection.timeout = timeout
+    if connection.sock is not None:
+        connection.sock.settimeout(timeout)
+    return connection, reused
+
+
+def _drop(scheme: str, netloc: str) -> None:
+    connection = _local.__dict__.get("pool", {}).pop((scheme, netloc), None)
+    if connection is not None:
+        connection.close()
+
+
+def _quote(body: bytes) -> str:
+    text = body[:QUOTED].decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s (timeout)"
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
