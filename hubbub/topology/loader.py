@@ -18,12 +18,13 @@ from pydantic import TypeAdapter, ValidationError
 from hubbub.errors import HandlerImportError, TopologyError
 from hubbub.topology import lines
 from hubbub.topology.durations import format_duration
-from hubbub.topology.model import Topology
+from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
 
 __all__ = ["from_mapping", "load", "loads", "resolve_handler", "with_lines"]
 
 _ADAPTER = TypeAdapter(Topology)
+_SUBSCRIBER = TypeAdapter(Subscriber)
 
 
 def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
@@ -82,9 +83,11 @@ def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
     except TopologyError as exc:
         if not check_handlers:
             raise
-        # Every problem at once: the handlers that do not import, too.
+        # Every problem at once: the handlers that do not import, and the
+        # settings of the subscribers that are valid on their own, too.
         more = _handler_problems(_raw_handlers(data))
-        raise TopologyError([*exc.problems, *more], source=source) from exc
+        _, found = resolve_handlers(_valid_subscribers(data))
+        raise TopologyError([*exc.problems, *more, *found], source=source) from exc
     if check_handlers:
         _, problems = resolve_handlers(topology.subscribers)
         if problems:
@@ -105,12 +108,31 @@ def _handler_problems(handlers: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def _raw_handlers(data: Any) -> Iterator[tuple[str, str]]:
-    """``(subscriber, handler)`` of an unvalidated file, where both are well formed."""
+    """``(subscriber, handler)`` of an unvalidated file, where both are well formed, of the
+    subscribers not valid on their own (:func:`_valid_subscribers` checks the others whole)."""
     subs = data.get("subscribers") if isinstance(data, Mapping) else None
     for name, spec in subs.items() if isinstance(subs, Mapping) else ():
+        if _subscriber(name, spec) is not None:
+            continue
         ref = spec.get("handler") if isinstance(spec, Mapping) else None
         if isinstance(ref, str) and ":" in ref.strip(":"):
             yield str(name), ref
+
+
+def _valid_subscribers(data: Any) -> list[Subscriber]:
+    """The subscribers of an invalid file that are valid on their own."""
+    subs = data.get("subscribers") if isinstance(data, Mapping) else None
+    found = (_subscriber(n, s) for n, s in subs.items()) if isinstance(subs, Mapping) else ()
+    return [sub for sub in found if sub is not None]
+
+
+def _subscriber(name: Any, spec: Any) -> Subscriber | None:
+    if not isinstance(spec, Mapping) or "name" in spec:
+        return None
+    try:
+        return _SUBSCRIBER.validate_python({**spec, "name": name})
+    except ValidationError:
+        return None
 
 
 def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] = ()) -> Topology:

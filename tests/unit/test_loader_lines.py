@@ -131,3 +131,30 @@ def test_a_valid_file_loads_and_a_file_that_does_not_compose_gives_no_lines():
     assert lines.line_of(None, "hub: bad") is None
     text = FILE.replace("attempts: 0", "attempts: 1").replace('"user.*x"', "user.x")
     assert loader.loads(text.replace("  audit:\n    handler: json:dumps\n", "")).hub == "events"
+
+
+def test_settings_problems_come_with_the_other_problems_each_with_its_line():
+    text = textwrap.dedent(
+        """\
+        hub: events
+        subscribers:
+          reminder:
+            handler: log
+            topics: [user.active]
+            delay: 5 days
+          crm:
+            handler: webhook
+            topics: [billing.#]
+            settings:
+              URL: https://crm.example/hook
+        """
+    )
+    error = problems(text, check_handlers=True)
+    where = [
+        (line, p.partition(":")[0]) for line, p in zip(error.lines, error.problems, strict=True)
+    ]
+    assert where == [
+        (6, "subscribers.reminder.delay"),
+        (11, "subscribers.crm.settings.URL"),
+        (10, "subscribers.crm.settings.url"),
+    ]
