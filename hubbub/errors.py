@@ -7,6 +7,8 @@ failed, where, and what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class HubbubError(Exception):
     """Base class of every error hubbub raises on purpose."""
@@ -17,16 +19,33 @@ class ConfigurationError(HubbubError):
 
 
 class TopologyError(HubbubError):
-    """A topology is invalid; ``problems`` lists every problem found at once."""
+    """A topology is invalid; ``problems`` lists every problem found at once.
 
-    def __init__(self, problems: list[str], *, source: str = "topology") -> None:
+    ``lines`` gives, for each problem, the line of the file it is about
+    (None: no place in the file); the message then reads ``file:line: problem``,
+    as compilers write it, so editors and terminals can jump there.
+    """
+
+    def __init__(
+        self,
+        problems: list[str],
+        *,
+        source: str = "topology",
+        lines: Sequence[int | None] | None = None,
+    ) -> None:
         self.problems = list(problems)
         self.source = source
-        if len(self.problems) == 1:  # one problem: one line (the CLI's error format)
-            super().__init__(f"{source}: {self.problems[0]}")
+        self.lines: list[int | None] = list(lines or [None] * len(self.problems))
+        self.lines += [None] * (len(self.problems) - len(self.lines))
+        where = [
+            f"{source}:{line}: {p}" if line else f"{source}: {p}"
+            for p, line in zip(self.problems, self.lines, strict=False)
+        ]
+        if len(where) == 1:  # one problem: one line (the CLI's error format)
+            super().__init__(where[0])
             return
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problems:\n{lines}")
+        listed = "\n".join(f"  - {w.removeprefix(source + ': ')}" for w in where)
+        super().__init__(f"{source}: {len(self.problems)} problems:\n{listed}")
 
 
 class BrokerConnectionError(HubbubError):

@@ -37,6 +37,7 @@ from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownTimeoutError, Worker
 from hubbub.errors import ConfigurationError, HubbubError, TopologyError
 from hubbub.middleware import check
+from hubbub.topology import loader
 from hubbub.topology.model import Topology
 from hubbub.topology.references import resolve, resolve_handlers
 
@@ -226,8 +227,17 @@ def handlers_for(topology: Topology, names: list[str], *, source: str) -> dict[s
     app_on_path()
     handlers, problems = resolve_handlers([topology.subscriber(n) for n in names])
     if problems:
-        raise TopologyError(problems, source=source)
+        raise _with_lines(TopologyError(problems, source=source))
     return handlers
+
+
+def _with_lines(error: TopologyError) -> TopologyError:
+    """``error`` with the line of each problem, when its source is a file that reads."""
+    try:
+        text = Path(error.source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return error
+    return loader.with_lines(error, text)
 
 
 def run_until_signalled(worker: Worker) -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option, urls
-from hubbub.topology import apply, make_plan
 from hubbub.topology.destroy import DestroyRefusedError
-from hubbub.topology.sync import destroy, make_teardown
+from hubbub.topology.sync import Review, apply_review, destroy, make_review, make_teardown
 
 
 @click.group("topology")
@@ -39,17 +38,30 @@ CHANGES_PENDING = 2
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 2 when apply would change something (0: nothing, 1: error or conflict).",
+    help="Exit 2 when apply would change something, on the broker or in what it records "
+    "(0: nothing, 1: error or conflict).",
 )
 @friendly_errors
 def plan(file: Path | None, url: str | None, verbose: bool, detailed_exitcode: bool) -> None:
-    """Show what 'apply' would create, change or remove on the broker."""
-    result = make_plan(topology_from(file), urls(url))
-    click.echo(result.describe(verbose=verbose))
-    if result.conflicts:
+    """Say what the change means, then what 'apply' would create, change or remove."""
+    review = make_review(topology_from(file), urls(url))
+    assert review.plan is not None  # make_review raises without the management API
+    click.echo(meaning(review))
+    click.echo("On the broker:")
+    click.echo(review.plan.describe(verbose=verbose))
+    if review.plan.conflicts:
         raise SystemExit(1)
-    if detailed_exitcode and not result.empty:
+    if detailed_exitcode and not (review.plan.empty and not review.explain()):
         raise SystemExit(CHANGES_PENDING)
+
+
+def meaning(review: Review) -> str:
+    """The plain-words part of ``plan`` and ``apply``: one line per sentence."""
+    since = f" (compared with what was {review.applied.describe()})" if review.applied else ""
+    sentences = review.explain()
+    if not sentences:
+        return f"What this change means: nothing changes for the subscribers{since}."
+    return "\n".join([f"What this change means{since}:", *(f"  - {s}" for s in sentences)])
 
 
 @group.command("apply")
@@ -58,14 +70,18 @@ def plan(file: Path | None, url: str | None, verbose: bool, detailed_exitcode: b
 @click.option("--verbose", "-v", is_flag=True, help="List every ladder object too.")
 @friendly_errors
 def apply_(file: Path | None, url: str | None, verbose: bool) -> None:
-    """Declare the hub, subscriber queues, dead-letter queues and delay ladder (idempotent)."""
+    """Declare the hub, subscriber queues, dead-letter queues and delay ladder (idempotent),
+    and record on the broker what was applied (for the next 'plan')."""
     topology = topology_from(file)
-    result = apply(topology, urls(url))
+    review = apply_review(topology, urls(url), file=file.name if file else None)
+    click.echo(meaning(review))
+    result = review.plan
     if result is None:
         click.echo("applied (management API unreachable: stale bindings were not checked)")
         return
     done = [c for c in result.changes if c.action in ("create", "remove")]
     if result.changes:
+        click.echo("On the broker:")
         click.echo(result.describe(verbose=verbose))
     click.echo(f"applied hub {topology.hub!r}: {len(done)} change(s)")
 

@@ -67,6 +67,8 @@ def delete_hub(url: str, topology: Topology) -> None:
             session.delete_queue(queue.name)
         for exchange in plan.exchanges:
             session.delete_exchange(exchange.name)
+        session.delete_queue(topology.names.applied)  # apply's record of what it applied
+        session.delete_exchange(topology.names.applied)
     finally:
         session.close()
 

@@ -83,5 +83,9 @@ class Teardown:
 def teardown(names: HubNames, observed: Observed) -> Teardown:
     """The :class:`Teardown` of hub ``names`` from what the broker holds of it."""
     exchanges = sorted(observed.exchanges, key=lambda e: (e != names.exchange, e))
-    queues = tuple((q, observed.queues[q].messages) for q in sorted(observed.queues))
+    # The record of the last apply is no event: it never stops a destroy.
+    queues = tuple(
+        (q, 0 if q == names.applied else observed.queues[q].messages)
+        for q in sorted(observed.queues)
+    )
     return Teardown(names.hub, queues, tuple(exchanges))

@@ -16,12 +16,15 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import HandlerImportError, TopologyError
-from hubbub.topology.model import Topology
+from hubbub.topology import lines
+from hubbub.topology.durations import format_duration
+from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
 
-__all__ = ["from_mapping", "load", "loads", "resolve_handler"]
+__all__ = ["from_mapping", "load", "loads", "resolve_handler", "with_lines"]
 
 _ADAPTER = TypeAdapter(Topology)
+_SUBSCRIBER = TypeAdapter(Subscriber)
 
 
 def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
@@ -36,22 +39,55 @@ def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
 
 
 def loads(text: str, *, source: str = "topology", check_handlers: bool = False) -> Topology:
-    """Validate topology YAML held in a string (see :func:`load`)."""
-    problems: list[str] = []
+    """Validate topology YAML held in a string (see :func:`load`).
+
+    Every problem about a place in the file comes with its line
+    (:attr:`TopologyError.lines`), whoever found it: the model, a handler's
+    import, a handler's settings.
+    """
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise TopologyError([_yaml_problem(exc)], source=source) from exc
-    if isinstance(data, _Mapping):
-        problems.extend(_collect_duplicates(data))
+        line, problem = _yaml_problem(exc)
+        raise TopologyError([problem], source=source, lines=[line]) from exc
+    try:
+        return _validated(data, source=source, check_handlers=check_handlers)
+    except TopologyError as exc:
+        raise with_lines(exc, text, duplicates=_duplicates(data)) from exc
+
+
+def with_lines(
+    error: TopologyError, text: str, *, duplicates: Iterable[tuple[int, str]] = ()
+) -> TopologyError:
+    """``error`` with the line of each problem in ``text`` (the file it is about).
+
+    Callers that check a loaded file again later (``consume`` importing its
+    handlers) use it too, with the file's text. ``duplicates`` are the
+    problems found while reading the file, with their lines.
+    """
+    known: dict[str, list[int]] = {}
+    for line, problem in duplicates:
+        known.setdefault(problem, []).append(line)
+    root = lines.compose(text, _StrictLoader)
+    found = [
+        old or (known[p].pop(0) if known.get(p) else lines.line_of(root, p))
+        for p, old in zip(error.problems, error.lines, strict=True)
+    ]
+    return TopologyError(error.problems, source=error.source, lines=found)
+
+
+def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
+    problems = [p for _, p in _duplicates(data)]
     try:
         topology = from_mapping(data, source=source, earlier=problems)
     except TopologyError as exc:
         if not check_handlers:
             raise
-        # Every problem at once: the handlers that do not import, too.
+        # Every problem at once: the handlers that do not import, and the
+        # settings of the subscribers that are valid on their own, too.
         more = _handler_problems(_raw_handlers(data))
-        raise TopologyError([*exc.problems, *more], source=source) from exc
+        _, found = resolve_handlers(_valid_subscribers(data))
+        raise TopologyError([*exc.problems, *more, *found], source=source) from exc
     if check_handlers:
         _, problems = resolve_handlers(topology.subscribers)
         if problems:
@@ -72,12 +108,31 @@ def _handler_problems(handlers: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def _raw_handlers(data: Any) -> Iterator[tuple[str, str]]:
-    """``(subscriber, handler)`` of an unvalidated file, where both are well formed."""
+    """``(subscriber, handler)`` of an unvalidated file, where both are well formed, of the
+    subscribers not valid on their own (:func:`_valid_subscribers` checks the others whole)."""
     subs = data.get("subscribers") if isinstance(data, Mapping) else None
     for name, spec in subs.items() if isinstance(subs, Mapping) else ():
+        if _subscriber(name, spec) is not None:
+            continue
         ref = spec.get("handler") if isinstance(spec, Mapping) else None
         if isinstance(ref, str) and ":" in ref.strip(":"):
             yield str(name), ref
+
+
+def _valid_subscribers(data: Any) -> list[Subscriber]:
+    """The subscribers of an invalid file that are valid on their own."""
+    subs = data.get("subscribers") if isinstance(data, Mapping) else None
+    found = (_subscriber(n, s) for n, s in subs.items()) if isinstance(subs, Mapping) else ()
+    return [sub for sub in found if sub is not None]
+
+
+def _subscriber(name: Any, spec: Any) -> Subscriber | None:
+    if not isinstance(spec, Mapping) or "name" in spec:
+        return None
+    try:
+        return _SUBSCRIBER.validate_python({**spec, "name": name})
+    except ValidationError:
+        return None
 
 
 def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] = ()) -> Topology:
@@ -122,13 +177,39 @@ def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
         # A list whose items failed also reports being "too short": say it once.
         if err["type"] == "too_short" and any(w.startswith(where + "[") for w in locs):
             continue
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _plain(err, where)
         if err["type"] == "unexpected_keyword_argument":
             msg = "unknown key (check the spelling)"
         elif err["type"] == "too_short" and where.endswith(".topics"):
             msg = "give at least one topic pattern"
         problems.append(f"{where}: {msg}" if where else msg)
     return problems
+
+
+#: pydantic's wording of a bound, as the people who edit the file read it.
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "greater_than": ("gt", "must be more than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+    "less_than": ("lt", "must be less than {}"),
+}
+
+
+#: Keys whose values are durations: their bounds are written as durations (``49d``).
+_DURATIONS = ("delay", "timeout", "backoff", "max_backoff")
+
+
+def _plain(err: Any, where: str) -> str:
+    """pydantic's message for ``err``, bounds and missing keys in plain words."""
+    if err["type"] in _BOUNDS:
+        key, text = _BOUNDS[err["type"]]
+        bound = err.get("ctx", {}).get(key)
+        if isinstance(bound, int | float):
+            duration = where.rpartition(".")[2] in _DURATIONS
+            return text.format(format_duration(bound) if duration else format(bound, "g"))
+    if err["type"] == "missing":
+        return "required: add this key"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
@@ -144,14 +225,17 @@ def _where(loc: tuple[int | str, ...], order: list[str]) -> str:
     return "".join(parts)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
     mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
+    where = f"column {mark.column + 1}: " if mark else ""
+    return (
+        mark.line + 1 if mark else None
+    ), f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"
 
 
 class _Mapping(dict[Any, Any]):
-    duplicates: list[str]
+    #: ``(line, problem)`` of each key given twice in this mapping.
+    duplicates: list[tuple[int, str]]
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -165,17 +249,19 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 result.duplicates.append(
-                    f"line {key_node.start_mark.line + 1}: {key!r} is defined twice"
+                    (key_node.start_mark.line + 1, f"{key!r} is defined twice")
                 )
             seen.add(key)
         return result
 
 
-def _collect_duplicates(mapping: _Mapping) -> list[str]:
-    found = list(mapping.duplicates)
-    for value in mapping.values():
-        if isinstance(value, _Mapping):
-            found.extend(_collect_duplicates(value))
+def _duplicates(data: Any) -> list[tuple[int, str]]:
+    """``(line, problem)`` of every key given twice in the file."""
+    if not isinstance(data, _Mapping):
+        return []
+    found = list(data.duplicates)
+    for value in data.values():
+        found.extend(_duplicates(value))
     return found
 
 

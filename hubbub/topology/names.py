@@ -84,6 +84,17 @@ class HubNames:
         digits = seconds[:-1]
         return (subscriber, int(digits)) if digits.isdigit() else None
 
+    @property
+    def applied(self) -> str:
+        """Fanout exchange and queue holding the record of the last ``topology apply``.
+
+        The queue keeps one message (``x-max-length: 1``: a new record drops
+        the old): what was applied, so ``plan`` can say what a change means
+        for what the broker does not show (settings, retry policies, handlers).
+        See :mod:`hubbub.topology.record`.
+        """
+        return f"hubbub.{LAYOUT_VERSION}.{self.hub}.applied"
+
     def owns(self, name: str) -> bool:
         """True when ``name`` is one this hub derives (for finding stale bindings and queues).
 
@@ -92,7 +103,13 @@ class HubNames:
         so ``plan`` never reports, and ``apply`` never unbinds, another hub's
         objects.
         """
-        if name in (self.exchange, self.unrouted, self.dead_letter_exchange, self.delivery):
+        if name in (
+            self.exchange,
+            self.unrouted,
+            self.dead_letter_exchange,
+            self.delivery,
+            self.applied,
+        ):
             return True
         hub = re.escape(self.hub)
         ladder = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.delay\.L\d\d"

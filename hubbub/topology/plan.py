@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hubbub.topology.durations import format_duration
@@ -133,6 +133,7 @@ def _in_ladder(change: Change) -> bool:
 
 def plan(layout: Layout, observed: Observed) -> Plan:
     """The changes that bring the broker from ``observed`` to ``layout``."""
+    observed = _without_record(layout.names.applied, observed)
     changes = [*_exchange_changes(layout.exchanges, observed)]
     changes += _queue_changes(layout.queues, observed)
     wanted = set(layout.bindings)
@@ -190,6 +191,16 @@ def deletable_wait_queues(current: Plan) -> tuple[str, ...]:
     NOTES.md); the caller still counts each again just before deleting it.
     """
     return tuple(c.name for c in current.changes if c.action == "remove" and c.kind == "queue")
+
+
+def _without_record(record: str, observed: Observed) -> Observed:
+    """``observed`` without the record of the last apply: apply's own, outside the layout
+    (see :mod:`hubbub.topology.record`)."""
+    return replace(
+        observed,
+        queues={n: q for n, q in observed.queues.items() if n != record},
+        bindings=frozenset(b for b in observed.bindings if b.source != record),
+    )
 
 
 def _exchange_changes(exchanges: tuple[Exchange, ...], observed: Observed) -> list[Change]:

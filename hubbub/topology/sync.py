@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 
 from hubbub.connection import mask
-from hubbub.errors import BrokerConnectionError, DeclarationError
+from hubbub.errors import BrokerConnectionError, DeclarationError, HubbubError
 from hubbub.topology.declare import declare, remove_bindings
 from hubbub.topology.destroy import DestroyRefusedError, Teardown, teardown
+from hubbub.topology.explain import explain
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
+from hubbub.topology.names import HubNames
 from hubbub.topology.observe import NO_COUNTS, ManagementAPI, observe, why_uncounted
 from hubbub.topology.plan import (
     Observed,
@@ -21,6 +24,7 @@ from hubbub.topology.plan import (
     deletable_wait_queues,
     plan,
 )
+from hubbub.topology.record import QUEUE_ARGUMENTS, Applied, decode, encode
 from hubbub.transport import BrokerSession, open_session
 from hubbub.transport.errors import RefusedError
 
@@ -34,6 +38,56 @@ def make_plan(topology: Topology, urls: Sequence[str]) -> Plan:
     so the first node whose management API answers is asked: a plan does not
     fail because the first node listed is down.
     """
+    return plan(layout(topology), _observe(topology, urls))
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A change seen whole: the broker's plan, what it holds, and the last apply's record.
+
+    ``plan`` and ``observed`` are None when the management API could not be
+    reached (``apply`` declares all the same); ``applied`` is None when the
+    broker holds no record (a hub applied by an older hubbub, or none yet).
+    """
+
+    topology: Topology
+    plan: Plan | None
+    observed: Observed | None
+    applied: Applied | None
+
+    def explain(self) -> list[str]:
+        """What the change means, in plain words (see :mod:`hubbub.topology.explain`)."""
+        previous = self.applied.topology if self.applied is not None else None
+        return explain(previous, self.topology, self.observed)
+
+
+def make_review(topology: Topology, urls: Sequence[str]) -> Review:
+    """:func:`make_plan` with what ``plan`` says in plain words: the last apply's record too."""
+    observed = _observe(topology, urls)
+    session = open_session(urls, name=f"hubbub topology plan {topology.hub}")
+    try:
+        applied = read_record(session, topology.names)
+    finally:
+        session.close()
+    return Review(topology, plan(layout(topology), observed), observed, applied)
+
+
+def read_record(session: BrokerSession, names: HubNames) -> Applied | None:
+    """The record of the hub's last apply (None: none, or one this hubbub cannot read)."""
+    body = session.peek(names.applied)
+    return None if body is None else decode(body)
+
+
+def write_record(session: BrokerSession, names: HubNames, applied: Applied) -> None:
+    """Replace the hub's record with ``applied`` (declaring its exchange and queue)."""
+    session.declare_exchange(names.applied, "fanout")
+    session.declare_queue(names.applied, arguments=QUEUE_ARGUMENTS)
+    session.bind_queue(names.applied, names.applied, "")
+    session.put(names.applied, encode(applied))
+
+
+def _observe(topology: Topology, urls: Sequence[str]) -> Observed:
+    """What the broker holds of the hub, each queue counted (first management API that answers)."""
     error: BrokerConnectionError | None = None
     for url in urls:
         api = ManagementAPI(url)
@@ -42,7 +96,7 @@ def make_plan(topology: Topology, urls: Sequence[str]) -> Plan:
         except BrokerConnectionError as exc:
             error = error or exc
             continue
-        return plan(layout(topology), _counted(observed, api, urls, topology.hub))
+        return _counted(observed, api, urls, topology.hub)
     raise error or BrokerConnectionError("no broker URL given")
 
 
@@ -68,25 +122,39 @@ def _counted(observed: Observed, api: ManagementAPI, urls: Sequence[str], hub: s
     return replace(observed, queues=queues, uncounted=frozenset())
 
 
-def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
+def apply(topology: Topology, urls: Sequence[str], *, file: str | None = None) -> Plan | None:
     """Declare ``topology`` and remove the bindings it no longer names.
 
     Returns the plan that was carried out, or None when the management API
     was unreachable: everything was still declared, but stale bindings could
     not be looked for. Raises DeclarationError, before declaring anything,
     when the plan finds a conflict (e.g. a queue with other arguments), since
-    RabbitMQ cannot change it in place.
+    RabbitMQ cannot change it in place. See :func:`apply_review`.
+    """
+    return apply_review(topology, urls, file=file).plan
+
+
+def apply_review(topology: Topology, urls: Sequence[str], *, file: str | None = None) -> Review:
+    """:func:`apply`, returning what it changed as :func:`make_review` saw it beforehand.
+
+    Once declared, the topology is recorded on the broker (``file`` names
+    where it came from; None: code), so the next ``plan`` can say what a
+    change of settings, retry policy or handler means. A record that cannot
+    be written is logged, not raised: the topology is in place.
     """
     # Connect first: a wrong URL, password or vhost is reported as such, not
     # as an unreachable management API.
     session = open_session(urls, name=f"hubbub topology apply {topology.hub}")
     try:
+        applied = read_record(session, topology.names)
+        observed: Observed | None
         try:
             _check_same_broker(session, urls)
-            current: Plan | None = make_plan(topology, urls)
+            observed = _observe(topology, urls)
         except BrokerConnectionError as exc:
             log.warning("declaring without a plan: %s", exc)
-            current = None
+            observed = None
+        current = None if observed is None else plan(layout(topology), observed)
         if current is not None and current.conflicts:
             raise DeclarationError(
                 f"cannot apply hub {topology.hub!r}: "
@@ -96,9 +164,21 @@ def apply(topology: Topology, urls: Sequence[str]) -> Plan | None:
         if current is not None:
             remove_bindings(session, current.changes)
             _delete_drained(session, deletable_wait_queues(current))
+        _record(session, Applied(topology, datetime.now(timezone.utc), file))
     finally:
         session.close()
-    return current
+    return Review(topology, current, observed, applied)
+
+
+def _record(session: BrokerSession, applied: Applied) -> None:
+    try:
+        write_record(session, applied.topology.names, applied)
+    except HubbubError as exc:
+        log.warning(
+            "applied, but could not record what was applied (the next plan cannot show "
+            "changes to settings, retry policies and handlers): %s",
+            exc,
+        )
 
 
 def _delete_drained(session: BrokerSession, queues: Sequence[str]) -> None:
@@ -195,7 +275,12 @@ def destroy(target: Teardown, urls: Sequence[str], *, force: bool = False) -> Te
     try:
         for change in target.changes():
             what = f"{change.kind} {change.name!r}"
-            if change.kind == "queue" and not force and (_ready(session, change.name) or 0) > 0:
+            if (
+                change.kind == "queue"
+                and not force
+                and change.name != HubNames(target.hub).applied
+                and (_ready(session, change.name) or 0) > 0
+            ):
                 raise DestroyRefusedError(
                     _stopped(target, done, f"{what} received events meanwhile")
                 )

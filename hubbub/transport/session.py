@@ -132,6 +132,17 @@ class BrokerSession(Protocol):
         """A new channel to browse a queue with (see :class:`QueueReader`)."""
         ...
 
+    def put(self, exchange: str, body: bytes) -> None:
+        """Publish ``body`` (persistent, mandatory) and wait for the broker's confirm.
+
+        Raises PublishError when the broker returns or refuses it.
+        """
+        ...
+
+    def peek(self, queue: str) -> bytes | None:
+        """The body of the queue's first message, left in the queue (None: empty or no queue)."""
+        ...
+
     def pump(self, seconds: float) -> None:
         """Handle I/O for ``seconds``: deliveries, heartbeats (instead of sleeping)."""
         ...

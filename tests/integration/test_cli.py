@@ -141,11 +141,11 @@ ERRORS = [
      "topology apply -f {file}",
      "subscribers.s.topics[0]: pattern 'job.*x': '*x' mixes a wildcard with text"),
     ("duplicate-subscriber", GOOD_FILE + "  s: {handler: 'json:dumps', topics: [b]}\n",
-     "topology plan -f {file}", "line 4: 's' is defined twice"),
+     "topology plan -f {file}", ":4: 's' is defined twice"),
     ("invalid-yaml", "hub: [oops\n", "publish job -f {file}", "not valid YAML"),
     ("handler-import", "hub: h\nsubscribers:\n  s: {handler: 'no_such_mod_xyz:f', topics: [a]}\n",
      "consume -f {file}",
-     "subscribers.s.handler: cannot import handler 'no_such_mod_xyz:f': ModuleNotFoundError"),
+     ":3: subscribers.s.handler: cannot import handler 'no_such_mod_xyz:f': ModuleNotFoundError"),
     ("unknown-subscriber", GOOD_FILE, "consume -f {file} --subscriber nobody",
      "unknown subscriber(s) nobody in --subscriber"),
 ]  # fmt: skip
@@ -197,10 +197,10 @@ def test_validate_reports_every_problem_of_a_file(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         f"error: {path}: 3 problems:",
-        "  - hub: hub name 'a b' may only contain letters, digits, '.', '_', '-', "
+        f"  - {path}:1: hub: hub name 'a b' may only contain letters, digits, '.', '_', '-', "
         "starting with a letter or digit",
-        "  - subscribers.s.topics[0]: pattern is empty",
-        "  - subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
+        f"  - {path}:3: subscribers.s.topics[0]: pattern is empty",
+        f"  - {path}:3: subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
         "No module named 'x'",
     ]
 

@@ -59,10 +59,9 @@ def test_plan_detailed_exitcode_is_2_with_changes_pending_0_without(topology_fil
     applied = topology("apply", path, broker_url)
     assert applied.exit_code == 0, applied.output
     clean = topology("plan", path, broker_url, "--detailed-exitcode")
-    assert (clean.exit_code, clean.stdout.strip()) == (
-        0,
-        "no changes: the broker matches the topology",
-    )
+    assert clean.exit_code == 0
+    assert clean.stdout.startswith("What this change means: nothing changes for the subscribers")
+    assert clean.stdout.endswith("On the broker:\nno changes: the broker matches the topology\n")
     drift = topology("plan", topology_file("a", "b"), broker_url, "--detailed-exitcode")
     assert drift.exit_code == 2, drift.output
     assert f"+ create queue {loader.load(path).names.queue('b')}" in drift.output
@@ -75,6 +74,7 @@ def test_apply_summarises_the_ladder_as_plan_does(topology_file, broker_url):
     assert applied.exit_code == 0, applied.output
     *lines, summary = applied.stdout.splitlines()
     assert lines == planned.stdout.splitlines()
+    assert lines[:2] == ["What this change means:", "  - new subscriber a will receive a.#"]
     assert (
         "+ create delay ladder: 28 exchanges, 28 queues, 56 bindings (--verbose lists them)"
         in lines
@@ -113,12 +113,13 @@ def test_destroy_refuses_queues_that_hold_events_then_asks_then_removes_everythi
     assert done.exit_code == 0, done.output
     assert f"- remove exchange {hub_name}\n" in done.output
     assert f"- remove queue {names.queue('b')}: holds 0 event(s)" in done.output
+    assert f"- remove queue {names.applied}: holds 0 event(s)" in done.output  # the record
     assert "- remove delay ladder: 27 queues, 28 exchanges (--verbose lists them)" in done.output
     [level] = [line for line in done.output.splitlines() if ".delay.L" in line]
     assert level.startswith("- remove queue hubbub.v1.") and level.endswith(": holds 1 event(s)")
     assert f"- remove exchange {names.wait_exchange('b')}\n" in done.output  # b's too
-    assert done.output.strip().endswith(  # 32 exchanges plus a's and b's wait exchanges
-        f"destroyed hub {hub_name!r}: removed 33 queue(s) and 34 exchange(s), 4 event(s) deleted"
+    assert done.output.strip().endswith(  # 33 exchanges plus a's and b's wait exchanges
+        f"destroyed hub {hub_name!r}: removed 34 queue(s) and 35 exchange(s), 4 event(s) deleted"
     )
     assert make_teardown(loader.load(path), [broker_url]).empty
     assert {c.action for c in make_plan(loader.load(path), [broker_url]).changes} == {"create"}
@@ -131,6 +132,6 @@ def test_destroy_of_an_empty_hub_with_yes_asks_nothing(topology_file, broker_url
     assert topology("apply", path, broker_url).exit_code == 0
     done = topology("destroy", path, broker_url, "--yes")
     assert done.exit_code == 0, done.output
-    # 32 exchanges plus a's wait exchange
-    assert "?" not in done.output and "removed 31 queue(s) and 33 exchange(s)" in done.output
+    # 33 exchanges (the record's included) plus a's wait exchange
+    assert "?" not in done.output and "removed 32 queue(s) and 34 exchange(s)" in done.output
     assert not exists(broker_url, loader.load(path).names.queue("a"))

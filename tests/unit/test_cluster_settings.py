@@ -151,7 +151,7 @@ def test_replicas_are_read_from_the_file_and_validated():
     with pytest.raises(TopologyError) as info:
         loads(text.replace("replicas: 5", "replicas: 0"))
     assert "replicas" in str(info.value)
-    assert "greater than or equal to 1" in str(info.value)
+    assert "must be at least 1" in str(info.value)
 
 
 def test_plan_shows_the_replicas_of_each_queue_it_creates():

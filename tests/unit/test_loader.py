@@ -36,8 +36,15 @@ subscribers:
 def problems_of(text: str, **kwargs) -> list[str]:
     with pytest.raises(TopologyError) as info:
         loader.loads(textwrap.dedent(text), source="topo.yaml", **kwargs)
-    assert str(info.value).startswith("topo.yaml: ")
+    assert str(info.value).startswith("topo.yaml")
     return info.value.problems
+
+
+def lined(text: str, **kwargs) -> list[tuple[int | None, str]]:
+    """``(line, problem)`` of every problem of ``text``."""
+    with pytest.raises(TopologyError) as info:
+        loader.loads(textwrap.dedent(text), source="topo.yaml", **kwargs)
+    return list(zip(info.value.lines, info.value.problems, strict=True))
 
 
 def test_a_good_file_loads_into_the_frozen_model(tmp_path):
@@ -147,16 +154,16 @@ def test_bad_names_say_what_is_allowed():
 
 
 def test_duplicate_subscribers_in_yaml_are_reported_with_their_line():
-    problems = problems_of(
-        """
+    text = """
         hub: events
         subscribers:
           a: {handler: "json:dumps", topics: [x]}
           a: {handler: "json:loads", topics: [y]}
           b: {handler: "json:dumps", topics: [x], topics: [z]}
         """
-    )
-    assert problems == ["line 5: 'a' is defined twice", "line 6: 'topics' is defined twice"]
+    problems = problems_of(text)
+    assert problems == ["'a' is defined twice", "'topics' is defined twice"]
+    assert [line for line, _ in lined(text)] == [5, 6]
 
 
 def test_duplicate_subscribers_built_in_code_are_refused():
@@ -212,9 +219,9 @@ def test_handler_problems_come_with_the_other_problems():
             "hub: h\nsubscribers: [a, b]\n",
             "subscribers: must be a mapping of subscriber name to its settings",
         ),
-        ("subscribers: {}\n", "hub: Field required"),
-        ("hub: [unclosed\n", "line 2, column 1: not valid YAML"),
-        ("hub: h\n  bad: indent\n", "line 2, column 6: not valid YAML (mapping values"),
+        ("subscribers: {}\n", "hub: required: add this key"),
+        ("hub: [unclosed\n", "column 1: not valid YAML"),
+        ("hub: h\n  bad: indent\n", "column 6: not valid YAML (mapping values"),
     ],
 )
 def test_malformed_files(text, problem):
@@ -235,6 +242,14 @@ def test_one_problem_is_one_line_many_are_listed():
     many = TopologyError(["a: bad", "b: worse"], source="f.yaml")
     assert str(one) == "f.yaml: a: bad"
     assert str(many) == "f.yaml: 2 problems:\n  - a: bad\n  - b: worse"
+    assert one.lines == [None]
+
+
+def test_a_problem_with_a_line_reads_file_colon_line():
+    one = TopologyError(["a: bad"], source="f.yaml", lines=[14])
+    many = TopologyError(["a: bad", "b: worse"], source="f.yaml", lines=[3, None])
+    assert str(one) == "f.yaml:14: a: bad"
+    assert str(many) == "f.yaml: 2 problems:\n  - f.yaml:3: a: bad\n  - b: worse"
 
 
 def test_yaml_tags_that_run_code_are_refused():

@@ -19,6 +19,7 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
+from hubbub.errors import PublishError
 from hubbub.message import Delivery, new_delivery
 from hubbub.transport.errors import ConnectionLostError, NotFoundError, Permission, refusal
 from hubbub.transport.pika.convert import from_pika
@@ -169,6 +170,37 @@ class PikaSession:
     def reader(self) -> PikaReader:
         with _edge("open a channel", None, _nothing):
             return PikaReader(self, self._connection.channel())
+
+    def put(self, exchange: str, body: bytes) -> None:
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+        with _edge(f"publish to exchange {exchange!r}", "write", _nothing):
+            channel = self._connection.channel()
+            try:
+                channel.confirm_delivery()
+                channel.basic_publish(exchange, "", body, properties, mandatory=True)
+            except (pe.UnroutableError, pe.NackError) as exc:
+                raise PublishError(
+                    f"the broker did not store the message published to exchange {exchange!r} "
+                    f"({type(exc).__name__}): run 'hubbub topology apply' again"
+                ) from exc
+            finally:
+                if channel.is_open:
+                    channel.close()
+
+    def peek(self, queue: str) -> bytes | None:
+        """basic.get without ack on a channel of its own, closed at once: the broker
+        gives the message back where it was."""
+        try:
+            with _edge(f"read queue {queue!r}", "read", _nothing):
+                channel = self._connection.channel()
+                try:
+                    method, _properties, body = channel.basic_get(queue, auto_ack=False)
+                finally:
+                    if channel.is_open:
+                        channel.close()
+        except NotFoundError:
+            return None
+        return bytes(body) if method is not None else None
 
     def pump(self, seconds: float) -> None:
         with _edge("wait for deliveries", None, _nothing):

@@ -1,0 +1,251 @@
+"""What a change of the topology file means, in plain words (pure).
+
+``topology plan`` lists broker objects; the people who edit the file think
+in subscribers, topics, delays and settings. :func:`explain` compares the
+topology applied last with the new one and says, one sentence per change,
+what each subscriber will do differently ("welcome-email will also receive
+billing.invoice.paid"), with the events already waiting counted from what
+the broker holds.
+
+The previous topology comes from the record ``apply`` leaves on the broker
+(:mod:`hubbub.topology.record`). Without one (a hub applied by an older
+hubbub), what the broker shows stands in: each subscriber's topics (the hub
+exchange's bindings to its queue or wait queue) and its delay (the name of
+its bound wait queue). Settings, retry policies and handlers are not on the
+broker; the first sentence then says they cannot be compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from hubbub.topology.durations import format_duration
+from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
+from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
+from hubbub.topology.plan import Observed
+from hubbub.topology.record import jsonable
+
+#: Said first when there is no record of an earlier apply and the hub exists.
+NO_RECORD = (
+    "the broker has no record of an earlier 'hubbub topology apply' (an older hubbub applied "
+    "it): topics and delays are read from the broker; changes to settings, retry policies and "
+    "handlers cannot be shown (the next apply records them)"
+)
+
+
+#: Said alone when neither a record nor the broker's view is at hand.
+UNKNOWN = (
+    "what this changes cannot be said: the broker has no record of an earlier apply and its "
+    "management API did not answer"
+)
+#: Said after changes the consumers read from the file, not from the broker.
+RESTART = (
+    "handler, settings, retry, concurrency and time limit changes take effect when the "
+    "consumers restart with this file ('hubbub consume')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A subscriber as it was; ``full`` is None when only the broker's view is known."""
+
+    topics: tuple[str, ...]
+    delay: float | None
+    full: Subscriber | None = None
+
+
+def explain(previous: Topology | None, new: Topology, observed: Observed | None) -> list[str]:
+    """Sentences saying what changes from ``previous`` (None: no record) to ``new``.
+
+    ``observed`` (what the broker holds; None when unknown) gives the counts of
+    events waiting and, without a record, the previous topics and delays.
+    No sentence when nothing changes.
+    """
+    names = new.names
+    if previous is None and observed is None:
+        return [UNKNOWN]
+    held = observed or Observed()
+    if previous is not None:
+        before = {s.name: _Seen(s.topics, s.delay, s) for s in previous.subscribers}
+        sentences = []
+    else:
+        before = from_broker(names, held)
+        sentences = [NO_RECORD] if before else []
+    restart = False
+    for sub in new.subscribers:
+        old = before.get(sub.name)
+        if old is None:
+            sentences.append(_added(sub))
+            continue
+        sentences += _changed(names, old, sub, held, counted=observed is not None)
+        if old.full is not None:
+            unseen = list(_unseen(old.full, sub))
+            sentences += unseen
+            restart = restart or bool(unseen)
+    wanted = {s.name for s in new.subscribers}
+    sentences += [
+        _removed(names, name, held, counted=observed is not None)
+        for name in before
+        if name not in wanted
+    ]
+    return [*sentences, RESTART] if restart else sentences
+
+
+def from_broker(names: HubNames, observed: Observed) -> dict[str, _Seen]:
+    """Each subscriber whose queue the broker holds: its bound topics and its delay."""
+    found: dict[str, _Seen] = {}
+    for queue in sorted(observed.queues):
+        name = queue.removeprefix(names.hub + ".")
+        if name == queue or name in RESERVED_SUBSCRIBERS or not SUBSCRIBER_NAME.match(name):
+            continue
+        topics: list[str] = []
+        delay: float | None = None
+        for binding in sorted(observed.bindings, key=str):
+            if binding.source != names.exchange:
+                continue
+            waits = names.parse_wait_queue(binding.destination)
+            if binding.destination == queue or (waits is not None and waits[0] == name):
+                topics.append(binding.routing_key)
+                delay = float(waits[1]) if waits is not None else delay
+        found[name] = _Seen(tuple(topics), delay)
+    return found
+
+
+def _added(sub: Subscriber) -> str:
+    text = f"new subscriber {sub.name} will receive {_listed(sub.topics)}"
+    if sub.delay:
+        text += f", each event {format_duration(sub.delay)} after it was published"
+    return text
+
+
+def _removed(names: HubNames, name: str, observed: Observed, *, counted: bool) -> str:
+    text = f"subscriber {name} is no longer in the file: it stops receiving events"
+    queue = observed.queues.get(names.queue(name))
+    if queue is None:
+        return text
+    held = f" with {_events(queue.messages)}" if counted else ""
+    return f"{text}; its queue is kept{held} (delete it by hand once drained)"
+
+
+def _changed(
+    names: HubNames, old: _Seen, new: Subscriber, observed: Observed, *, counted: bool
+) -> Iterator[str]:
+    gained = [t for t in new.topics if t not in old.topics]
+    lost = [t for t in old.topics if t not in new.topics]
+    if gained:
+        yield f"{new.name} will also receive {_listed(gained)}"
+    if lost:
+        yield f"{new.name} will no longer receive {_listed(lost)}"
+    if _whole(old.delay) != _whole(new.delay):
+        yield _delay(names, new, old.delay, observed, counted=counted)
+
+
+def _delay(
+    names: HubNames, sub: Subscriber, was: float | None, observed: Observed, *, counted: bool
+) -> str:
+    if was is None:
+        text = f"{sub.name} will now wait {format_duration(sub.delay or 0)} before each event"
+    elif sub.delay is None:
+        text = f"{sub.name} will no longer wait: it receives new events at once"
+    else:
+        text = (
+            f"{sub.name}'s delay changes from {format_duration(was)} "
+            f"to {format_duration(sub.delay)}"
+        )
+    if counted:
+        text += "".join(_waiting(names, sub, observed))
+    return text
+
+
+def _waiting(names: HubNames, sub: Subscriber, observed: Observed) -> Iterator[str]:
+    """``; 12 events already waiting keep 3d`` for each wait queue the change leaves behind."""
+    for queue, held in sorted(observed.queues.items()):
+        parsed = names.parse_wait_queue(queue)
+        if parsed is None or parsed[0] != sub.name or not held.messages:
+            continue
+        if parsed[1] == _whole(sub.delay):
+            continue  # the new wait queue: its events wait the new delay
+        keep = "keeps" if held.messages == 1 else "keep"
+        yield f"; {_events(held.messages)} already waiting {keep} {format_duration(parsed[1])}"
+
+
+def _whole(delay: float | None) -> int | None:
+    """A delay as the broker holds it: whole seconds, rounded up (the wait queue's TTL)."""
+    return None if delay is None else math.ceil(delay)
+
+
+def _unseen(old: Subscriber, new: Subscriber) -> Iterator[str]:
+    """What only the record shows: handler, settings, retry policy, limits."""
+    if old.handler != new.handler:
+        was, now = _handler(old.handler), _handler(new.handler)
+        yield f"{new.name}'s handler changes from {was} to {now}"
+    settings = _differences(jsonable(old.settings), jsonable(new.settings))
+    if settings:
+        yield f"{new.name}'s settings change: {', '.join(settings)}"
+    retry = _retry_differences(old.retry, new.retry)
+    if retry:
+        yield f"{new.name}'s retry policy changes: {', '.join(retry)}"
+    for key, label in _LIMITS.items():
+        was, now = getattr(old, key), getattr(new, key)
+        if was != now:
+            yield f"{new.name}'s {label} changes from {_value(key, was)} to {_value(key, now)}"
+
+
+#: Subscriber keys compared one by one, and how a sentence names them.
+_LIMITS = {
+    "concurrency": "concurrency (events handled at once)",
+    "timeout": "time limit per event",
+    "prefetch": "prefetch",
+    "delivery_limit": "delivery limit",
+}
+_DURATION_KEYS = frozenset({"timeout", "backoff", "max_backoff"})
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``threshold 10 → 20``, ``template added: 'v2'``, ``cc removed (was 'x')``."""
+    out = []
+    for key in [*new, *(k for k in old if k not in new)]:
+        if key not in old:
+            out.append(f"{key} added: {_shown(new[key])}")
+        elif key not in new:
+            out.append(f"{key} removed (was {_shown(old[key])})")
+        elif old[key] != new[key]:
+            out.append(f"{key} {_shown(old[key])} → {_shown(new[key])}")
+    return out
+
+
+def _retry_differences(old: RetryPolicy, new: RetryPolicy) -> list[str]:
+    return [
+        f"{f.name} {_value(f.name, getattr(old, f.name))} → {_value(f.name, getattr(new, f.name))}"
+        for f in fields(RetryPolicy)
+        if getattr(old, f.name) != getattr(new, f.name)
+    ]
+
+
+def _value(key: str, value: Any) -> str:
+    if key in _DURATION_KEYS and isinstance(value, int | float):
+        return format_duration(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _handler(ref: str) -> str:
+    module, _, name = ref.partition(":")
+    return name if module == "hubbub.actions" and name in BUILTIN_ACTIONS else ref
+
+
+def _listed(items: Iterable[str]) -> str:
+    words = list(items)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _events(n: int) -> str:
+    return f"{n} event{'s' if n != 1 else ''}"
