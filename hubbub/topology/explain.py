@@ -18,15 +18,16 @@ broker; the first sentence then says they cannot be compared.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from hubbub.topology.durations import format_duration
+from hubbub.topology.masking import Recorded, Visibility, recorded
 from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
 from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
 from hubbub.topology.plan import Observed
-from hubbub.topology.record import jsonable
+from hubbub.topology.references import visibility_of
 
 #: Said first when there is no record of an earlier apply and the hub exists.
 NO_RECORD = (
@@ -57,11 +58,19 @@ class _Seen:
     full: Subscriber | None = None
 
 
-def explain(previous: Topology | None, new: Topology, observed: Observed | None) -> list[str]:
+def explain(
+    previous: Topology | None,
+    new: Topology,
+    observed: Observed | None,
+    *,
+    visibility: Callable[[str], Visibility] = visibility_of,
+) -> list[str]:
     """Sentences saying what changes from ``previous`` (None: no record) to ``new``.
 
     ``observed`` (what the broker holds; None when unknown) gives the counts of
     events waiting and, without a record, the previous topics and delays.
+    ``visibility`` says, by handler, which settings values may be shown
+    (:mod:`hubbub.topology.masking`; by default the handler is imported).
     No sentence when nothing changes.
     """
     names = new.names
@@ -82,7 +91,7 @@ def explain(previous: Topology | None, new: Topology, observed: Observed | None)
             continue
         sentences += _changed(names, old, sub, held, counted=observed is not None)
         if old.full is not None:
-            unseen = list(_unseen(old.full, sub))
+            unseen = list(_unseen(old.full, sub, visibility))
             sentences += unseen
             restart = restart or bool(unseen)
     wanted = {s.name for s in new.subscribers}
@@ -177,12 +186,17 @@ def _whole(delay: float | None) -> int | None:
     return None if delay is None else math.ceil(delay)
 
 
-def _unseen(old: Subscriber, new: Subscriber) -> Iterator[str]:
+def _unseen(
+    old: Subscriber, new: Subscriber, visibility: Callable[[str], Visibility]
+) -> Iterator[str]:
     """What only the record shows: handler, settings, retry policy, limits."""
     if old.handler != new.handler:
         was, now = _handler(old.handler), _handler(new.handler)
         yield f"{new.name}'s handler changes from {was} to {now}"
-    settings = _differences(jsonable(old.settings), jsonable(new.settings))
+    settings = _differences(
+        recorded(old.settings, visibility(old.handler)),
+        recorded(new.settings, visibility(new.handler)),
+    )
     if settings:
         yield f"{new.name}'s settings change: {', '.join(settings)}"
     retry = _retry_differences(old.retry, new.retry)
@@ -204,17 +218,24 @@ _LIMITS = {
 _DURATION_KEYS = frozenset({"timeout", "backoff", "max_backoff"})
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """``threshold 10 → 20``, ``template added: 'v2'``, ``cc removed (was 'x')``."""
+def _differences(old: Mapping[str, Recorded], new: Mapping[str, Recorded]) -> list[str]:
+    """``threshold 10 → 20``, ``template added: 'v2'``, ``cc removed (was 'x')``,
+    ``headers changed (value not shown)``: values only where they may be shown."""
     out = []
     for key in [*new, *(k for k in old if k not in new)]:
         if key not in old:
-            out.append(f"{key} added: {_shown(new[key])}")
+            out.append(f"{key} added" + (f": {new[key].shown}" if new[key].shown else ""))
         elif key not in new:
-            out.append(f"{key} removed (was {_shown(old[key])})")
-        elif old[key] != new[key]:
-            out.append(f"{key} {_shown(old[key])} → {_shown(new[key])}")
+            out.append(f"{key} removed" + (f" (was {old[key].shown})" if old[key].shown else ""))
+        elif old[key].digest != new[key].digest:
+            out.append(f"{key} {_change(old[key].shown, new[key].shown)}")
     return out
+
+
+def _change(was: str | None, now: str | None) -> str:
+    if was is not None and now is not None and was != now:
+        return f"{was} → {now}"
+    return f"changed (now {now})" if now is not None else "changed (value not shown)"
 
 
 def _retry_differences(old: RetryPolicy, new: RetryPolicy) -> list[str]:
@@ -231,10 +252,6 @@ def _value(key: str, value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(value) + "]"
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _handler(ref: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from hubbub.callables import is_async_generator
 from hubbub.errors import HandlerImportError, TopologyError
 from hubbub.topology import settings
+from hubbub.topology.masking import UNKNOWN, Visibility
 from hubbub.topology.model import Subscriber
 
 
@@ -234,3 +235,12 @@ def _import_dotted(name: str) -> Any:
             target = getattr(target, attr)
         return target
     raise ImportError(f"no module named {parts[0]!r}")
+
+
+def visibility_of(ref: str) -> Visibility:
+    """What the settings type of handler ``ref`` says about its keys; UNKNOWN when it does
+    not import (``plan`` then shows only numbers and true/false of its settings)."""
+    try:
+        return settings.visibility(resolve_handler(ref))
+    except Exception:  # noqa: BLE001 - any failure to import means: not known
+        return UNKNOWN

@@ -20,12 +20,21 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    PydanticUserError,
+    Secret,
+    SecretBytes,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+)
 from typing_extensions import is_typeddict
 
 from hubbub.errors import TopologyError
+from hubbub.topology.masking import UNKNOWN, Visibility
 from hubbub.topology.model import Subscriber
 
 #: The keyword a handler takes its settings by.
@@ -197,3 +206,49 @@ def _keys(schema: Any) -> set[str] | None:
     if is_typeddict(schema):
         return set(schema.__required_keys__) | set(schema.__optional_keys__)
     return None
+
+
+def visibility(handler: Callable[..., Any]) -> Visibility:
+    """Which settings keys ``handler``'s settings type declares, and which it marks secret.
+
+    ``plan`` shows the values of declared keys that are not secret (see
+    :mod:`hubbub.topology.masking`); a type it cannot read counts as unknown.
+    """
+    param = parameter(handler)
+    if param is None or param.annotation is inspect.Parameter.empty:
+        return Visibility(None)
+    schema = param.annotation
+    if isinstance(schema, str):
+        return UNKNOWN
+    if get_origin(schema) is Annotated:
+        schema = get_args(schema)[0]
+    hints = _field_types(schema)
+    keys = _keys(schema)
+    secret = frozenset(k for k, t in hints.items() if _secret(t))
+    return Visibility(None if keys is None else frozenset(keys), secret)
+
+
+def _field_types(schema: Any) -> dict[str, Any]:
+    """Each field of ``schema`` and its type ({} for a type without named fields)."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        found = {}
+        for name, field in schema.model_fields.items():
+            for key in (name, field.alias, field.validation_alias):
+                if isinstance(key, str):
+                    found[key] = field.annotation
+        return found
+    if (isinstance(schema, type) and dataclasses.is_dataclass(schema)) or is_typeddict(schema):
+        try:
+            return get_type_hints(schema, include_extras=True)
+        except Exception:  # noqa: BLE001 - an unresolvable hint: every key counts as secret
+            keys = _keys(schema) or set()
+            return {key: SecretStr for key in keys}
+    return {}
+
+
+def _secret(annotation: Any) -> bool:
+    """True when ``annotation`` is (or holds, as in ``SecretStr | None``) a pydantic secret."""
+    for part in (annotation, get_origin(annotation)):
+        if isinstance(part, type) and issubclass(part, SecretStr | SecretBytes | Secret):
+            return True
+    return any(_secret(arg) for arg in get_args(annotation) if arg is not annotation)

@@ -162,8 +162,32 @@ def test_the_record_holds_one_message_however_often_apply_runs(edit, hubbub_vhos
         session.close()
     topology = loader.load(path)
     review = make_review(topology, [url])
-    assert review.applied is not None and review.applied.topology == topology
-    assert review.applied.file == "topology.yaml"
+    assert review.applied is not None and review.applied.file == "topology.yaml"
+    assert review.applied.topology.subscribers[0] == topology.subscribers[0]
+    assert review.explain() == []
+
+
+def test_the_record_on_the_broker_holds_no_webhook_header_or_url_token(edit, hubbub_vhost_url):
+    """Anyone who may read the vhost's queues reads the record (management UI, Get messages)."""
+    url = hubbub_vhost_url
+    hook = {
+        "url": "https://crm.example/hook?token=QUERYSECRET",
+        "headers": {"Authorization": "Bearer HEADERSECRET"},
+    }
+    path = edit(**{"notify-sales": {"handler": "webhook", "settings": hook}})
+    run("apply", path, url)
+    session = open_session([url], name="test: the record's secrets")
+    try:
+        body = session.peek(NAMES.applied)
+    finally:
+        session.close()
+    assert body is not None and b"notify-sales" in body
+    assert b"QUERYSECRET" not in body and b"HEADERSECRET" not in body
+    hook["headers"] = {"Authorization": "Bearer NEWSECRET"}
+    path = edit(**{"notify-sales": {"handler": "webhook", "settings": hook}})
+    lines, _ = run("plan", path, url)
+    assert "notify-sales's settings change: headers changed (value not shown)" in sentences(lines)
+    assert not any("SECRET" in line for line in lines)
 
 
 def test_a_changed_delay_says_what_the_events_already_waiting_keep(edit, hubbub_vhost_url):

@@ -8,7 +8,9 @@ import pytest
 
 from hubbub.topology.explain import NO_RECORD, RESTART, UNKNOWN, explain, from_broker
 from hubbub.topology.layout import Binding, layout
-from hubbub.topology.loader import from_mapping
+from hubbub.topology.loader import from_mapping, loads
+from hubbub.topology.masking import UNKNOWN as UNKNOWN_TYPE
+from hubbub.topology.masking import Recorded, Visibility, digest
 from hubbub.topology.model import Topology
 from hubbub.topology.names import HubNames
 from hubbub.topology.plan import Observed, ObservedQueue, plan
@@ -126,8 +128,81 @@ def test_settings_changes_name_each_key():
     ]
     fewer = topology(**{"notify-sales": {"settings": {"url": "https://crm.example/other"}}})
     assert explain(topology(), fewer, Observed())[0] == (
-        "notify-sales's settings change: url 'https://crm.example/hook' → "
-        "'https://crm.example/other', threshold removed (was 10)"
+        "notify-sales's settings change: url changed (now 'https://crm.example/…'), "
+        "threshold removed (was 10)"
+    )
+
+
+def hook(url: str, authorization: str) -> Topology:
+    settings = {"url": url, "headers": {"Authorization": authorization}}
+    return from_mapping(
+        {
+            "hub": "events",
+            "subscribers": {"crm": {"handler": "webhook", "topics": ["t"], "settings": settings}},
+        }
+    )
+
+
+SECRETS = ("OLDTOKEN", "NEWTOKEN", "OLDSECRET", "NEWSECRET", "T000")
+
+
+def test_plan_names_changed_settings_but_not_a_webhooks_header_values_or_url_path():
+    """Plan output goes to CI logs and pull requests: a webhook's headers carry API keys,
+    its URL's query or path (Slack, Teams) a token."""
+    old = hook("https://crm.example/hook?token=OLDTOKEN", "Bearer OLDSECRET")
+    new = hook("https://crm.example:8443/T000/hook?token=NEWTOKEN", "Bearer NEWSECRET")
+    said = explain(old, new, None)
+    assert said[0] == (
+        "crm's settings change: url 'https://crm.example/…' → 'https://crm.example:8443/…', "
+        "headers changed (value not shown)"
+    )
+    assert not any(secret in line for line in said for secret in SECRETS)
+    recorded = decode(encode(Applied(old, datetime.now(timezone.utc))))
+    assert recorded is not None
+    assert explain(recorded.topology, new, None) == said
+
+
+def test_the_applied_record_keeps_no_settings_value_that_may_be_a_secret():
+    """Anyone who may read the vhost's queues reads the record: it keeps digests."""
+    at = datetime.now(timezone.utc)
+    body = encode(Applied(hook("https://crm.example/hook?token=OLDTOKEN", "Bearer OLDSECRET"), at))
+    assert b"OLDTOKEN" not in body and b"OLDSECRET" not in body
+    recorded = decode(body)
+    assert recorded is not None
+    same = hook("https://crm.example/hook?token=OLDTOKEN", "Bearer OLDSECRET")
+    assert explain(recorded.topology, same, None) == []
+
+
+def test_a_key_the_settings_type_marks_secret_is_not_shown():
+    secret = Visibility(frozenset({"api_key", "level"}), frozenset({"level"}))
+    unknown = topology(**{"welcome-email": {"settings": {"level": "v1", "count": 1, "note": "a"}}})
+    new = topology(**{"welcome-email": {"settings": {"level": "v2", "count": 2, "note": "b"}}})
+    assert explain(unknown, new, None, visibility=lambda ref: secret)[0] == (
+        "welcome-email's settings change: level changed (value not shown), count 1 → 2, "
+        "note 'a' → 'b'"
+    )
+    # a handler that does not import: only numbers and true/false are shown
+    assert explain(unknown, new, None, visibility=lambda ref: UNKNOWN_TYPE)[0] == (
+        "welcome-email's settings change: level changed (value not shown), count 1 → 2, "
+        "note changed (value not shown)"
+    )
+
+
+def test_plan_right_after_apply_says_nothing_changed_for_any_yaml_value():
+    """A YAML timestamp, .nan or !!binary read back from the record used to differ from
+    the file's value ("when '2026-12-01T10:00:00' → '2026-12-01 10:00:00'") on every plan."""
+    text = (
+        "hub: h\nsubscribers:\n  s:\n    handler: m:f\n    topics: [t]\n    settings:\n"
+        "      start: 2026-12-01\n      when: 2026-12-01 10:00:00\n      nan: .nan\n"
+        "      bin: !!binary aGVsbG8=\n      flag: yes\n      nested: {at: [2026-12-01 10:00:00]}\n"
+    )
+    top = loads(text)
+    recorded = decode(encode(Applied(top, datetime.now(timezone.utc), "t.yaml")))
+    assert recorded is not None
+    assert explain(recorded.topology, loads(text), None) == []
+    changed = loads(text.replace("10:00:00]", "11:00:00]"))
+    assert explain(recorded.topology, changed, None)[0] == (
+        "s's settings change: nested changed (value not shown)"
     )
 
 
@@ -221,7 +296,10 @@ def test_the_record_reads_back_what_was_applied():
     at = datetime(2026, 12, 2, 8, 30, tzinfo=timezone.utc)
     applied = Applied(topology(), at, "topology.yaml")
     back = decode(encode(applied))
-    assert back == applied
+    assert back is not None and (back.at, back.file) == (at, "topology.yaml")
+    settings = back.topology.subscriber("notify-sales").settings
+    assert settings["threshold"] == Recorded(digest(10), "10")
+    assert back.topology.subscriber("welcome-email") == topology().subscriber("welcome-email")
     assert back is not None and back.describe() == (
         "last applied 2026-12-02 08:30 UTC from topology.yaml"
     )
@@ -243,3 +321,19 @@ def test_plan_leaves_the_record_alone():
     assert NAMES.owns(NAMES.applied)
     changes = plan(layout(top), record).changes
     assert not [c for c in changes if NAMES.applied in c.name]
+
+
+def test_the_walkthroughs_webhook_tweak_reads_as_docs_topology_md_shows():
+    """docs/topology.md, step 6: a webhook's declared, non-secret keys show their values."""
+    crm = {"handler": "webhook", "topics": ["billing.invoice.paid"]}
+    old = {**crm, "settings": {"url": "https://crm.example/hooks/hubbub", "timeout": "5s"}}
+    new = {**crm, "settings": {**old["settings"], "timeout": "10s"}}
+    new["settings"]["secret_env"] = "CRM_WEBHOOK_SECRET"
+    before = from_mapping({"hub": "events", "subscribers": {"crm-webhook": old}})
+    after = from_mapping({"hub": "events", "subscribers": {"crm-webhook": new}})
+    recorded = decode(encode(Applied(before, datetime.now(timezone.utc))))
+    assert recorded is not None
+    assert explain(recorded.topology, after, None)[0] == (
+        "crm-webhook's settings change: timeout '5s' → '10s', "
+        "secret_env added: 'CRM_WEBHOOK_SECRET'"
+    )

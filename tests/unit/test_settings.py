@@ -10,7 +10,7 @@ import textwrap
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr
 from typing_extensions import NotRequired, TypedDict
 
 from hubbub.callables import is_async
@@ -20,7 +20,7 @@ from hubbub.middleware import Middleware
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader, settings
 from hubbub.topology.model import Subscriber
-from hubbub.topology.references import describe, handler_problems
+from hubbub.topology.references import describe, handler_problems, visibility_of
 
 HERE = __name__
 NOWHERE = "amqp://guest:guest@127.0.0.1:1/%2F"  # a Worker is built, never run
@@ -292,3 +292,35 @@ def test_a_worker_given_handlers_in_code_checks_and_binds_their_settings():
     good = loader.loads(file_text("remind", "days: 4\n"))
     worker = Worker(good, {"s": remind}, url=NOWHERE)
     assert worker.subscribers == ["s"]
+
+
+class Credentials(BaseModel):
+    user: str
+    password: SecretStr
+    token: Secret[int] | None = None
+    note: str = ""
+
+
+def with_credentials(event: Any, *, settings: Credentials) -> None:
+    pass
+
+
+@dataclasses.dataclass
+class Signed:
+    key: SecretBytes
+    region: str = "eu"
+
+
+def with_signed(event: Any, *, settings: Signed) -> None:
+    pass
+
+
+def test_settings_a_type_marks_secret_are_known_by_their_keys():
+    """``plan`` shows only values of declared keys that are not secret (SecretStr & co)."""
+    seen = settings.visibility(with_credentials)
+    assert seen.secret == {"password", "token"}
+    assert seen.declared == {"user", "password", "token", "note"}
+    assert settings.visibility(with_signed).secret == {"key"}
+    assert settings.visibility(lambda event, settings: None).declared is None
+    assert visibility_of(f"{HERE}:with_signed").known
+    assert not visibility_of("no_such_module_here:f").known
