@@ -239,20 +239,30 @@ class _Mapping(dict[Any, Any]):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that reports duplicate keys instead of silently keeping the last."""
+    """SafeLoader that reports duplicate keys instead of silently keeping the last.
+
+    Keys merged in with ``<<: *anchor`` are not duplicates of the mapping's
+    own keys: YAML lets its own keys override them (the way to share a
+    webhook's settings and change one), so only the keys written in the
+    mapping itself are compared, before the merge folds the others in.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        result = _Mapping(super().construct_mapping(node, deep=True))
-        result.duplicates = []
+        duplicates = []
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                result.duplicates.append(
-                    (key_node.start_mark.line + 1, f"{key!r} is defined twice")
-                )
+                duplicates.append((key_node.start_mark.line + 1, f"{key!r} is defined twice"))
             seen.add(key)
+        result = _Mapping(super().construct_mapping(node, deep=True))
+        result.duplicates = duplicates
         return result
+
+
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def _duplicates(data: Any) -> list[tuple[int, str]]:

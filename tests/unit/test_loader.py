@@ -166,6 +166,33 @@ def test_duplicate_subscribers_in_yaml_are_reported_with_their_line():
     assert [line for line, _ in lined(text)] == [5, 6]
 
 
+def test_a_yaml_merge_key_may_be_overridden_without_a_duplicate_key_error():
+    """Sharing a webhook's settings with an anchor and overriding a key is plain YAML:
+    the keys written in the mapping win over those merged in with ``<<:``."""
+    text = """
+        hub: h
+        subscribers:
+          a: &hook
+            handler: log
+            topics: [a.b]
+            settings: {level: info}
+          b:
+            <<: *hook
+            topics: [c.d]
+            settings: {level: warning}
+          c:
+            <<: *hook
+            topics: [e.f]
+            topics: [g.h]
+        """
+    assert problems_of(text) == ["'topics' is defined twice"]
+    assert [line for line, _ in lined(text)] == [15]
+    topology = loader.loads(textwrap.dedent(text).replace("    topics: [g.h]\n", ""))
+    assert topology.subscriber("b").settings == {"level": "warning"}
+    assert topology.subscriber("b").topics == ("c.d",)
+    assert topology.subscriber("b").handler == topology.subscriber("a").handler
+
+
 def test_duplicate_subscribers_built_in_code_are_refused():
     sub = Subscriber(name="a", handler="m:f", topics=("x",))
     with pytest.raises(ValueError, match="'a' is defined twice"):
