@@ -38,6 +38,25 @@ def lines_of(root: yaml.Node | None, problems: Sequence[str]) -> list[int | None
 
 def line_of(root: yaml.Node | None, problem: str) -> int | None:
     """The line of the place ``problem`` starts with, or of its deepest part in the file."""
+    _, rest, line = _walk(root, problem)
+    if line is None:
+        return None
+    if rest.startswith(": ") or not rest or _MISSING_TAIL.match(rest):
+        return line
+    return None
+
+
+def text_of(root: yaml.Node | None, problem: str) -> str | None:
+    """The text the file holds at the place ``problem`` starts with (``yes``, not true);
+    None when that place is not a plain value in the file."""
+    node, rest, line = _walk(root, problem)
+    if line is None or not rest.startswith(": ") or not isinstance(node, yaml.ScalarNode):
+        return None
+    return str(node.value)
+
+
+def _walk(root: yaml.Node | None, problem: str) -> tuple[yaml.Node | None, str, int | None]:
+    """The deepest node of ``problem``'s path in the file, what is left of it, and its line."""
     node, rest, line, first = root, problem, None, True
     while node is not None:
         step = _step(node, rest, first=first)
@@ -45,11 +64,7 @@ def line_of(root: yaml.Node | None, problem: str) -> int | None:
             break
         node, rest, line = step
         first = False
-    if line is None:
-        return None
-    if rest.startswith(": ") or not rest or _MISSING_TAIL.match(rest):
-        return line
-    return None
+    return node, rest, line
 
 
 def _step(node: yaml.Node, rest: str, *, first: bool) -> tuple[yaml.Node, str, int] | None:

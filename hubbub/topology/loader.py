@@ -8,18 +8,18 @@ so a non-developer can fix them all in one pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from hubbub.errors import HandlerImportError, TopologyError
-from hubbub.topology import lines
-from hubbub.topology.durations import format_duration
+from hubbub.errors import TopologyError
+from hubbub.topology import lines, wording
 from hubbub.topology.model import Subscriber, Topology
-from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
+from hubbub.topology.references import resolve_handler, resolve_handlers
 
 __all__ = ["from_mapping", "load", "loads", "resolve_handler", "with_lines"]
 
@@ -73,7 +73,18 @@ def with_lines(
         old or (known[p].pop(0) if known.get(p) else lines.line_of(root, p))
         for p, old in zip(error.problems, error.lines, strict=True)
     ]
-    return TopologyError(error.problems, source=error.source, lines=found)
+    worded = [_in_its_words(root, p) for p in error.problems]
+    # File order: a reader fixes from the top; problems with no line (the whole file) first.
+    ordered = sorted(zip(found, worded, strict=True), key=lambda pair: pair[0] or 0)
+    return TopologyError(
+        [p for _, p in ordered], source=error.source, lines=[line for line, _ in ordered]
+    )
+
+
+def _in_its_words(root: Any, problem: str) -> str:
+    """``problem`` quoting the file's own word where YAML read ``yes`` as true."""
+    word = lines.text_of(root, problem)
+    return problem if word is None else wording.with_word(problem, word)
 
 
 def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
@@ -83,11 +94,12 @@ def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
     except TopologyError as exc:
         if not check_handlers:
             raise
-        # Every problem at once: the handlers that do not import, and the
-        # settings of the subscribers that are valid on their own, too.
-        more = _handler_problems(_raw_handlers(data))
-        _, found = resolve_handlers(_valid_subscribers(data))
-        raise TopologyError([*exc.problems, *more, *found], source=source) from exc
+        # Every problem at once: the handlers that do not import and the
+        # settings, of subscribers with other problems too (checked as stand-ins).
+        _, found = resolve_handlers(_checkable_subscribers(data))
+        raise TopologyError(
+            [*exc.problems, *_unreported(found, exc.problems)], source=source
+        ) from exc
     if check_handlers:
         _, problems = resolve_handlers(topology.subscribers)
         if problems:
@@ -95,44 +107,78 @@ def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
     return topology
 
 
-def _handler_problems(handlers: Iterable[tuple[str, str]]) -> list[str]:
-    """Import and shape problems of the handlers of a file that is invalid anyway."""
-    problems = []
-    for name, ref in handlers:
-        try:
-            found = handler_problems(resolve_handler(ref), ref)
-        except HandlerImportError as exc:
-            found = [str(exc)]
-        problems += [f"subscribers.{name}.handler: {p}" for p in found]
-    return problems
+def _unreported(found: Iterable[str], reported: Iterable[str]) -> list[str]:
+    """``found`` without the problems at or under a place ``reported`` already names."""
+    places = [p.partition(": ")[0] for p in reported]
+    return [
+        p
+        for p in found
+        if not any(p.startswith(place) and p[len(place)] in ":.[" for place in places)
+    ]
 
 
-def _raw_handlers(data: Any) -> Iterator[tuple[str, str]]:
-    """``(subscriber, handler)`` of an unvalidated file, where both are well formed, of the
-    subscribers not valid on their own (:func:`_valid_subscribers` checks the others whole)."""
+def _checkable_subscribers(data: Any) -> list[Subscriber]:
+    """Subscribers of an invalid file whose handler and settings can still be checked: the
+    valid ones, and stand-ins of the others (their wrong keys left out or replaced)."""
     subs = data.get("subscribers") if isinstance(data, Mapping) else None
-    for name, spec in subs.items() if isinstance(subs, Mapping) else ():
-        if _subscriber(name, spec) is not None:
-            continue
-        ref = spec.get("handler") if isinstance(spec, Mapping) else None
-        if isinstance(ref, str) and ":" in ref.strip(":"):
-            yield str(name), ref
-
-
-def _valid_subscribers(data: Any) -> list[Subscriber]:
-    """The subscribers of an invalid file that are valid on their own."""
-    subs = data.get("subscribers") if isinstance(data, Mapping) else None
-    found = (_subscriber(n, s) for n, s in subs.items()) if isinstance(subs, Mapping) else ()
+    found = (_stand_in(n, s) for n, s in subs.items()) if isinstance(subs, Mapping) else ()
     return [sub for sub in found if sub is not None]
 
 
-def _subscriber(name: Any, spec: Any) -> Subscriber | None:
+def _stand_in(name: Any, spec: Any) -> Subscriber | None:
     if not isinstance(spec, Mapping) or "name" in spec:
         return None
+    shaped, _ = _shaped(str(name), spec)
     try:
-        return _SUBSCRIBER.validate_python({**spec, "name": name})
+        return _SUBSCRIBER.validate_python({**shaped, "name": name})
+    except ValidationError as exc:
+        wrong = {e["loc"][0] for e in exc.errors() if e["loc"]}
+    if wrong & {"name", "handler"}:
+        return None
+    kept = {k: v for k, v in shaped.items() if k not in wrong}
+    kept["topics"] = kept.get("topics", [_STAND_IN])
+    try:
+        return _SUBSCRIBER.validate_python({**kept, "name": name})
     except ValidationError:
         return None
+
+
+#: A valid topic pattern standing in for a subscriber's wrong ``topics:``, so that its
+#: other keys are checked (the file is refused anyway).
+_STAND_IN = "stand-in"
+
+
+def _shaped(name: str, spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``spec`` with the obvious meaning of a wrongly shaped value, and what to write instead.
+
+    ``topics: user.signed_up`` is one topic; ``settings:`` left empty is none.
+    What has no obvious meaning (``topics: a, b``, a list under ``settings:``)
+    is a problem saying what to write, and a stand-in so the rest is checked.
+    """
+    shaped = dict(spec)
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    where = f"subscribers.{shown}"
+    problems = []
+    topics = shaped.get("topics")
+    if isinstance(topics, str):
+        words = [w for w in re.split(r"[\s,\[\]]+", topics) if w]
+        shaped["topics"] = words[:1] or [_STAND_IN]
+        if len(words) != 1:
+            listed = ", ".join(words) or "user.signed_up"
+            problems.append(f"{where}.topics: write topics as a list: [{listed}]")
+    elif topics is None and "topics" in shaped:
+        shaped["topics"] = [_STAND_IN]
+        problems.append(f"{where}.topics: give at least one topic pattern: [user.signed_up]")
+    settings = shaped.get("settings", {})
+    if settings is None:
+        del shaped["settings"]
+    elif not isinstance(settings, Mapping):
+        del shaped["settings"]
+        problems.append(
+            f"{where}.settings: settings are key: value lines, indented under settings: "
+            "(leave settings out for none)"
+        )
+    return shaped, problems
 
 
 def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] = ()) -> Topology:
@@ -145,9 +191,17 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
     data = dict(data)
     subs = data.get("subscribers") or {}
     order: list[str] = []
+    shaped: list[str] = []
     if isinstance(subs, Mapping):
         order = [str(name) for name in subs]
-        data["subscribers"] = [_with_name(name, spec) for name, spec in subs.items()]
+        specs = []
+        for name, spec in subs.items():
+            if isinstance(spec, Mapping):
+                spec, found = _shaped(str(name), spec)
+                shaped += found
+            specs.append(_with_name(name, spec))
+        data["subscribers"] = specs
+        problems += shaped
         problems += [
             f"subscribers.{name}.name: unknown key (a subscriber's name is its key)"
             for name, spec in subs.items()
@@ -159,7 +213,8 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
     try:
         topology = _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise TopologyError([*problems, *_pydantic_problems(exc, order)], source=source) from exc
+        found = _unreported(_pydantic_problems(exc, order), shaped)
+        raise TopologyError([*problems, *found], source=source) from exc
     if problems:
         raise TopologyError(problems, source=source)
     return topology
@@ -177,39 +232,13 @@ def _pydantic_problems(exc: ValidationError, order: list[str]) -> list[str]:
         # A list whose items failed also reports being "too short": say it once.
         if err["type"] == "too_short" and any(w.startswith(where + "[") for w in locs):
             continue
-        msg = _plain(err, where)
+        msg = wording.plain(err, where)
         if err["type"] == "unexpected_keyword_argument":
             msg = "unknown key (check the spelling)"
         elif err["type"] == "too_short" and where.endswith(".topics"):
             msg = "give at least one topic pattern"
         problems.append(f"{where}: {msg}" if where else msg)
     return problems
-
-
-#: pydantic's wording of a bound, as the people who edit the file read it.
-_BOUNDS = {
-    "greater_than_equal": ("ge", "must be at least {}"),
-    "greater_than": ("gt", "must be more than {}"),
-    "less_than_equal": ("le", "must be at most {}"),
-    "less_than": ("lt", "must be less than {}"),
-}
-
-
-#: Keys whose values are durations: their bounds are written as durations (``49d``).
-_DURATIONS = ("delay", "timeout", "backoff", "max_backoff")
-
-
-def _plain(err: Any, where: str) -> str:
-    """pydantic's message for ``err``, bounds and missing keys in plain words."""
-    if err["type"] in _BOUNDS:
-        key, text = _BOUNDS[err["type"]]
-        bound = err.get("ctx", {}).get(key)
-        if isinstance(bound, int | float):
-            duration = where.rpartition(".")[2] in _DURATIONS
-            return text.format(format_duration(bound) if duration else format(bound, "g"))
-    if err["type"] == "missing":
-        return "required: add this key"
-    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _where(loc: tuple[int | str, ...], order: list[str]) -> str:

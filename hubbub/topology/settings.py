@@ -36,6 +36,7 @@ from typing_extensions import is_typeddict
 from hubbub.errors import TopologyError
 from hubbub.topology.masking import UNKNOWN, Visibility
 from hubbub.topology.model import Subscriber
+from hubbub.topology.wording import plain
 
 #: The keyword a handler takes its settings by.
 PARAMETER = "settings"
@@ -160,12 +161,10 @@ def _described(exc: ValidationError, given: dict[str, Any], where: str, ref: str
     lines = []
     for error in errors:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        if error["type"] == "missing":
-            message = "required: add it"
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] not in ("value_error", "assertion_error") and _scalar(error):
-                message += f" (got {error['input']!r})"
+        own = error["msg"].removeprefix("Value error, ")
+        message = "required: add it" if error["type"] == "missing" else plain(error, path)
+        if message == own and error["type"] not in ("value_error", "assertion_error"):
+            message += f" (got {error['input']!r})" if _scalar(error) else ""
         lines.append(f"{where}{path}: {message}")
     return lines
 

@@ -282,3 +282,103 @@ def test_a_problem_with_a_line_reads_file_colon_line():
 def test_yaml_tags_that_run_code_are_refused():
     problems = problems_of("hub: !!python/object/apply:os.system ['true']\n")
     assert "not valid YAML" in problems[0]
+
+
+def one_subscriber(*lines: str) -> str:
+    return "hub: h\nsubscribers:\n  s:\n" + "".join(f"    {line}\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("lines", "topics", "settings"),
+    [
+        (["topics: user.signed_up"], ("user.signed_up",), {}),
+        (["topics: [t]", "settings:"], ("t",), {}),
+    ],
+    ids=["topics-a-string", "settings-empty"],
+)
+def test_a_value_with_an_obvious_meaning_is_taken_so(lines, topics, settings):
+    """``topics: user.signed_up`` (no brackets) is one topic; ``settings:`` left empty, none."""
+    top = loader.loads(one_subscriber("handler: log", *lines), check_handlers=True)
+    assert (top.subscriber("s").topics, top.subscriber("s").settings) == (topics, settings)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (
+            "topics: user.signed_up, user.deleted",
+            "write topics as a list: [user.signed_up, user.deleted]",
+        ),
+        ("topics:", "give at least one topic pattern: [user.signed_up]"),
+        (
+            "topics: {a: b}",
+            "write a list: [first, second] (or one item per line starting with '- ')",
+        ),
+    ],
+    ids=["topics-with-commas", "topics-empty", "topics-a-mapping"],
+)
+def test_wrongly_shaped_topics_are_explained_in_the_files_words(line, problem):
+    """pydantic said "Input should be a valid tuple": Python's words, not the file's."""
+    assert problems_of(one_subscriber("handler: log", line)) == [f"subscribers.s.topics: {problem}"]
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", "level"])
+def test_settings_that_are_not_key_value_lines_say_what_to_write(value):
+    found = problems_of(one_subscriber("handler: log", "topics: [t]", f"settings: {value}"))
+    assert found == [
+        "subscribers.s.settings: settings are key: value lines, indented under settings: "
+        "(leave settings out for none)"
+    ]
+
+
+def test_a_yes_read_as_true_where_text_is_wanted_says_quote_it_in_the_files_word():
+    text = one_subscriber(
+        "handler: webhook",
+        "topics: [t]",
+        "description: no",
+        "settings: {url: 'https://crm.example/hook', headers: {X-Flag: yes, X-On: True}}",
+    )
+    assert problems_of(text, check_handlers=True) == [
+        "subscribers.s.description: must be text: YAML reads no without quotes as false: "
+        "quote it: 'no'",
+        "subscribers.s.settings.headers.X-Flag: must be text: YAML reads yes without quotes as "
+        "true: quote it: 'yes'",
+        "subscribers.s.settings.headers.X-On: must be text: YAML reads True without quotes as "
+        "true: quote it: 'True'",
+    ]
+
+
+def test_an_empty_list_in_settings_says_how_many_items_to_give():
+    text = one_subscriber("handler: republish", "topics: [t]", "settings: {topic: []}")
+    assert problems_of(text, check_handlers=True) == [
+        "subscribers.s.settings.topic: give at least 1 item"
+    ]
+
+
+def test_settings_are_checked_when_other_keys_of_the_subscriber_are_wrong_and_in_file_order():
+    """Every problem at once: a wrong topic used to hide the webhook's settings problems
+    until it was fixed (one more round of validate for each)."""
+    text = textwrap.dedent(
+        """\
+        hub: h
+        subscribers:
+          hook:
+            handler: webhook
+            settings:
+              timeout: soon
+              url: ftp://crm.example
+            topics: ["a b"]
+            retry: {attempts: 0}
+          other:
+            handler: log
+            topics: x, y
+        """
+    )
+    found = [(line, p.partition(":")[0]) for line, p in lined(text, check_handlers=True)]
+    assert found == [
+        (6, "subscribers.hook.settings.timeout"),
+        (7, "subscribers.hook.settings.url"),
+        (8, "subscribers.hook.topics[0]"),
+        (9, "subscribers.hook.retry.attempts"),
+        (12, "subscribers.other.topics"),
+    ]

@@ -155,6 +155,6 @@ def test_settings_problems_come_with_the_other_problems_each_with_its_line():
     ]
     assert where == [
         (6, "subscribers.reminder.delay"),
-        (11, "subscribers.crm.settings.URL"),
         (10, "subscribers.crm.settings.url"),
+        (11, "subscribers.crm.settings.URL"),
     ]

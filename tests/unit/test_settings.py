@@ -126,7 +126,8 @@ def test_wrong_types_and_missing_keys_are_one_line_each_under_their_path():
     assert problems(remind, {"days": "soon", "recipients": "a@x"}) == [
         "subscribers.s.settings.days: Input should be a valid integer, unable to parse string "
         "as an integer (got 'soon')",
-        "subscribers.s.settings.recipients: Input should be a valid list (got 'a@x')",
+        "subscribers.s.settings.recipients: write a list: [first, second] (or one item per "
+        "line starting with '- ')",
     ]
     assert problems(threshold, {"unit": "USD"}) == [
         "subscribers.s.settings.limit: required: add it"
@@ -216,11 +217,11 @@ def test_validate_reports_settings_problems_of_the_file():
     text = file_text("remind", "days: soon\ntemplat: x\n")
     with pytest.raises(TopologyError) as caught:
         loader.loads(text, check_handlers=True)
-    assert caught.value.problems == [
-        "subscribers.s.settings.templat: unknown key (known: days, recipients, template): "
-        "check the spelling",
+    assert caught.value.problems == [  # in file order
         "subscribers.s.settings.days: Input should be a valid integer, unable to parse string "
         "as an integer (got 'soon')",
+        "subscribers.s.settings.templat: unknown key (known: days, recipients, template): "
+        "check the spelling",
     ]
     loader.loads(file_text("remind", "days: 3\n"), check_handlers=True)  # fine
 
