@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from hubbub.topology import patterns
 from hubbub.topology.durations import format_duration
 from hubbub.topology.masking import Recorded, Visibility, recorded
 from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
@@ -136,20 +137,42 @@ def _removed(names: HubNames, name: str, observed: Observed, *, counted: bool) -
     if queue is None:
         return text
     held = f" with {_events(queue.messages)}" if counted else ""
-    return f"{text}; its queue is kept{held} (delete it by hand once drained)"
+    return (
+        f"{text}; its queue is kept{held} (once drained, delete it: "
+        f"rabbitmqctl delete_queue {names.queue(name)} --if-empty)"
+    )
 
 
 def _changed(
     names: HubNames, old: _Seen, new: Subscriber, observed: Observed, *, counted: bool
 ) -> Iterator[str]:
-    gained = [t for t in new.topics if t not in old.topics]
-    lost = [t for t in old.topics if t not in new.topics]
-    if gained:
-        yield f"{new.name} will also receive {_listed(gained)}"
-    if lost:
-        yield f"{new.name} will no longer receive {_listed(lost)}"
+    yield from _topics(new.name, old.topics, new.topics)
     if _whole(old.delay) != _whole(new.delay):
         yield _delay(names, new, old.delay, observed, counted=counted)
+
+
+def _topics(name: str, old: tuple[str, ...], new: tuple[str, ...]) -> Iterator[str]:
+    """What a change of topic patterns means; a pattern the new ones cover is not a loss.
+
+    ``user.*, billing.#`` becoming ``user.#`` reads "receive user.# instead of
+    user.* and billing.#", not "no longer receive user.*" (user.# covers it).
+    """
+    added = [t for t in new if t not in old]
+    removed = [t for t in old if t not in new]
+    if added and removed:
+        yield f"{name} will receive {_listed(added)} instead of {_listed(removed)}"
+    elif added:
+        yield f"{name} will also receive {_listed(added)}"
+    elif removed:
+        lost = [t for t in removed if not any(patterns.covers(p, t) for p in new)]
+        kept = [t for t in removed if t not in lost]
+        if lost:
+            yield f"{name} will no longer receive {_listed(lost)}"
+        if kept:
+            yield (
+                f"{name} no longer lists {_listed(kept)}, which its other topics cover: "
+                "it receives the same events"
+            )
 
 
 def _delay(

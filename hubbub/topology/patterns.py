@@ -7,6 +7,7 @@ hub and the unit tests route exactly as the broker does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 #: AMQP 0-9-1 caps routing keys (shortstr) at 255 bytes.
@@ -69,3 +70,39 @@ def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
     if not words:
         return False
     return (head == "*" or head == words[0]) and _match(rest, words[1:])
+
+
+#: Most keys :func:`covers` tries; past it, a pattern covers only itself.
+_MOST_TRIED = 4096
+
+
+def covers(wide: str, narrow: str) -> bool:
+    """True when every key ``narrow`` matches, ``wide`` matches too (``user.#`` covers ``user.*``).
+
+    ``narrow`` is tried with each ``*`` as a word ``wide`` does not name and each
+    ``#`` as 0 to len(wide)+1 such words: a longer run matches the way one of
+    that length does (``wide`` holds fewer single-word parts), so trying them
+    decides it exactly.
+    """
+    if wide == narrow:
+        return True
+    want, have = _words(wide), _words(narrow)
+    fresh = "".join(want) + "~"  # longer than any word of ``wide``: none of them
+    lengths = range(len(want) + 2)
+    if len(lengths) ** have.count("#") > _MOST_TRIED:
+        return False
+    return all(_match(want, key) for key in _keys(have, fresh, lengths))
+
+
+def _keys(pattern: tuple[str, ...], fresh: str, lengths: range) -> Iterator[tuple[str, ...]]:
+    """The keys standing for all ``pattern`` matches (see :func:`covers`)."""
+    if not pattern:
+        yield ()
+        return
+    head, rest = pattern[0], pattern[1:]
+    for tail in _keys(rest, fresh, lengths):
+        if head == "#":
+            for n in lengths:
+                yield (fresh,) * n + tail
+        else:
+            yield (fresh if head == "*" else head, *tail)

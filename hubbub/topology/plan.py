@@ -163,8 +163,8 @@ def _obsolete(names: HubNames, name: str, q: ObservedQueue, bound: frozenset[Bin
             "obsolete",
             "queue",
             name,
-            f"no longer in the topology; kept ({q.messages} "
-            "messages): delete it by hand once drained",
+            f"no longer in the topology; kept ({q.messages} messages): once drained, "
+            f"delete it: rabbitmqctl delete_queue {name} --if-empty",
         )
     subscriber, seconds = wait
     old = f"{subscriber}'s old {format_duration(seconds)} wait queue"

@@ -116,7 +116,8 @@ def test_a_subscriber_left_out_keeps_its_queue_and_its_events(edit, hubbub_vhost
     path = edit(**{"notify-sales": None})
     expected = (
         "subscriber notify-sales is no longer in the file: it stops receiving events; "
-        "its queue is kept with 4 events (delete it by hand once drained)"
+        "its queue is kept with 4 events (once drained, delete it: "
+        "rabbitmqctl delete_queue events.notify-sales --if-empty)"
     )
     deadline = time.monotonic() + 15  # the management API counts every 5 s
     while (said := sentences(run("plan", path, url)[0])) != [expected]:

@@ -63,6 +63,23 @@ def test_topics_added_and_removed():
     ]
 
 
+def test_topic_patterns_replaced_or_covered_are_not_a_loss():
+    """``user.*, billing.#`` becoming ``user.#`` used to read "will no longer receive user.*
+    and billing.#": alarming, while user.# still covers user.*."""
+    old = topology(**{"notify-sales": {"topics": ["user.*", "billing.#"]}})
+    replaced = topology(**{"notify-sales": {"topics": ["user.#"]}})
+    assert explain(old, replaced, Observed()) == [
+        "notify-sales will receive user.# instead of user.* and billing.#"
+    ]
+    wider = topology(**{"notify-sales": {"topics": ["user.*", "user.#", "billing.#"]}})
+    assert explain(wider, replaced, Observed()) == [
+        "notify-sales will no longer receive billing.#",
+        "notify-sales no longer lists user.*, which its other topics cover: "
+        "it receives the same events",
+    ]
+    assert explain(wider, old, Observed()) == ["notify-sales will no longer receive user.#"]
+
+
 def test_several_topics_are_listed_in_one_sentence():
     new = topology(**{"welcome-email": {"topics": ["user.signed_up", "a.b", "c.#", "d.*"]}})
     assert explain(topology(), new, Observed()) == [
@@ -231,7 +248,8 @@ def test_a_subscriber_gone_from_the_file_keeps_its_queue():
     held = Observed(queues={NAMES.queue("notify-sales"): ObservedQueue({}, 4)})
     assert explain(topology(), new, held) == [
         "subscriber notify-sales is no longer in the file: it stops receiving events; "
-        "its queue is kept with 4 events (delete it by hand once drained)"
+        "its queue is kept with 4 events (once drained, delete it: "
+        "rabbitmqctl delete_queue events.notify-sales --if-empty)"
     ]
     assert explain(topology(), new, Observed()) == [
         "subscriber notify-sales is no longer in the file: it stops receiving events"

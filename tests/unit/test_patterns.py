@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubbub.topology.patterns import MAX_KEY_BYTES, matches, pattern_problems, topic_problems
+from hubbub.topology.patterns import (
+    MAX_KEY_BYTES,
+    covers,
+    matches,
+    pattern_problems,
+    topic_problems,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +118,51 @@ def test_a_key_of_exactly_255_bytes_is_allowed():
     key = "a" * MAX_KEY_BYTES
     assert topic_problems(key) == []
     assert topic_problems(key + "a") != []
+
+
+@pytest.mark.parametrize(
+    ("wide", "narrow", "covered"),
+    [
+        ("user.#", "user.*", True),
+        ("user.#", "user.signed_up", True),
+        ("user.*", "user.#", False),  # user.a.b, and user itself
+        ("#", "anything.#", True),
+        ("*.#", "#.*", True),  # both: one word or more
+        ("#.*", "*.#", True),
+        ("*.#", "#", False),  # the empty key
+        ("a.*.c", "a.b.c", True),
+        ("a.b.c", "a.*.c", False),
+        ("a.#.c", "a.*.*.c", True),
+        ("a.#.c", "a.#.b.c", True),
+        ("a.*.c", "a.#.c", False),
+        ("billing.#", "user.*", False),
+        ("user.*", "user.*", True),
+    ],
+)
+def test_a_pattern_covers_another_when_it_matches_every_key_the_other_does(wide, narrow, covered):
+    assert covers(wide, narrow) is covered
+
+
+@given(
+    st.lists(pattern_words, min_size=1, max_size=4),
+    st.lists(pattern_words, min_size=1, max_size=4),
+    st.lists(words, min_size=0, max_size=6),
+)
+def test_covers_agrees_with_matching_on_every_key(wide, narrow, key):
+    """Covered: every key the narrow pattern matches, the wide one matches too."""
+    wide_text, narrow_text, key_text = ".".join(wide), ".".join(narrow), ".".join(key)
+    if covers(wide_text, narrow_text) and matches(narrow_text, key_text):
+        assert matches(wide_text, key_text)
+
+
+@given(
+    st.lists(pattern_words, min_size=1, max_size=3), st.lists(pattern_words, min_size=1, max_size=3)
+)
+def test_covers_is_exact_on_short_patterns(wide, narrow):
+    """Not covered: some key (of words a, b, c, up to 7) matches the narrow pattern only."""
+    import itertools
+
+    wide_text, narrow_text = ".".join(wide), ".".join(narrow)
+    keys = (".".join(k) for n in range(8) for k in itertools.product(["a", "b", "c"], repeat=n))
+    missed = any(matches(narrow_text, k) and not matches(wide_text, k) for k in keys)
+    assert covers(wide_text, narrow_text) is not missed
