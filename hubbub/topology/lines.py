@@ -38,55 +38,71 @@ def lines_of(root: yaml.Node | None, problems: Sequence[str]) -> list[int | None
 
 def line_of(root: yaml.Node | None, problem: str) -> int | None:
     """The line of the place ``problem`` starts with, or of its deepest part in the file."""
-    _, rest, line = _walk(root, problem)
-    if line is None:
+    place = place_of(root, problem)
+    return None if place is None else place[0]
+
+
+def place_of(root: yaml.Node | None, problem: str) -> tuple[int, int] | None:
+    """``(line, column)`` of :func:`line_of`'s place: problems sort by it into file order
+    (several keys of a ``{...}`` mapping share a line)."""
+    _, rest, place = _walk(root, problem)
+    if place is None:
         return None
     if rest.startswith(": ") or not rest or _MISSING_TAIL.match(rest):
-        return line
+        return place
     return None
 
 
 def text_of(root: yaml.Node | None, problem: str) -> str | None:
     """The text the file holds at the place ``problem`` starts with (``yes``, not true);
     None when that place is not a plain value in the file."""
-    node, rest, line = _walk(root, problem)
-    if line is None or not rest.startswith(": ") or not isinstance(node, yaml.ScalarNode):
+    node, rest, place = _walk(root, problem)
+    if place is None or not rest.startswith(": ") or not isinstance(node, yaml.ScalarNode):
         return None
     return str(node.value)
 
 
-def _walk(root: yaml.Node | None, problem: str) -> tuple[yaml.Node | None, str, int | None]:
-    """The deepest node of ``problem``'s path in the file, what is left of it, and its line."""
-    node, rest, line, first = root, problem, None, True
+def _walk(
+    root: yaml.Node | None, problem: str
+) -> tuple[yaml.Node | None, str, tuple[int, int] | None]:
+    """The deepest node of ``problem``'s path in the file, what is left of it, and its place."""
+    node, rest, place, first = root, problem, None, True
     while node is not None:
         step = _step(node, rest, first=first)
         if step is None:
             break
-        node, rest, line = step
+        node, rest, place = step
         first = False
-    return node, rest, line
+    return node, rest, place
 
 
-def _step(node: yaml.Node, rest: str, *, first: bool) -> tuple[yaml.Node, str, int] | None:
-    """The child of ``node`` that ``rest`` names next: (child, what is left, its line)."""
+def _step(
+    node: yaml.Node, rest: str, *, first: bool
+) -> tuple[yaml.Node, str, tuple[int, int]] | None:
+    """The child of ``node`` that ``rest`` names next: (child, what is left, its place)."""
     if isinstance(node, yaml.SequenceNode):
         match = _INDEX.match(rest)
         if not match or int(match[1]) >= len(node.value):
             return None
         item = node.value[int(match[1])]
-        return item, rest[match.end() :], item.start_mark.line + 1
+        return item, rest[match.end() :], _place(item)
     if not isinstance(node, yaml.MappingNode):
         return None
     sep = "" if first else "."
     if not rest.startswith(sep):
         return None
     rest = rest[len(sep) :]
-    best: tuple[yaml.Node, str, int] | None = None
+    best: tuple[yaml.Node, str, tuple[int, int]] | None = None
     for key_node, value in _entries(node):
         taken = _taken(str(key_node.value), rest)
         if taken and (best is None or taken > len(rest) - len(best[1])):
-            best = value, rest[taken:], key_node.start_mark.line + 1
+            best = value, rest[taken:], _place(key_node)
     return best
+
+
+def _place(node: yaml.Node) -> tuple[int, int]:
+    """A node's 1-based line and column."""
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 def _taken(key: str, rest: str) -> int:

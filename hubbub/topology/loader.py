@@ -69,15 +69,17 @@ def with_lines(
     for line, problem in duplicates:
         known.setdefault(problem, []).append(line)
     root = lines.compose(text, _StrictLoader)
-    found = [
-        old or (known[p].pop(0) if known.get(p) else lines.line_of(root, p))
+    places = [
+        (old, 0) if old else (known[p].pop(0), 0) if known.get(p) else lines.place_of(root, p)
         for p, old in zip(error.problems, error.lines, strict=True)
     ]
     worded = [_in_its_words(root, p) for p in error.problems]
     # File order: a reader fixes from the top; problems with no line (the whole file) first.
-    ordered = sorted(zip(found, worded, strict=True), key=lambda pair: pair[0] or 0)
+    ordered = sorted(zip(places, worded, strict=True), key=lambda pair: pair[0] or (0, 0))
     return TopologyError(
-        [p for _, p in ordered], source=error.source, lines=[line for line, _ in ordered]
+        [p for _, p in ordered],
+        source=error.source,
+        lines=[place[0] if place else None for place, _ in ordered],
     )
 
 

@@ -222,15 +222,15 @@ def test_webhook_settings_are_checked_before_anything_runs(monkeypatch):
         """
     with pytest.raises(TopologyError) as caught:
         loader.loads(textwrap.dedent(text), check_handlers=True)
-    assert caught.value.problems == [
-        "subscribers.hook.settings.retries: unknown key (known: headers, secret_env, timeout, "
-        "url): check the spelling",
+    assert caught.value.problems == [  # in file order
         "subscribers.hook.settings.url: 'ftp://x' is not an http:// or https:// URL with a host",
         "subscribers.hook.settings.timeout: not a duration: 'soon' (write e.g. 30, 90s, 10m, "
         "2h, 3d)",
-        "subscribers.hook.settings.headers: 'Hubbub-Signature' is set by hubbub: remove it",
         "subscribers.hook.settings.secret_env: environment variable HOOK_SECRET is not set (or "
         "empty): set it to the webhook's signing secret where hubbub runs, or remove secret_env",
+        "subscribers.hook.settings.headers: 'Hubbub-Signature' is set by hubbub: remove it",
+        "subscribers.hook.settings.retries: unknown key (known: headers, secret_env, timeout, "
+        "url): check the spelling",
         "subscribers.bare.settings: handler 'hubbub.actions:webhook' needs settings (url): "
         "add them under settings",
     ]
@@ -352,7 +352,7 @@ def test_log_templates_are_checked(message, problem):
         """
     with pytest.raises(TopologyError) as caught:
         loader.loads(textwrap.dedent(text), check_handlers=True)
-    [level, template] = caught.value.problems
+    [template, level] = caught.value.problems  # file order
     assert level.startswith("subscribers.l.settings.level: Input should be 'DEBUG'")
     assert template.startswith("subscribers.l.settings.message: ") and problem in template
 

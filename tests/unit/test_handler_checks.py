@@ -451,5 +451,5 @@ def test_checks_do_not_depend_on_the_file_order():
         """
     )
     problems = validate_problems(text)
-    assert problems[0].startswith("subscribers.s.topics[0]: pattern 'x*'")
-    assert problems[1].startswith(f"subscribers.s.handler: handler '{HERE}:no_argument' must")
+    assert problems[0].startswith(f"subscribers.s.handler: handler '{HERE}:no_argument' must")
+    assert problems[1].startswith("subscribers.s.topics[0]: pattern 'x*'")
