@@ -199,10 +199,10 @@ def test_validate_reports_every_problem_of_a_file(tmp_path):
         f"error: {path}: 3 problems:",
         f"  - {path}:1: hub: hub name 'a b' may only contain letters, digits, '.', '_', '-', "
         "starting with a letter or digit",
-        f"  - {path}:3: subscribers.s.topics[0]: pattern is empty",
         f"  - {path}:3: subscribers.s.handler: cannot import handler 'x:y': ModuleNotFoundError: "
         "No module named 'x'",
-    ]
+        f"  - {path}:3: subscribers.s.topics[0]: pattern is empty",
+    ]  # in file order: line, then column
 
 
 MIDDLEWARE_APP = """
