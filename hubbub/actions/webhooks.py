@@ -20,10 +20,12 @@ TLS) connection per event.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -37,7 +39,7 @@ from hubbub.actions import signing
 from hubbub.errors import DontRetry, HubbubError, Retry
 from hubbub.topology.model import Seconds
 
-#: Seconds to connect, and to wait for each read of the answer, by default.
+#: Seconds a POST may take by default: to connect, send and read the whole answer.
 DEFAULT_TIMEOUT = 10.0
 #: Bytes of an error answer's body quoted in the failure record.
 QUOTED = 200
@@ -61,7 +63,7 @@ class WebhookSettings(BaseModel):
 
     #: Where to POST (http or https).
     url: str
-    #: Seconds to connect and to wait for each read of the answer ("10s").
+    #: Seconds the whole POST may take ("10s"): connect, send, and read the answer.
     timeout: Annotated[Seconds, Field(gt=0)] = DEFAULT_TIMEOUT
     #: Extra request headers (an API key header, say).
     headers: dict[str, str] = {}
@@ -199,33 +201,82 @@ _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Reply:
-    """POST once; a kept-alive connection found closed is replaced and the POST sent again."""
+    """POST once within ``timeout`` (connect, send and the whole answer); a kept-alive
+    connection found closed is replaced and the POST sent again, in what time is left."""
     parts = urlsplit(url)
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
+    deadline = time.monotonic() + timeout
     for fresh in (False, True):
-        connection, reused = _connection(parts.scheme, parts.netloc, timeout, fresh=fresh)
+        left = deadline - time.monotonic()
+        connection, reused = _connection(parts.scheme, parts.netloc, max(left, 0.001), fresh=fresh)
+        watchdog = _Watchdog(connection, left)
         try:
-            connection.request("POST", target, body=body, headers=headers)
-            response = connection.getresponse()
-            quoted = _quote(response.read(MAX_ANSWER))
+            with watchdog:
+                connection.request("POST", target, body=body, headers=headers)
+                response = connection.getresponse()
+                quoted = _quote(response.read(MAX_ANSWER))
+            if watchdog.fired:
+                raise TimeoutError  # the answer was cut short at the deadline
             if not response.isclosed():  # a longer answer than we read: cannot be reused
                 response.close()
                 _drop(parts.scheme, parts.netloc)
         except _STALE as exc:
             _drop(parts.scheme, parts.netloc)
-            if reused and not fresh:
+            if reused and not fresh and not watchdog.fired:
                 continue  # closed by the server while idle, most likely: send it again
-            raise WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout)}") from exc
+            raise _failed(url, exc, timeout, watchdog) from exc
         except (OSError, http.client.HTTPException) as exc:
             _drop(parts.scheme, parts.netloc)
-            raise WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout)}") from exc
+            raise _failed(url, exc, timeout, watchdog) from exc
+        except BaseException:
+            _drop(parts.scheme, parts.netloc)  # never leave a half-sent request in the pool
+            raise
         if response.will_close:
             _drop(parts.scheme, parts.netloc)
         retry_after = retry_after_seconds(response.getheader("Retry-After"))
         return response.status, response.reason, retry_after, quoted
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Watchdog:
+    """Shuts the connection's socket down when ``seconds`` pass before the block ends.
+
+    A socket timeout bounds each read, not the request: a server sending a
+    byte at a time would hold the handler thread for as long as it likes.
+    Shutting the socket down from a timer thread makes the blocked read
+    return at once, whatever the handler thread was waiting for.
+    """
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = seconds <= 0
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        if self.fired:
+            raise TimeoutError  # no time left for a second try
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            sock = self._connection.sock
+        if sock is not None:  # still connecting otherwise: its own timeout bounds that
+            with contextlib.suppress(OSError):  # the raw socket's, TLS or not
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _connection(
@@ -260,7 +311,11 @@ def _quote(body: bytes) -> str:
     return " ".join(text.split())
 
 
-def _why(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
+def _failed(url: str, exc: BaseException, timeout: float, watchdog: _Watchdog) -> WebhookError:
+    return WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout, watchdog)}")
+
+
+def _why(exc: BaseException, timeout: float, watchdog: _Watchdog) -> str:
+    if watchdog.fired or isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g}s (timeout)"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")

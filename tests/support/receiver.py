@@ -21,6 +21,8 @@ class Answer:
     body: bytes = b"ok"
     #: Close the connection after answering without saying so (as an idle timeout does).
     hang_up: bool = False
+    #: Seconds between the body's bytes (sent one at a time): a slow server.
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.drip:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.drip)
+                else:
+                    self.wfile.write(answer.body)
                 self.close_connection = answer.hang_up
             except OSError:
                 pass  # the client gave up waiting

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import orjson
@@ -367,3 +368,17 @@ def test_the_examples_of_docs_actions_md_are_valid(monkeypatch):
         builtin = [s for s in topology.subscribers if s.handler.startswith("hubbub.actions:")]
         _, problems = resolve_handlers(builtin)
         assert problems == [], block
+
+
+def test_the_timeout_bounds_the_whole_post_not_each_read():
+    """A server sending its answer a byte at a time makes every read quick and the whole
+    slow: ``timeout`` is the longest a POST may take, so it fails (and is retried) then."""
+    with receiving(then=Answer(200, body=b"x" * 20, drip=0.3)) as receiver:
+        hub = webhook_hub(receiver.url, timeout="1s")
+        started = time.monotonic()
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+        took = time.monotonic() - started
+    assert took < 2.5
+    [attempt] = hub.attempts()
+    assert attempt.outcome == "retry" and attempt.error.endswith("WebhookError")
