@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import http.client
 import os
 import re
@@ -73,14 +74,9 @@ class WebhookSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
-        if parts.username or parts.password:
-            raise ValueError(
-                "the URL holds credentials: remove them and send them in headers "
-                "(e.g. Authorization) instead"
-            )
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("headers")
@@ -91,8 +87,9 @@ class WebhookSettings(BaseModel):
                 raise ValueError(f"{name!r} is not a valid header name")
             if name.lower() in OWN_HEADERS:
                 raise ValueError(f"{name!r} is set by hubbub: remove it")
-            if "\r" in text or "\n" in text:
-                raise ValueError(f"the value of {name!r} has a line break: remove it")
+            problem = _header_value_problem(text)
+            if problem:  # the value itself is not quoted: it may be a key
+                raise ValueError(f"the value of {name!r} {problem}")
         return value
 
     @field_validator("secret_env")
@@ -104,6 +101,42 @@ class WebhookSettings(BaseModel):
                 "webhook's signing secret where hubbub runs, or remove secret_env"
             )
         return value
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be POSTed to; None when it can. Messages do not quote the
+    URL's path or query: a webhook URL may hold its secret there."""
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in url):
+        return "the URL holds white space or a control character (a pasted line break?): remove it"
+    if not url.isascii():
+        return "the URL holds a non-ASCII character: percent-encode it (%C3%A9 for é)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "the URL does not start with http:// or https://: write the whole URL"
+    if not parts.hostname:
+        return "the URL has no host: write the whole URL, e.g. https://crm.example.com/hook"
+    if parts.username or parts.password:
+        return (
+            "the URL holds credentials: remove them and send them in headers "
+            "(e.g. Authorization) instead"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition("]")[2].count(":"):
+        return "the URL's port is not a number from 1 to 65535"
+    return None
+
+
+def _header_value_problem(text: str) -> str | None:
+    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in text):
+        return "has a line break or a control character: remove it"
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return "has a character HTTP headers cannot carry (only Latin-1): write it in ASCII"
+    return None
 
 
 def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
@@ -122,7 +155,7 @@ def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
     if settings.secret_env:
         headers[signing.HEADER] = signing.sign(_secret(settings.secret_env), body)
     status, reason, retry_after, quoted = _post(settings.url, body, headers, settings.timeout)
-    judge(_shown(settings.url), status, reason, retry_after, quoted)
+    judge(shown(settings.url), status, reason, retry_after, quoted)
 
 
 def payload(event: envelope.Event) -> bytes:
@@ -184,11 +217,34 @@ def _secret(name: str) -> str:
     return value
 
 
-def _shown(url: str) -> str:
-    """``url`` without credentials and query string (they may hold tokens): for messages."""
+def shown(url: str) -> str:
+    """``url`` as messages show it: scheme, host and port, the path masked past a plain
+    first segment, and a short hash of the whole URL to tell two hooks apart.
+
+    Incoming webhooks of Slack, Teams and Discord carry their secret in the
+    path, others in the query string; messages go to logs and failure
+    records, so neither is shown: ``https://hooks.slack.com/services/… [a1b2c3d4]``.
+    The hash is the first 8 hex digits of the URL's SHA-256.
+    """
     parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path or '/'}"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    first, _, rest = parts.path.lstrip("/").partition("/")
+    if not _WORD.match(first):
+        first, rest = "", parts.path.lstrip("/")
+    if not rest and not parts.query:
+        return f"{parts.scheme}://{host}{port}/{first}"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    masked = f"{first}/…" if rest else f"{first}?…"
+    return f"{parts.scheme}://{host}{port}/{masked.lstrip('/')} [{digest}]"
+
+
+_WORD = re.compile(r"^[A-Za-z][A-Za-z_.-]{0,23}$")
 
 
 # -- HTTP ----------------------------------------------------------------------
@@ -312,7 +368,13 @@ def _quote(body: bytes) -> str:
 
 
 def _failed(url: str, exc: BaseException, timeout: float, watchdog: _Watchdog) -> WebhookError:
-    return WebhookError(f"POST {_shown(url)} failed: {_why(exc, timeout, watchdog)}")
+    """The failure, its text cleared of the URL's path and query (http.client quotes them)."""
+    why = _why(exc, timeout, watchdog)
+    parts = urlsplit(url)
+    for secret in sorted((url, parts.path, parts.query), key=len, reverse=True):
+        if len(secret) > 1:
+            why = why.replace(secret, "…")
+    return WebhookError(f"POST {shown(url)} failed: {why}")
 
 
 def _why(exc: BaseException, timeout: float, watchdog: _Watchdog) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from hubbub.actions import signing, webhooks
 from hubbub.envelope import Event
@@ -226,7 +227,8 @@ def test_webhook_settings_are_checked_before_anything_runs(monkeypatch):
     assert caught.value.problems == [
         "subscribers.hook.settings.retries: unknown key (known: headers, secret_env, timeout, "
         "url): check the spelling",
-        "subscribers.hook.settings.url: 'ftp://x' is not an http:// or https:// URL with a host",
+        "subscribers.hook.settings.url: the URL does not start with http:// or https://: write "
+        "the whole URL",
         "subscribers.hook.settings.timeout: not a duration: 'soon' (write e.g. 30, 90s, 10m, "
         "2h, 3d)",
         "subscribers.hook.settings.headers: 'Hubbub-Signature' is set by hubbub: remove it",
@@ -382,3 +384,82 @@ def test_the_timeout_bounds_the_whole_post_not_each_read():
     assert took < 2.5
     [attempt] = hub.attempts()
     assert attempt.outcome == "retry" and attempt.error.endswith("WebhookError")
+
+
+def test_a_failure_does_not_quote_a_secret_in_the_urls_path_or_query():
+    """Slack, Teams and Discord incoming webhooks carry their secret in the path; failure
+    lines go to logs and dead-letter records: they show the host and a hash of the URL."""
+    secret = "XXXXSECRETTOKENXXXX"
+    with receiving() as receiver:
+        base = receiver.url.removesuffix("/hook")
+    url = f"{base}/services/T000/B000/{secret}"  # nothing listens there any more
+    with pytest.raises(webhooks.WebhookError) as caught:
+        webhooks.webhook(hub_event("hook"), settings=webhooks.WebhookSettings(url=url))
+    said = str(caught.value)
+    assert secret not in said and "T000" not in said
+    assert f"POST {base}/services/… [" in said
+    assert webhooks.shown(url) != webhooks.shown(url.replace("B000", "B001"))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/s3cr3t", "https://hooks.slack.com/services/…"),
+        ("https://webhook.site/3f1c9a2e-77aa", "https://webhook.site/…"),
+        ("https://crm.example/hook?token=s3cr3t", "https://crm.example/hook?…"),
+        ("https://crm.example/hooks", "https://crm.example/hooks"),
+        ("http://[::1]:8765/ok", "http://[::1]:8765/ok"),
+    ],
+)
+def test_a_url_is_shown_without_what_may_be_secret(url, shown):
+    assert webhooks.shown(url).split(" [")[0] == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:9/hook?token=QSECRET x", "white space"),
+        ("http://127.0.0.1:9/hook\n", "white space"),
+        ("http://127.0.0.1:9/caf\u00e9", "non-ASCII"),
+        ("http://127.0.0.1:99999/hook", "port"),
+        ("http://127.0.0.1:abc/hook", "port"),
+        ("crm.example.com/hook", "http://"),
+    ],
+)
+def test_webhook_settings_refuse_a_url_that_cannot_be_posted_to(url, problem):
+    """Validated before, then every POST failed (http.client's InvalidURL quoting the query
+    string, tokens included, into the failure line; ValueError for the port)."""
+    with pytest.raises(ValidationError) as caught:
+        webhooks.WebhookSettings(url=url)
+    [error] = caught.value.errors()  # what hubbub prints: the message, not the input
+    assert problem in error["msg"] and "QSECRET" not in error["msg"]
+
+
+@pytest.mark.parametrize("value", ["\u20acuro", "a\x00b", "line\nbreak"])
+def test_webhook_settings_refuse_a_header_value_http_cannot_send(value):
+    """Validated before, then every POST raised UnicodeEncodeError; the value (maybe a key)
+    is not quoted."""
+    with pytest.raises(ValidationError, match="X-Name") as caught:
+        webhooks.WebhookSettings(url="http://127.0.0.1:9/hook", headers={"X-Name": value})
+    [error] = caught.value.errors()  # what hubbub prints: the message, not the input
+    assert value not in error["msg"]
+
+
+def test_a_post_failing_half_way_leaves_no_connection_behind_for_the_next_event(monkeypatch):
+    """An exception of any kind during a POST (here while sending the body) must not leave
+    the half-sent request in the thread's kept-alive connection: the next event, innocent,
+    would fail with CannotSendRequest."""
+    with receiving() as receiver:
+        settings = webhooks.WebhookSettings(url=receiver.url)
+        webhooks.webhook(hub_event("hook"), settings=settings)  # a kept-alive connection
+        original = webhooks.http.client.HTTPConnection.send
+
+        def broken(self, data):
+            raise RuntimeError("interrupted")
+
+        monkeypatch.setattr(webhooks.http.client.HTTPConnection, "send", broken)
+        with pytest.raises(RuntimeError):
+            webhooks.webhook(hub_event("hook"), settings=settings)
+        monkeypatch.setattr(webhooks.http.client.HTTPConnection, "send", original)
+        webhooks.webhook(hub_event("hook"), settings=settings)
+    assert len(receiver.requests) == 2
