@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from hubbub.actions import signing, webhooks
+from hubbub.actions.republishing import RepublishSettings, copy_id, republish
 from hubbub.envelope import Event
 from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
@@ -463,3 +464,35 @@ def test_a_post_failing_half_way_leaves_no_connection_behind_for_the_next_event(
         monkeypatch.setattr(webhooks.http.client.HTTPConnection, "send", original)
         webhooks.webhook(hub_event("hook"), settings=settings)
     assert len(receiver.requests) == 2
+
+
+def test_a_republished_copy_keeps_its_id_when_the_republish_runs_again():
+    """At least once: a republish whose ack is lost (a crash, a retry after the publish)
+    runs again; both copies carry one id, so the next subscribers deduplicate them."""
+    hub = InMemoryHub("h")
+    follow_up = RepublishSettings(topic="order.follow_up")
+
+    @hub.subscriber("chain", topics=["order.placed"], retry={"attempts": 2, "backoff": "1s"})
+    def chain(event):
+        republish(event, settings=follow_up)
+        if event.attempt == 1:
+            raise ConnectionError("the ack was lost")  # as a crash after the publish would
+
+    hub.subscriber("survey", topics=["order.follow_up"])(lambda event: None)
+    hub.publish("order.placed", {"order": 7})
+    hub.run_until_idle()
+    hub.advance(seconds=1)
+    copies = hub.handled("survey")
+    assert len(copies) == 2 and len({e.id for e in copies}) == 1
+
+
+def test_copies_of_one_event_by_other_subscribers_or_to_other_topics_have_other_ids():
+    event = Event(topic="order.placed", data={}, id="e1", subscriber="a")
+    other = Event(topic="order.placed", data={}, id="e1", subscriber="b")
+    ids = {
+        copy_id(event, ("x.y",)),
+        copy_id(other, ("x.y",)),
+        copy_id(event, ("x.z",)),
+        copy_id(event, ("x.y", "x.z")),
+    }
+    assert len(ids) == 4 and copy_id(event, ("x.y",)) == copy_id(event, ("x.y",))
