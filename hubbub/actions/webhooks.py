@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hubbub import __version__, envelope
 from hubbub.actions import signing
 from hubbub.errors import DontRetry, HubbubError, Retry
+from hubbub.topology import settings as settings_check
 from hubbub.topology.model import Seconds
 
 #: Seconds a POST may take by default: to connect, send and read the whole answer.
@@ -95,8 +96,8 @@ class WebhookSettings(BaseModel):
     @field_validator("secret_env")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
-        if value is not None and not os.environ.get(value):
-            raise ValueError(
+        if value is not None and not os.environ.get(value):  # where it runs: see settings
+            raise settings_check.environment_problem(
                 f"environment variable {value} is not set (or empty): set it to the "
                 "webhook's signing secret where hubbub runs, or remove secret_env"
             )

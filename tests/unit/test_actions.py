@@ -12,15 +12,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from hubbub.actions import signing, webhooks
 from hubbub.actions.republishing import RepublishSettings, copy_id, republish
+from hubbub.cli.main import cli
 from hubbub.envelope import Event
 from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader
-from hubbub.topology.references import resolve_handlers
+from hubbub.topology.references import environment_problems, resolve_handlers
 from tests.support.receiver import Answer, receiving
 
 SECRET = "s3cr3t-for-tests-only"
@@ -496,3 +499,71 @@ def test_copies_of_one_event_by_other_subscribers_or_to_other_topics_have_other_
         copy_id(event, ("x.y", "x.z")),
     }
     assert len(ids) == 4 and copy_id(event, ("x.y",)) == copy_id(event, ("x.y",))
+
+
+def secret_file(tmp_path: Path) -> Path:
+    spec = {
+        "hub": "shop",
+        "subscribers": {
+            "hook": {
+                "handler": "webhook",
+                "topics": ["order.placed"],
+                "settings": {"url": "http://127.0.0.1:9/hook", "secret_env": "HOOK_SECRET"},
+            }
+        },
+    }
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_validate_warns_of_an_unset_secret_where_it_runs_and_passes(monkeypatch, tmp_path):
+    """The secret is set where the subscriber runs, not in CI nor on a laptop: the file is
+    right, so validate passes, saying what consume would need here."""
+    monkeypatch.delenv("HOOK_SECRET")
+    path = secret_file(tmp_path)
+    result = CliRunner().invoke(cli, ["topology", "validate", "-f", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid: hub 'shop'" in result.stdout
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {path}:9: subscribers.hook.settings.secret_env: ")
+    assert "environment variable HOOK_SECRET is not set" in warning
+    assert "'hubbub consume' refuses to start without it" in warning
+
+
+def test_consume_refuses_to_start_without_the_secret_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.delenv("HOOK_SECRET")
+    path = secret_file(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["consume", "-f", str(path), "--url", "amqp://127.0.0.1:1/"]
+    )  # port 1: it must stop before connecting
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "subscribers.hook.settings.secret_env: environment variable HOOK_SECRET" in line
+
+
+def test_the_test_hubs_refuse_to_run_a_webhook_without_its_secret(monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET")
+    hub = webhook_hub("http://127.0.0.1:9/hook")
+    with pytest.raises(TopologyError, match="environment variable HOOK_SECRET"):
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+
+
+def test_without_the_environment_an_unset_secret_is_no_problem_of_the_file(monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET")
+    text = (
+        "hub: shop\nsubscribers:\n  hook:\n    handler: webhook\n    topics: [a]\n"
+        "    settings: {url: 'http://h/x', secret_env: HOOK_SECRET, timeout: soon}\n"
+    )
+    with pytest.raises(TopologyError) as caught:
+        loader.loads(text, check_handlers=True, environment=False)
+    [problem] = caught.value.problems  # the file's problem alone
+    assert problem.startswith("subscribers.hook.settings.timeout: ")
+    fixed = text.replace(", timeout: soon", "")
+    topology = loader.loads(fixed, check_handlers=True, environment=False)
+    with pytest.raises(TopologyError, match="secret_env"):
+        loader.loads(fixed, check_handlers=True)
+    assert [p.split(":")[0] for p in environment_problems(topology.subscribers)] == [
+        "subscribers.hook.settings.secret_env"
+    ]
