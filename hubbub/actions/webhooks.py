@@ -9,8 +9,9 @@ the request carries :data:`~hubbub.actions.signing.HEADER` (see
 What an answer means for the event (the subscriber's ``retry:`` policy):
 2xx delivered; a connection error, a timeout, 408 or 5xx is retried with
 the policy's backoff (429 and 503 after their ``Retry-After`` when they send
-one); any other 4xx, and a redirect, is dead-lettered at once, since sending
-the same request again would get the same answer. Delivery is at least
+one, at most :data:`MAX_RETRY_AFTER`); any other 4xx, a redirect, and a TLS
+error (an untrusted certificate, https to a plain http port) is dead-lettered
+at once, since sending the same request again would get the same answer. Delivery is at least
 once: a receiver deduplicates by ``Hubbub-Event-Id``.
 
 Only the standard library: ``http.client`` with one kept-alive connection
@@ -43,6 +44,9 @@ from hubbub.topology.model import Seconds
 
 #: Seconds a POST may take by default: to connect, send and read the whole answer.
 DEFAULT_TIMEOUT = 10.0
+#: The longest wait a ``Retry-After`` gets (seconds): a longer one (a year, say) would
+#: park the event in the delay ladder out of sight of ``hubbub dlq show``.
+MAX_RETRY_AFTER = 3600.0
 #: Bytes of an error answer's body quoted in the failure record.
 QUOTED = 200
 #: Bytes of an answer read (a longer one closes the connection).
@@ -186,7 +190,11 @@ def judge(
         return
     said = f"POST {where} answered {status} {reason}".rstrip() + (f": {quoted}" if quoted else "")
     if status in (429, 503) and retry_after is not None:
-        raise Retry(f"{said} (Retry-After {retry_after:g}s)", after=retry_after)
+        wait = min(retry_after, MAX_RETRY_AFTER)
+        asked = f"Retry-After {retry_after:g}s" + (
+            f", waiting {wait:g}s" if wait < retry_after else ""
+        )
+        raise Retry(f"{said} ({asked})", after=wait)
     if status == 408 or status == 429 or status >= 500:
         raise WebhookError(said)
     cause = WebhookError(said)
@@ -286,6 +294,11 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Re
             raise _failed(url, exc, timeout, watchdog) from exc
         except (OSError, http.client.HTTPException) as exc:
             _drop(parts.scheme, parts.netloc)
+            if _misconfigured(exc) and not watchdog.fired:
+                said = f"{_failed(url, exc, timeout, watchdog)}: {_TLS_ADVICE}"
+                failure = WebhookError(said)
+                failure.__cause__ = exc
+                raise DontRetry(said) from failure
             raise _failed(url, exc, timeout, watchdog) from exc
         except BaseException:
             _drop(parts.scheme, parts.netloc)  # never leave a half-sent request in the pool
@@ -366,6 +379,20 @@ def _drop(scheme: str, netloc: str) -> None:
 def _quote(body: bytes) -> str:
     text = body[:QUOTED].decode("utf-8", "replace")
     return " ".join(text.split())
+
+
+#: TLS failures that another try may not meet (the connection dropped, not refused).
+_TRANSIENT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+_TLS_ADVICE = (
+    "a TLS configuration error, not retried: check the URL's scheme and port (https:// to "
+    "a plain http port?) and the server's certificate, then replay the event"
+)
+
+
+def _misconfigured(exc: BaseException) -> bool:
+    """A TLS failure the same request would meet again: a certificate the system's CAs do
+    not trust (or for another host), a server that does not speak TLS on that port."""
+    return isinstance(exc, ssl.SSLError) and not isinstance(exc, _TRANSIENT_TLS)
 
 
 def _failed(url: str, exc: BaseException, timeout: float, watchdog: _Watchdog) -> WebhookError:

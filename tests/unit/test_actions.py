@@ -24,6 +24,7 @@ from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader
 from hubbub.topology.references import environment_problems, resolve_handlers
+from tests.support import certificates
 from tests.support.receiver import Answer, receiving
 
 SECRET = "s3cr3t-for-tests-only"
@@ -567,3 +568,40 @@ def test_without_the_environment_an_unset_secret_is_no_problem_of_the_file(monke
     assert [p.split(":")[0] for p in environment_problems(topology.subscribers)] == [
         "subscribers.hook.settings.secret_env"
     ]
+
+
+def test_https_to_a_plain_http_port_is_dead_lettered_at_once_as_a_configuration_error():
+    """A TLS error is the same on every try: retried with the whole backoff (hours with
+    attempts: 8) it only delayed the news."""
+    with receiving() as receiver:
+        hub = webhook_hub(receiver.url.replace("http://", "https://"))
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+    [dead] = hub.dead_lettered("hook")
+    assert dead.reason == "not retryable" and dead.attempts == 1
+    assert dead.exception == "hubbub.actions.webhooks.WebhookError"
+    assert "TLS configuration error" in dead.record["message"]
+    assert "scheme and port" in dead.record["message"]
+
+
+def test_a_certificate_the_system_does_not_trust_is_dead_lettered_at_once(tmp_path):
+    certs = certificates.make(tmp_path)
+    with receiving(tls=(certs.cert, certs.key)) as receiver:
+        hub = webhook_hub(receiver.url)
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+    assert receiver.requests == []
+    [dead] = hub.dead_lettered("hook")
+    assert dead.reason == "not retryable"
+    assert "certificate" in dead.record["message"]
+
+
+def test_a_long_retry_after_is_capped_so_the_event_does_not_wait_a_year():
+    with receiving(Answer(503, headers={"Retry-After": "31536000"})) as receiver:
+        hub = webhook_hub(receiver.url)
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+        hub.advance(seconds=webhooks.MAX_RETRY_AFTER)
+        assert len(receiver.requests) == 2
+    [first, _] = hub.attempts()
+    assert first.delay == webhooks.MAX_RETRY_AFTER
