@@ -152,6 +152,8 @@ def webhook(event: envelope.Event, *, settings: WebhookSettings) -> None:
         "Hubbub-Topic": event.topic,
         "Hubbub-Attempt": str(event.attempt),
     }
+    if len(event.topics) > 1:
+        defaults["Hubbub-Topics"] = ", ".join(event.topics)
     given = {name.lower() for name in settings.headers}
     headers = {name: v for name, v in defaults.items() if name.lower() not in given}
     headers.update(settings.headers)  # they may replace the defaults, never what follows

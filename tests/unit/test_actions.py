@@ -295,9 +295,12 @@ def test_a_webhook_body_lists_the_topics_of_an_event_of_several():
         hub = webhook_hub(receiver.url)
         hub.publish(["order.placed", "marketing.lead"], {})
         hub.run_until_idle()
-    body = orjson.loads(receiver.requests[0].body)
+    [request] = receiver.requests
+    body = orjson.loads(request.body)
     assert body["topic"] == "order.placed"
     assert body["topics"] == ["order.placed", "marketing.lead"]
+    assert request.headers["Hubbub-Topic"] == "order.placed"
+    assert request.headers["Hubbub-Topics"] == "order.placed, marketing.lead"
 
 
 def test_republish_settings_are_checked():
@@ -605,3 +608,18 @@ def test_a_long_retry_after_is_capped_so_the_event_does_not_wait_a_year():
         assert len(receiver.requests) == 2
     [first, _] = hub.attempts()
     assert first.delay == webhooks.MAX_RETRY_AFTER
+
+
+def test_the_default_log_line_names_every_topic_of_an_event_of_several(caplog):
+    caplog.set_level(logging.INFO, logger="hubbub.actions.log")
+    hub = hub_of(
+        """
+        plain:
+          handler: log
+          topics: [user.#]
+        """
+    )
+    event_id = hub.publish(["user.signed_up", "marketing.lead"], {})
+    hub.run_until_idle()
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith(".log")]
+    assert lines == [f"event {event_id} (user.signed_up, marketing.lead): {{}}"]
