@@ -50,6 +50,25 @@ def test_topics_that_cannot_be_published_say_why(topics, says):
         split_topics(topics)
 
 
+def test_an_event_has_at_most_a_hundred_topics():
+    """Its CC and hubbub-topics headers must fit in one frame: 10,000 topics made the
+    broker close the connection (FRAME_ERROR) instead of a clear error."""
+    hub = InMemoryHub("events")
+    hub.subscriber("all", topics=["#"])(lambda event: None)
+    hub.publish([f"bulk.t{n}" for n in range(100)], {})
+    with pytest.raises(ConfigurationError, match="an event has at most 100 topics, this one 101"):
+        hub.publish([f"bulk.t{n}" for n in range(101)], {})
+
+
+def test_a_hubbub_topics_header_from_elsewhere_cannot_hide_the_routing_topic():
+    hub = InMemoryHub("events")
+    hub.subscriber("ab", topics=["a.b"])(lambda event: None)
+    hub.publish("a.b", {}, headers={"hubbub-topics": ["x.y"]})
+    hub.run_until_idle()
+    (event,) = hub.handled("ab")
+    assert (event.topics, event.matched) == (("a.b",), ("a.b",))
+
+
 def test_every_topic_is_checked():
     with pytest.raises(ConfigurationError, match="wildcard"):
         event_message(NAMES, ["user.x", "crm.*"], {}, message_id="1")
