@@ -125,3 +125,23 @@ def test_published_finds_an_event_by_any_of_its_topics():
     assert [e.id for e in hub.published("crm.*")] == [e.id for e in hub.published("user.x")]
     assert [e.id for e in hub.published("user.x")] == [event_id]
     assert hub.published("billing.#") == []
+
+
+def test_a_topic_filter_finds_a_parked_event_by_any_of_its_topics():
+    """``dlq show marketing --topic 'marketing.*'`` (replay, the console) finds an event
+    that reached marketing through its second topic."""
+    from hubbub.admin import select
+    from hubbub.admin.records import FailedEvent
+
+    parked = FailedEvent(
+        id="e1",
+        topic="user.signed_up",
+        subscriber="marketing",
+        attempts=1,
+        reason="not retryable",
+        dead_lettered_by="hubbub",
+        headers={envelope.TOPICS: ["user.signed_up", "marketing.lead"]},
+    )
+    assert parked.topics == ("user.signed_up", "marketing.lead")
+    assert select(topic="marketing.*").matches(parked)
+    assert not select(topic="billing.#").matches(parked)
