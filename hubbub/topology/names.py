@@ -73,6 +73,12 @@ class HubNames:
         """
         return f"{self.wait_exchange(subscriber)}.{seconds}s"
 
+    def parse_wait_exchange(self, name: str) -> str | None:
+        """The subscriber of one of this hub's wait exchanges, else None."""
+        prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait."
+        subscriber = name[len(prefix) :] if name.startswith(prefix) else ""
+        return subscriber if SUBSCRIBER_NAME.match(subscriber) else None
+
     def parse_wait_queue(self, name: str) -> tuple[str, int] | None:
         """``(subscriber, seconds)`` of one of this hub's wait queues, else None."""
         prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait."
