@@ -16,7 +16,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import HandlerImportError, TopologyError
-from hubbub.topology import lines
+from hubbub.topology import chains, lines
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import handler_problems, resolve_handler, resolve_handlers
@@ -160,6 +160,7 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
         topology = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise TopologyError([*problems, *_pydantic_problems(exc, order)], source=source) from exc
+    problems += chains.loops(topology.subscribers)
     if problems:
         raise TopologyError(problems, source=source)
     return topology
