@@ -17,7 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import HandlerImportError, TopologyError
-from hubbub.topology import lines, references
+from hubbub.topology import chains, lines, references
 from hubbub.topology.durations import format_duration
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.references import handler_problems, resolve_handler
@@ -184,6 +184,7 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
         topology = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise TopologyError([*problems, *_pydantic_problems(exc, order)], source=source) from exc
+    problems += chains.loops(topology.subscribers)
     if problems:
         raise TopologyError(problems, source=source)
     return topology
