@@ -239,7 +239,9 @@ def topics_of(topic: str, headers: Mapping[str, Any]) -> tuple[str, ...]:
     listed = headers.get(TOPICS)
     if isinstance(listed, list | tuple) and listed:
         named = [_str(t) for t in listed]
-        if all(named):
+        # Read only when it names the event's own topic first: a header from
+        # elsewhere can add topics, never hide the one the event was routed by.
+        if named[0] == topic and all(named):
             return _unique(named)  # type: ignore[arg-type]
     cc = headers.get(CC)
     if not isinstance(cc, list | tuple) or not cc:

@@ -33,6 +33,7 @@ FIELDS = (
     "timestamp",
     "headers",
 )
+#: The line by default; for an event of several topics, ``{topic}`` lists them all.
 DEFAULT_MESSAGE = "event {id} ({topic}): {data}"
 
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -82,12 +83,20 @@ def log_event(event: envelope.Event, *, settings: LogSettings) -> None:
     """Log ``event`` at ``settings.level`` with ``settings.message``."""
     values = _fields(event)
     try:
-        line = settings.message.format_map(values)
+        if settings.message == DEFAULT_MESSAGE:
+            line = _default(values)
+        else:
+            line = settings.message.format_map(values)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         why = f"{type(exc).__name__}: {exc}"
-        line = f"{DEFAULT_MESSAGE.format_map(values)} (message template failed: {why})"
+        line = f"{_default(values)} (message template failed: {why})"
     extra = event_fields(event.id, event.topic, event.subscriber or "", event.attempt)
     log.log(logging.getLevelName(settings.level), "%s", line, extra=extra)
+
+
+def _default(values: dict[str, Any]) -> str:
+    """:data:`DEFAULT_MESSAGE`, naming every topic of an event published under several."""
+    return DEFAULT_MESSAGE.format_map({**values, "topic": ", ".join(values["topics"])})
 
 
 def _fields(event: envelope.Event) -> dict[str, Any]:

@@ -3,9 +3,15 @@
 Chains are configured in the file: a subscriber on ``order.placed`` with
 ``topic: order.follow_up`` and ``delay: 2d`` makes every order, two days
 later, an ``order.follow_up`` event that other subscribers (a ``webhook``,
-an app's handler) receive. The copy is a new event (its own id) with the
-same data and publisher headers, the handled event's correlation id, and
-its id as causation id (:func:`hubbub.publish`), so a chain can be traced.
+an app's handler) receive. The copy is a new event with the same data and
+publisher headers, the handled event's correlation id, and its id as
+causation id (:func:`hubbub.publish`), so a chain can be traced.
+
+The copy's id is derived from the handled event's id, the subscriber and
+the target topics (:func:`copy_id`), not drawn at random: delivery is at
+least once, so a republish may run twice for one event (a retry after the
+publish, a redelivery after a lost ack), and both runs then publish the
+same id, which the next subscribers deduplicate by.
 
 A subscriber must not republish to a topic its own patterns match: every
 copy would come back to it, without end.
@@ -13,6 +19,7 @@ copy would come back to it, without end.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -46,12 +53,29 @@ class RepublishSettings(BaseModel):
         return value
 
 
+#: The namespace of :func:`copy_id`'s UUIDs (version 5).
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "hubbub:republish")
+
+
+def copy_id(event: envelope.Event, topics: tuple[str, ...]) -> str:
+    """The id of ``event``'s copy under ``topics``: the same every time it is republished.
+
+    UUID 5 of the event's id, the subscriber's name and the topics, one per
+    line: two subscribers republishing one event (or one subscriber whose
+    topics changed) make distinct copies.
+    """
+    name = "\n".join((event.id, event.subscriber or "", *topics))
+    return str(uuid.uuid5(NAMESPACE, name))
+
+
 def republish(event: envelope.Event, *, settings: RepublishSettings) -> None:
-    """Publish ``event``'s data again under ``settings.topic`` (one event, all its topics)."""
+    """Publish ``event``'s data again under ``settings.topic`` (one event, all its topics),
+    with the id :func:`copy_id` gives, whichever time it runs for the event."""
     topics = settings.topic
     current.publish(
         topics[0] if len(topics) == 1 else list(topics),
         event.data,
         headers=dict(event.headers) or None,
+        message_id=copy_id(event, topics),
         delay=settings.delay,
     )

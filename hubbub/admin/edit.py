@@ -107,7 +107,7 @@ def edited_copy(
     """The copy carrying ``body``: a replay's properties, JSON, the event's id kept, marked
     :data:`EDITED`."""
     if subscriber is None:
-        copy = history.unrouted_message(held.message)
+        copy = history.unrouted_message(held.message, event.topics)
     else:
         copy = history.replay_message(held.message, event, now_ms=now_ms, edited=True)
     return replace(

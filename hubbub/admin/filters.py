@@ -52,7 +52,7 @@ class Selection:
             return False
         if self.exception and not exception_matches(event.exception, self.exception):
             return False
-        if self.topic and not patterns.matches(self.topic, event.topic):
+        if self.topic and not any(patterns.matches(self.topic, t) for t in event.topics):
             return False
         when = event.when
         if self.since is not None and (when is None or when < self.since):
@@ -143,7 +143,7 @@ def contains(event: FailedEvent, text: str) -> bool:
     The data is searched as parked (its JSON text), without decoding it.
     """
     needle = text.casefold()
-    fields = (event.exception or "", event.message, event.topic, event.id, event.reason)
+    fields = (event.exception or "", event.message, *event.topics, event.id, event.reason)
     if any(needle in f.casefold() for f in fields):
         return True
     return needle in event.body.decode("utf-8", "replace").casefold()

@@ -105,9 +105,17 @@ def replay_message(
     return message.republished(replay_headers(event, now_ms=now_ms, edited=edited))
 
 
-def unrouted_message(message: Message) -> Message:
-    """An unrouted event republished to the hub: the broker's headers stripped."""
-    return message.republished(envelope.without_broker_headers(message.headers))
+def unrouted_message(message: Message, topics: tuple[str, ...]) -> Message:
+    """An unrouted event republished to the hub under its first topic: the broker's
+    headers stripped, ``CC`` listing its other ``topics`` as they are now.
+
+    Not as it was parked: a delayed event's ``CC`` held delay-ladder keys, which
+    match nothing on the hub, so the subscribers of its other topics would miss it.
+    """
+    headers = envelope.aimed_copy_headers(message.headers, topics)
+    if len(topics) > 1:
+        headers[envelope.CC] = list(topics[1:])
+    return message.republished(headers)
 
 
 def _ms(value: Any) -> int | None:

@@ -38,7 +38,7 @@ def parse(rows: Iterable[Mapping[str, Any]], names: HubNames) -> dict[str, Queue
     result = {}
     for row in rows:
         name = row.get("name")
-        if not isinstance(name, str) or not names.owns(name):
+        if not isinstance(name, str) or not names.owns(name, "queue"):
             continue
         stats = row.get("message_stats") or {}
         result[name] = QueueRates(

@@ -143,7 +143,7 @@ def refused_publish(
 
 def _copy(held: HeldMessage, event: FailedEvent, subscriber: str | None) -> Message:
     if subscriber is None:
-        return history.unrouted_message(held.message)
+        return history.unrouted_message(held.message, event.topics)
     return history.replay_message(held.message, event, now_ms=int(time.time() * 1000))
 
 

@@ -64,11 +64,17 @@ class ToHub:
     bound: tuple[str, ...]
 
     def route(self, event: FailedEvent) -> tuple[str, str] | str:
-        """``(exchange, topic)``, or why the event stays parked."""
-        if patterns.topic_problems(event.topic):
-            return f"topic {event.topic!r} cannot be published"
-        if not any(patterns.matches(p, event.topic) for p in self.bound):
-            return f"no subscriber for {event.topic}"
+        """``(exchange, topic)``, or why the event stays parked.
+
+        An event of several topics goes when a bound pattern matches any of
+        them (its copy lists the others in ``CC``).
+        """
+        topics = event.topics
+        for topic in topics:
+            if patterns.topic_problems(topic):
+                return f"topic {topic!r} cannot be published"
+        if not any(patterns.matches(p, t) for t in topics for p in self.bound):
+            return f"no subscriber for {', '.join(topics)}"
         return self.exchange, event.topic
 
     def describe(self) -> str:

@@ -89,7 +89,7 @@ def from_management(
     BrokerConnectionError when none are given).
     """
     rows = api.get(f"queues/{quote(api.vhost, safe='')}?columns={_COLUMNS}")
-    owned = [row for row in rows if names.owns(row["name"])]
+    owned = [row for row in rows if names.owns(row["name"], "queue")]
     found = {row["name"]: _counts(row) for row in owned}
     if subscribers is None:
         subscribers = subscribers_in(names, found)

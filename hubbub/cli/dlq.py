@@ -343,7 +343,7 @@ def _row(event: FailedEvent) -> str:
     why = event.exception or f"[{event.reason}]"
     values = (
         event.id,
-        event.topic,
+        ",".join(event.topics),
         str(event.attempts),
         tables.when(event.when),
         why,
@@ -362,6 +362,7 @@ def _details(event: FailedEvent) -> str:
     lines = [
         f"event {event.id}",
         f"  topic:      {event.topic}",
+        *([f"  topics:     {', '.join(event.topics)}"] if len(event.topics) > 1 else []),
         f"  subscriber: {event.subscriber or '-'}",
         f"  reason:     {event.reason} (dead-lettered by {event.dead_lettered_by})",
         f"  exception:  {event.exception or '-'}",

@@ -49,13 +49,18 @@ hub_option = click.option(
 )
 
 
-def topology_from(file: Path | None, *, check_handlers: bool = False) -> Topology:
-    """The topology a command works on; a missing ``--file`` is a usage error."""
+def topology_from(
+    file: Path | None, *, check_handlers: bool = False, environment: bool = True
+) -> Topology:
+    """The topology a command works on; a missing ``--file`` is a usage error.
+
+    ``environment``: see :func:`hubbub.topology.loader.load`.
+    """
     if file is None:
         raise click.UsageError("give a topology file with --file (or HUBBUB_TOPOLOGY)")
     if check_handlers:
         app_on_path()
-    return loader.load(file, check_handlers=check_handlers)
+    return loader.load(file, check_handlers=check_handlers, environment=environment)
 
 
 def app_on_path() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option, urls
+from hubbub.connection import mask
+from hubbub.topology import loader
 from hubbub.topology.destroy import DestroyRefusedError
 from hubbub.topology.sync import Review, apply_review, destroy, make_review, make_teardown
 
@@ -22,8 +24,14 @@ def group() -> None:
 def validate(file: Path | None) -> None:
     """Check the file without a broker: patterns, names, keys; every handler imported and
     checked (one argument, the event; not a generator), its settings validated against
-    its settings parameter; every dont_retry name an exception."""
-    topology = topology_from(file, check_handlers=True)
+    its settings parameter; every dont_retry name an exception. What depends on where it
+    runs (an unset secret_env variable) is a warning: 'consume' refuses to start without it."""
+    topology = topology_from(file, check_handlers=True, environment=False)
+    assert file is not None  # topology_from refuses None
+    for warning in loader.environment_warnings(file, topology):
+        click.echo(
+            f"warning: {mask(warning)} ('hubbub consume' refuses to start without it)", err=True
+        )
     click.echo(f"{file}: valid: hub {topology.hub!r}, {len(topology.subscribers)} subscriber(s)")
 
 

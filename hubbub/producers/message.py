@@ -32,6 +32,11 @@ _SHORT = wire.MAX_SHORT_BYTES
 #: "marketing.lead"]`` (the first is its topic; each subscriber whose patterns
 #: match any of them gets one copy).
 Topics = str | Sequence[str]
+#: Most topics one event may carry. Its headers (``CC`` and ``hubbub-topics``,
+#: each topic up to 255 bytes, a delayed one's ``CC`` keys ~60 bytes longer)
+#: must fit in one AMQP frame (128 KiB by default): past it the broker closes
+#: the connection (FRAME_ERROR). 100 leaves room for the event's own headers.
+MAX_TOPICS = 100
 
 
 def split_topics(topic: Topics) -> tuple[str, tuple[str, ...]]:
@@ -54,6 +59,11 @@ def split_topics(topic: Topics) -> tuple[str, tuple[str, ...]]:
                 f"a topic is a string, not {type(item).__name__} ({item!r}) in {list(topic)!r}"
             )
     first, *others = dict.fromkeys(topic)
+    if len(others) >= MAX_TOPICS:
+        raise ConfigurationError(
+            f"an event has at most {MAX_TOPICS} topics, this one {len(others) + 1}: "
+            "publish several events, or tag the event in its data"
+        )
     return first, tuple(others)
 
 

@@ -8,8 +8,9 @@ so a non-developer can fix them all in one pass.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +18,35 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from hubbub.errors import TopologyError
-from hubbub.topology import lines, wording
+from hubbub.topology import chains, lines, references, wording
 from hubbub.topology.model import Subscriber, Topology
-from hubbub.topology.references import resolve_handler, resolve_handlers
+from hubbub.topology.references import resolve_handler
 
-__all__ = ["from_mapping", "load", "loads", "resolve_handler", "with_lines"]
+__all__ = ["environment_warnings", "from_mapping", "load", "loads", "resolve_handler", "with_lines"]
 
 _ADAPTER = TypeAdapter(Topology)
 _SUBSCRIBER = TypeAdapter(Subscriber)
 
 
-def load(path: str | Path, *, check_handlers: bool = False) -> Topology:
+def load(path: str | Path, *, check_handlers: bool = False, environment: bool = True) -> Topology:
     """Read and validate ``path``; with ``check_handlers`` also import and check every
-    handler and ``dont_retry`` name (see :mod:`hubbub.topology.references`)."""
+    handler and ``dont_retry`` name (see :mod:`hubbub.topology.references`).
+
+    Without ``environment``, a problem of where it runs rather than of the file
+    (an unset variable a setting names) is no problem: ``topology validate``
+    warns of those with :func:`environment_warnings`.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TopologyError([f"cannot read the file: {exc.strerror}"], source=str(path)) from exc
-    return loads(text, source=str(path), check_handlers=check_handlers)
+    return loads(text, source=str(path), check_handlers=check_handlers, environment=environment)
 
 
-def loads(text: str, *, source: str = "topology", check_handlers: bool = False) -> Topology:
+def loads(
+    text: str, *, source: str = "topology", check_handlers: bool = False, environment: bool = True
+) -> Topology:
     """Validate topology YAML held in a string (see :func:`load`).
 
     Every problem about a place in the file comes with its line
@@ -51,9 +59,23 @@ def loads(text: str, *, source: str = "topology", check_handlers: bool = False) 
         line, problem = _yaml_problem(exc)
         raise TopologyError([problem], source=source, lines=[line]) from exc
     try:
-        return _validated(data, source=source, check_handlers=check_handlers)
+        checks = functools.partial(references.check_handlers, environment=environment)
+        return _validated(data, source=source, checks=checks if check_handlers else None)
     except TopologyError as exc:
         raise with_lines(exc, text, duplicates=_duplicates(data)) from exc
+
+
+def environment_warnings(path: str | Path, topology: Topology) -> list[str]:
+    """What would stop a consumer of ``topology`` (read from ``path``) starting here though
+    the file is right, each ``file:line: problem``: an unset ``secret_env`` variable, say."""
+    found = references.environment_problems(topology.subscribers)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    at = lines.lines_of(lines.compose(text, _StrictLoader), found) if found else []
+    placed = zip(found, at, strict=True)
+    return [f"{path}:{line}: {p}" if line else f"{path}: {p}" for p, line in placed]
 
 
 def with_lines(
@@ -89,21 +111,23 @@ def _in_its_words(root: Any, problem: str) -> str:
     return problem if word is None else wording.with_word(problem, word)
 
 
-def _validated(data: Any, *, source: str, check_handlers: bool) -> Topology:
+def _validated(
+    data: Any, *, source: str, checks: Callable[[Iterable[Subscriber]], list[str]] | None
+) -> Topology:
     problems = [p for _, p in _duplicates(data)]
     try:
         topology = from_mapping(data, source=source, earlier=problems)
     except TopologyError as exc:
-        if not check_handlers:
+        if checks is None:
             raise
         # Every problem at once: the handlers that do not import and the
         # settings, of subscribers with other problems too (checked as stand-ins).
-        _, found = resolve_handlers(_checkable_subscribers(data))
+        found = checks(_checkable_subscribers(data))
         raise TopologyError(
             [*exc.problems, *_unreported(found, exc.problems)], source=source
         ) from exc
-    if check_handlers:
-        _, problems = resolve_handlers(topology.subscribers)
+    if checks is not None:
+        problems = checks(topology.subscribers)
         if problems:
             raise TopologyError(problems, source=source)
     return topology
@@ -217,6 +241,7 @@ def from_mapping(data: Any, *, source: str = "topology", earlier: Iterable[str] 
     except ValidationError as exc:
         found = _unreported(_pydantic_problems(exc, order), shaped)
         raise TopologyError([*problems, *found], source=source) from exc
+    problems += chains.loops(topology.subscribers)
     if problems:
         raise TopologyError(problems, source=source)
     return topology

@@ -64,7 +64,14 @@ MAX_HUB_NAME, MAX_SUBSCRIBER_NAME = 120, 100
 
 
 def _hub_name(value: str) -> str:
-    return _name(value, "hub name", HUB_NAME, MAX_HUB_NAME, "letters, digits, '.', '_', '-'")
+    _name(value, "hub name", HUB_NAME, MAX_HUB_NAME, "letters, digits, '.', '_', '-'")
+    if value.endswith(".wait"):
+        raise ValueError(
+            f"hub name {value!r} ends with '.wait': hubbub names hub "
+            f"{value.removesuffix('.wait')!r}'s wait queues that way, so the two hubs' names "
+            "could collide; pick another name"
+        )
+    return value
 
 
 def _subscriber_name(value: str) -> str:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 #: Version of the internal layout, part of every ladder name.
 LAYOUT_VERSION = "v1"
 #: Subscriber names that would collide with a hub's own names.
 RESERVED_SUBSCRIBERS = frozenset({"unrouted", "dlx", "dlq"})
+
+#: What a broker name names: the two kinds of objects a hub declares.
+Kind = Literal["exchange", "queue"]
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SUBSCRIBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -73,6 +77,12 @@ class HubNames:
         """
         return f"{self.wait_exchange(subscriber)}.{seconds}s"
 
+    def parse_wait_exchange(self, name: str) -> str | None:
+        """The subscriber of one of this hub's wait exchanges, else None."""
+        prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait."
+        subscriber = name[len(prefix) :] if name.startswith(prefix) else ""
+        return subscriber if SUBSCRIBER_NAME.match(subscriber) else None
+
     def parse_wait_queue(self, name: str) -> tuple[str, int] | None:
         """``(subscriber, seconds)`` of one of this hub's wait queues, else None."""
         prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.wait."
@@ -95,25 +105,28 @@ class HubNames:
         """
         return f"hubbub.{LAYOUT_VERSION}.{self.hub}.applied"
 
-    def owns(self, name: str) -> bool:
+    def owns(self, name: str, kind: Kind | None = None) -> bool:
         """True when ``name`` is one this hub derives (for finding stale bindings and queues).
 
         Exact, not a prefix test: the names of another hub that starts with
         this one's (``events.staging`` beside ``events``) are not this hub's,
-        so ``plan`` never reports, and ``apply`` never unbinds, another hub's
-        objects.
+        so ``plan`` never reports, and ``apply`` and ``destroy`` never touch,
+        another hub's objects. Give ``kind`` whenever it is known: hub
+        ``events``' subscriber ``staging`` has a *queue* ``events.staging``,
+        which is hub ``events.staging``'s *exchange*.
         """
-        if name in (
-            self.exchange,
-            self.unrouted,
-            self.dead_letter_exchange,
-            self.delivery,
-            self.applied,
-        ):
+        if name in (self.unrouted, self.applied):  # both an exchange and a queue
             return True
         hub = re.escape(self.hub)
-        ladder = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.delay\.L\d\d"
         sub = SUBSCRIBER_NAME.pattern[1:-1]
-        subscriber = rf"{hub}\.{sub}(\.dlq)?"
-        wait = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.wait\.{sub}(\.\d+s)?"
-        return re.fullmatch(f"{ladder}|{subscriber}|{wait}", name) is not None
+        ladder = rf"hubbub\.{LAYOUT_VERSION}\.{hub}\.delay\.L\d\d"
+        exchange = name in (self.exchange, self.dead_letter_exchange, self.delivery) or bool(
+            re.fullmatch(rf"{ladder}|hubbub\.{LAYOUT_VERSION}\.{hub}\.wait\.{sub}", name)
+        )
+        if kind == "exchange":
+            return exchange
+        queue = re.fullmatch(
+            rf"{ladder}|{hub}\.{sub}(\.dlq)?|hubbub\.{LAYOUT_VERSION}\.{hub}\.wait\.{sub}\.\d+s",
+            name,
+        )
+        return queue is not None if kind == "queue" else exchange or queue is not None

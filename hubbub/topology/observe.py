@@ -188,9 +188,9 @@ def observe(api: ManagementAPI, names: HubNames) -> Observed:
     exchanges = {
         e["name"]: ObservedExchange(e["type"], e.get("arguments") or {}, e.get("durable", True))
         for e in api.in_vhost("exchanges")
-        if names.owns(e["name"])
+        if names.owns(e["name"], "exchange")
     }
-    records = [q for q in api.in_vhost("queues") if names.owns(q["name"])]
+    records = [q for q in api.in_vhost("queues") if names.owns(q["name"], "queue")]
     queues = {
         q["name"]: ObservedQueue(
             q.get("arguments") or {}, int(q.get("messages") or 0), q.get("durable", True)
@@ -200,7 +200,9 @@ def observe(api: ManagementAPI, names: HubNames) -> Observed:
     bindings = frozenset(
         Binding(b["source"], b["destination"], b["routing_key"], b["destination_type"])
         for b in api.in_vhost("bindings")
-        if b["source"] and names.owns(b["source"]) and names.owns(b["destination"])
+        if b["source"]
+        and names.owns(b["source"], "exchange")
+        and names.owns(b["destination"], b["destination_type"])
     )
     uncounted = frozenset(q["name"] for q in records if not has_counts(q))
     return Observed(exchanges, queues, bindings, uncounted)

@@ -145,6 +145,7 @@ def plan(layout: Layout, observed: Observed) -> Plan:
     changes += [
         Change("remove", "binding", str(b), "no longer in the topology", binding=b)
         for b in sorted(observed.bindings - wanted, key=str)
+        if not _drains_waiting(layout.names, b)
     ]
     declared = {q.name for q in layout.queues}
     changes += [
@@ -201,6 +202,15 @@ def _without_record(record: str, observed: Observed) -> Observed:
         queues={n: q for n, q in observed.queues.items() if n != record},
         bindings=frozenset(b for b in observed.bindings if b.source != record),
     )
+
+
+def _drains_waiting(names: HubNames, binding: Binding) -> bool:
+    """True for a subscriber's wait exchange bound to its own queue: kept even when the
+    subscriber left the file, so events still waiting for it reach its queue (which
+    apply keeps too) instead of being parked as unrouted, where a replay to the hub
+    would hand them to the other subscribers a second time."""
+    subscriber = names.parse_wait_exchange(binding.source)
+    return subscriber is not None and binding.destination == names.queue(subscriber)
 
 
 def _exchange_changes(exchanges: tuple[Exchange, ...], observed: Observed) -> list[Change]:

@@ -85,10 +85,15 @@ def _signature_problems(handler: Callable[..., Any], ref: str) -> list[str]:
 
 
 def subscriber_problems(
-    subscriber: Subscriber, handler: Callable[..., Any], ref: str | None = None
+    subscriber: Subscriber,
+    handler: Callable[..., Any],
+    ref: str | None = None,
+    *,
+    environment: bool = True,
 ) -> list[str]:
     """Every problem of one subscriber's handler, settings and ``dont_retry`` names,
-    keyed by where.
+    keyed by where; those of where it runs (an unset variable a setting names) only
+    with ``environment`` (see :mod:`hubbub.topology.settings`).
 
     ``ref`` names the handler in messages (default: the subscriber's reference).
     Settings already bound to ``handler`` were checked when they were bound.
@@ -97,7 +102,7 @@ def subscriber_problems(
     ref = ref or subscriber.handler
     problems = [f"{where}.handler: {p}" for p in handler_problems(handler, ref)]
     if handler is not _well_formed and not problems and not settings.is_bound(handler):
-        problems += settings.problems(subscriber, handler, ref)
+        problems += settings.problems(subscriber, handler, ref, environment=environment)
     for index, name in enumerate(subscriber.retry.dont_retry):
         problems += [f"{where}.retry.dont_retry[{index}]: {p}" for p in exception_problems(name)]
     return problems
@@ -145,6 +150,38 @@ def resolve_handlers(
                 passed[sub.name] = (sub, handler)
         handlers[sub.name] = settings.bind(sub, handler)
     return handlers, problems
+
+
+def check_handlers(subscribers: Iterable[Subscriber], *, environment: bool = True) -> list[str]:
+    """Every problem of the handlers of ``subscribers``, imported from their references and
+    checked, none bound: validation alone. Without ``environment``, the problems of where
+    it runs are left out (:func:`environment_problems` lists them)."""
+    problems: list[str] = []
+    for sub in subscribers:
+        try:
+            handler = resolve_handler(sub.handler)
+        except HandlerImportError as exc:
+            problems.append(f"subscribers.{sub.name}.handler: {exc}")
+            problems += subscriber_problems(sub, _well_formed)  # its dont_retry names
+            continue
+        problems += subscriber_problems(sub, handler, environment=environment)
+    return problems
+
+
+def environment_problems(subscribers: Iterable[Subscriber]) -> list[str]:
+    """What would stop a consumer of ``subscribers`` starting here though the file is right:
+    a setting naming an environment variable that is not set (see
+    :mod:`hubbub.topology.settings`). Handlers that do not import or check are skipped:
+    :func:`check_handlers` reports them."""
+    found: list[str] = []
+    for sub in subscribers:
+        try:
+            handler = resolve_handler(sub.handler)
+        except HandlerImportError:
+            continue
+        if not handler_problems(handler, sub.handler):
+            found += settings.environment_problems(sub, handler, sub.handler)
+    return found
 
 
 def refuse_unusable(

@@ -12,6 +12,14 @@ People who do not read Python edit these values, so every problem is one
 line starting with where it is (``subscribers.<name>.settings.<key>: ...``)
 and saying what to do; unknown keys are reported wherever the type lists
 its keys (a model with ``extra="allow"`` and a plain ``dict`` take any).
+
+Some problems are not the file's but of where it runs: an environment
+variable a setting names (the webhook's ``secret_env``) is set on the
+servers that run the subscriber, not in CI nor on a laptop. A validator
+raises :func:`environment_problem` for those; ``hubbub topology validate``
+reports them as warnings (``problems(..., environment=False)`` and
+:func:`environment_problems`), while a consumer, a ``Worker`` and the test
+hubs (:func:`bind`) refuse to start with them, as with any other problem.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, NamedTuple, get_args, get_origin, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -31,6 +39,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import is_typeddict
 
 from hubbub.errors import TopologyError
@@ -41,7 +50,17 @@ from hubbub.topology.wording import plain
 #: The keyword a handler takes its settings by.
 PARAMETER = "settings"
 
+#: The error type of a problem of where hubbub runs, not of the file (see the module doc).
+ENVIRONMENT = "environment"
+
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def environment_problem(message: str) -> PydanticCustomError:
+    """What a settings validator raises when the value is right but where it runs is not
+    ready for it (an environment variable it names is unset): ``raise
+    environment_problem("environment variable X is not set: ...")``."""
+    return PydanticCustomError(ENVIRONMENT, "{message}", {"message": message})
 
 
 def parameter(handler: Callable[..., Any]) -> inspect.Parameter | None:
@@ -66,9 +85,20 @@ def is_bound(handler: Callable[..., Any]) -> bool:
     return isinstance(target, functools.partial) and PARAMETER in target.keywords
 
 
-def problems(subscriber: Subscriber, handler: Callable[..., Any], ref: str) -> list[str]:
-    """Every problem of ``subscriber.settings`` for ``handler`` (``ref`` in messages)."""
-    return _validated(subscriber, handler, ref)[1]
+def problems(
+    subscriber: Subscriber, handler: Callable[..., Any], ref: str, *, environment: bool = True
+) -> list[str]:
+    """Every problem of ``subscriber.settings`` for ``handler`` (``ref`` in messages); those
+    of where it runs (:func:`environment_problems`) only with ``environment``."""
+    checked = _validated(subscriber, handler, ref)
+    return checked.problems + (checked.environment if environment else [])
+
+
+def environment_problems(
+    subscriber: Subscriber, handler: Callable[..., Any], ref: str
+) -> list[str]:
+    """The problems of ``subscriber.settings`` that are of where it runs, not of the file."""
+    return _validated(subscriber, handler, ref).environment
 
 
 def bind(subscriber: Subscriber, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,12 +110,13 @@ def bind(subscriber: Subscriber, handler: Callable[..., Any]) -> Callable[..., A
     """
     if is_bound(handler):
         return handler
-    value, found = _validated(subscriber, handler, subscriber.handler)
+    checked = _validated(subscriber, handler, subscriber.handler)
+    found = checked.problems + checked.environment
     if found:
         raise TopologyError(found, source=f"subscriber {subscriber.name!r}")
-    if value is _UNBOUND:
+    if checked.value is _UNBOUND:
         return handler
-    return _named(functools.partial(handler, settings=value), handler)
+    return _named(functools.partial(handler, settings=checked.value), handler)
 
 
 def _named(bound: functools.partial[Any], handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,39 +135,58 @@ def _named(bound: functools.partial[Any], handler: Callable[..., Any]) -> Callab
 _UNBOUND = object()
 
 
-def _validated(
-    subscriber: Subscriber, handler: Callable[..., Any], ref: str
-) -> tuple[Any, list[str]]:
-    """``(value to bind, [])``, ``(_UNBOUND, [])`` or ``(None, problems)``."""
+class _Checked(NamedTuple):
+    """The value to bind (or ``_UNBOUND``; None with problems), the file's problems and
+    those of where it runs."""
+
+    value: Any
+    problems: list[str]
+    environment: list[str] = []
+
+
+def _validated(subscriber: Subscriber, handler: Callable[..., Any], ref: str) -> _Checked:
     where = f"subscribers.{subscriber.name}.settings"
     given = subscriber.settings
     param = parameter(handler)
     if param is None:
         if not given:
-            return _UNBOUND, []
-        return None, [
-            f"{where}: handler {ref!r} takes no settings: remove them or add a "
-            "`settings` parameter to the handler"
-        ]
+            return _Checked(_UNBOUND, [])
+        return _Checked(
+            None,
+            [
+                f"{where}: handler {ref!r} takes no settings: remove them or add a "
+                "`settings` parameter to the handler"
+            ],
+        )
     if not given and param.default is not inspect.Parameter.empty:
-        return _UNBOUND, []
+        return _Checked(_UNBOUND, [])
     schema = dict[str, Any] if param.annotation is inspect.Parameter.empty else param.annotation
     if isinstance(schema, str):
-        return None, [
-            f"{where}: cannot resolve the annotation {schema!r} of the settings of {ref!r}: "
-            "import the type where the handler is defined"
-        ]
+        return _Checked(
+            None,
+            [
+                f"{where}: cannot resolve the annotation {schema!r} of the settings of {ref!r}: "
+                "import the type where the handler is defined"
+            ],
+        )
     try:
         adapter = _adapter(schema)
     except (PydanticUserError, TypeError) as exc:
         first = str(exc).splitlines()[0]
-        return None, [f"{where}: the settings type of {ref!r} cannot validate: {first}"]
+        return _Checked(None, [f"{where}: the settings type of {ref!r} cannot validate: {first}"])
     found = _unknown(schema, given, where)
     try:
         value = adapter.validate_python(given)
     except ValidationError as exc:
-        return None, found + _described(exc, given, where, ref)
-    return (None, found) if found else (value, [])
+        errors = [e for e in exc.errors(include_url=False) if e["type"] != "extra_forbidden"]
+        ours = [e for e in errors if e["type"] != ENVIRONMENT]
+        theirs = [e for e in errors if e["type"] == ENVIRONMENT]
+        return _Checked(
+            None,
+            found + _described(ours, given, where, ref),
+            _described(theirs, given, where, ref),
+        )
+    return _Checked(None, found) if found else _Checked(value, [])
 
 
 def _adapter(schema: Any) -> TypeAdapter[Any]:
@@ -153,8 +203,7 @@ def _cached_adapter(schema: Any) -> TypeAdapter[Any]:
     return TypeAdapter(schema)
 
 
-def _described(exc: ValidationError, given: dict[str, Any], where: str, ref: str) -> list[str]:
-    errors = [e for e in exc.errors(include_url=False) if e["type"] != "extra_forbidden"]
+def _described(errors: list[Any], given: dict[str, Any], where: str, ref: str) -> list[str]:
     if not given and errors and all(e["type"] == "missing" for e in errors):
         keys = ", ".join(str(e["loc"][0]) for e in errors if e["loc"])
         return [f"{where}: handler {ref!r} needs settings ({keys}): add them under settings"]
@@ -163,8 +212,9 @@ def _described(exc: ValidationError, given: dict[str, Any], where: str, ref: str
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
         own = error["msg"].removeprefix("Value error, ")
         message = "required: add it" if error["type"] == "missing" else plain(error, path)
-        if message == own and error["type"] not in ("value_error", "assertion_error"):
-            message += f" (got {error['input']!r})" if _scalar(error) else ""
+        kept = ("value_error", "assertion_error", ENVIRONMENT)
+        if message == own and error["type"] not in kept and _scalar(error):
+            message += f" (got {error['input']!r})"
         lines.append(f"{where}{path}: {message}")
     return lines
 

@@ -104,7 +104,7 @@ def test_consume_refuses_an_async_generator_in_one_line(declare, hub_name, broke
     result = hubbub("consume", "-f", str(path), url=broker_url, cwd=tmp_path, timeout=30)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"error: {path}: subscribers.s.handler: handler 'app:stream_async' is a generator "
+        f"error: {path}:4: subscribers.s.handler: handler 'app:stream_async' is a generator "
         "function (it yields), so its body would never run: make it a plain def or an async "
         "def that returns"
     ]
@@ -120,15 +120,17 @@ def test_validate_reports_generators_signatures_and_dont_retry_typos_at_once(tmp
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == f"error: {path}: 3 problems:"
+    # Each names its line in the file yaml.safe_dump wrote (keys sorted, lists one per line).
     assert lines[1].startswith(
-        "  - subscribers.a.handler: handler 'app:stream_async' is a generator function"
+        f"  - {path}:4: subscribers.a.handler: handler 'app:stream_async' is a generator function"
     )
     assert lines[2].startswith(
-        "  - subscribers.b.handler: handler 'app:no_argument' must accept exactly one positional"
+        f"  - {path}:8: subscribers.b.handler: handler 'app:no_argument' must accept exactly one "
+        "positional"
     )
     assert lines[3] == (
-        "  - subscribers.c.retry.dont_retry[1]: cannot import 'app.Frod': app has no attribute "
-        "'Frod'"
+        f"  - {path}:16: subscribers.c.retry.dont_retry[1]: cannot import 'app.Frod': app has "
+        "no attribute 'Frod'"
     )
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from dlq_support import read
+from dlq_support import ids_in, read
 
 from hubbub.admin import Admin, select
 from hubbub.cli.status import render
@@ -157,3 +157,27 @@ def test_status_counts_the_events_waiting_in_wait_queues(hubbub_vhost_url):
     admin = Admin(topology("90s"), url=url)
     until(lambda: admin.status().waiting == 3, within=20)  # the API refreshes every ~5 s
     assert render(admin.status()).splitlines()[-1] == "waiting (subscribers' delay:): 3"
+
+
+def _removable(hub: str, *, remind: bool) -> dict:
+    subs: dict = {"now": {"handler": "x:y", "topics": ["user.#"]}}
+    if remind:
+        subs["remind"] = {"handler": "x:y", "topics": ["user.#"], "delay": "2s"}
+    return {"hub": hub, "subscribers": subs}
+
+
+def test_events_waiting_for_a_removed_subscriber_are_not_parked_as_unrouted(
+    declare, hub_name, broker_url
+):
+    """Removing a delayed subscriber keeps the binding of its wait exchange to its (kept)
+    queue: its waiting events reach that queue, as plan says, instead of being parked as
+    unrouted, where a replay to the hub would give ``now`` a second copy."""
+    first = declare(_removable(hub_name, remind=True))
+    with Publisher(hub_name, url=broker_url) as publisher:
+        event_id = publisher.publish("user.signed_up", {"n": 1})
+    declare(_removable(hub_name, remind=False))
+    time.sleep(3.5)  # the 2 s wait is over
+
+    assert ids_in(broker_url, first.names.unrouted) == []
+    assert ids_in(broker_url, first.names.queue("remind")) == [event_id]
+    assert ids_in(broker_url, first.names.queue("now")) == [event_id]

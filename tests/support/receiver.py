@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -21,6 +23,8 @@ class Answer:
     body: bytes = b"ok"
     #: Close the connection after answering without saying so (as an idle timeout does).
     hang_up: bool = False
+    #: Seconds between the body's bytes (sent one at a time): a slow server.
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,22 @@ class Received:
 class Receiver:
     """Answers requests from ``script`` in turn (then ``then``); keeps every request."""
 
-    def __init__(self, *script: Answer, then: Answer = Answer()) -> None:
+    def __init__(
+        self, *script: Answer, then: Answer = Answer(), tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.script = list(script)
         self.then = then
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        scheme = "http"
+        if tls is not None:  # (certificate, key): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def next_answer(self, received: Received) -> Answer:
         with self.lock:
@@ -73,7 +85,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.drip:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.drip)
+                else:
+                    self.wfile.write(answer.body)
                 self.close_connection = answer.hang_up
             except OSError:
                 pass  # the client gave up waiting
@@ -85,9 +103,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def receiving(*script: Answer, then: Answer = Answer()) -> Iterator[Receiver]:
-    """A :class:`Receiver` serving on a thread while the block runs."""
-    receiver = Receiver(*script, then=then)
+def receiving(
+    *script: Answer, then: Answer = Answer(), tls: tuple[Path, Path] | None = None
+) -> Iterator[Receiver]:
+    """A :class:`Receiver` serving on a thread while the block runs (https with ``tls``)."""
+    receiver = Receiver(*script, then=then, tls=tls)
     thread = threading.Thread(target=receiver.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:

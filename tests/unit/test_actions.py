@@ -7,17 +7,24 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+import time
 from pathlib import Path
 
 import orjson
 import pytest
+import yaml
+from click.testing import CliRunner
+from pydantic import ValidationError
 
 from hubbub.actions import signing, webhooks
+from hubbub.actions.republishing import RepublishSettings, copy_id, republish
+from hubbub.cli.main import cli
 from hubbub.envelope import Event
 from hubbub.errors import TopologyError
 from hubbub.testing import InMemoryHub
 from hubbub.topology import loader
-from hubbub.topology.references import resolve_handlers
+from hubbub.topology.references import environment_problems, resolve_handlers
+from tests.support import certificates
 from tests.support.receiver import Answer, receiving
 
 SECRET = "s3cr3t-for-tests-only"
@@ -223,7 +230,8 @@ def test_webhook_settings_are_checked_before_anything_runs(monkeypatch):
     with pytest.raises(TopologyError) as caught:
         loader.loads(textwrap.dedent(text), check_handlers=True)
     assert caught.value.problems == [  # in file order
-        "subscribers.hook.settings.url: 'ftp://x' is not an http:// or https:// URL with a host",
+        "subscribers.hook.settings.url: the URL does not start with http:// or https://: write "
+        "the whole URL",
         "subscribers.hook.settings.timeout: not a duration: 'soon' (write e.g. 30, 90s, 10m, "
         "2h, 3d)",
         "subscribers.hook.settings.secret_env: environment variable HOOK_SECRET is not set (or "
@@ -287,9 +295,12 @@ def test_a_webhook_body_lists_the_topics_of_an_event_of_several():
         hub = webhook_hub(receiver.url)
         hub.publish(["order.placed", "marketing.lead"], {})
         hub.run_until_idle()
-    body = orjson.loads(receiver.requests[0].body)
+    [request] = receiver.requests
+    body = orjson.loads(request.body)
     assert body["topic"] == "order.placed"
     assert body["topics"] == ["order.placed", "marketing.lead"]
+    assert request.headers["Hubbub-Topic"] == "order.placed"
+    assert request.headers["Hubbub-Topics"] == "order.placed, marketing.lead"
 
 
 def test_republish_settings_are_checked():
@@ -367,3 +378,248 @@ def test_the_examples_of_docs_actions_md_are_valid(monkeypatch):
         builtin = [s for s in topology.subscribers if s.handler.startswith("hubbub.actions:")]
         _, problems = resolve_handlers(builtin)
         assert problems == [], block
+
+
+def test_the_timeout_bounds_the_whole_post_not_each_read():
+    """A server sending its answer a byte at a time makes every read quick and the whole
+    slow: ``timeout`` is the longest a POST may take, so it fails (and is retried) then."""
+    with receiving(then=Answer(200, body=b"x" * 20, drip=0.3)) as receiver:
+        hub = webhook_hub(receiver.url, timeout="1s")
+        started = time.monotonic()
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+        took = time.monotonic() - started
+    assert took < 2.5
+    [attempt] = hub.attempts()
+    assert attempt.outcome == "retry" and attempt.error.endswith("WebhookError")
+
+
+def test_a_failure_does_not_quote_a_secret_in_the_urls_path_or_query():
+    """Slack, Teams and Discord incoming webhooks carry their secret in the path; failure
+    lines go to logs and dead-letter records: they show the host and a hash of the URL."""
+    secret = "XXXXSECRETTOKENXXXX"
+    with receiving() as receiver:
+        base = receiver.url.removesuffix("/hook")
+    url = f"{base}/services/T000/B000/{secret}"  # nothing listens there any more
+    with pytest.raises(webhooks.WebhookError) as caught:
+        webhooks.webhook(hub_event("hook"), settings=webhooks.WebhookSettings(url=url))
+    said = str(caught.value)
+    assert secret not in said and "T000" not in said
+    assert f"POST {base}/services/… [" in said
+    assert webhooks.shown(url) != webhooks.shown(url.replace("B000", "B001"))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/s3cr3t", "https://hooks.slack.com/services/…"),
+        ("https://webhook.site/3f1c9a2e-77aa", "https://webhook.site/…"),
+        ("https://crm.example/hook?token=s3cr3t", "https://crm.example/hook?…"),
+        ("https://crm.example/hooks", "https://crm.example/hooks"),
+        ("http://[::1]:8765/ok", "http://[::1]:8765/ok"),
+    ],
+)
+def test_a_url_is_shown_without_what_may_be_secret(url, shown):
+    assert webhooks.shown(url).split(" [")[0] == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:9/hook?token=QSECRET x", "white space"),
+        ("http://127.0.0.1:9/hook\n", "white space"),
+        ("http://127.0.0.1:9/caf\u00e9", "non-ASCII"),
+        ("http://127.0.0.1:99999/hook", "port"),
+        ("http://127.0.0.1:abc/hook", "port"),
+        ("crm.example.com/hook", "http://"),
+    ],
+)
+def test_webhook_settings_refuse_a_url_that_cannot_be_posted_to(url, problem):
+    """Validated before, then every POST failed (http.client's InvalidURL quoting the query
+    string, tokens included, into the failure line; ValueError for the port)."""
+    with pytest.raises(ValidationError) as caught:
+        webhooks.WebhookSettings(url=url)
+    [error] = caught.value.errors()  # what hubbub prints: the message, not the input
+    assert problem in error["msg"] and "QSECRET" not in error["msg"]
+
+
+@pytest.mark.parametrize("value", ["\u20acuro", "a\x00b", "line\nbreak"])
+def test_webhook_settings_refuse_a_header_value_http_cannot_send(value):
+    """Validated before, then every POST raised UnicodeEncodeError; the value (maybe a key)
+    is not quoted."""
+    with pytest.raises(ValidationError, match="X-Name") as caught:
+        webhooks.WebhookSettings(url="http://127.0.0.1:9/hook", headers={"X-Name": value})
+    [error] = caught.value.errors()  # what hubbub prints: the message, not the input
+    assert value not in error["msg"]
+
+
+def test_a_post_failing_half_way_leaves_no_connection_behind_for_the_next_event(monkeypatch):
+    """An exception of any kind during a POST (here while sending the body) must not leave
+    the half-sent request in the thread's kept-alive connection: the next event, innocent,
+    would fail with CannotSendRequest."""
+    with receiving() as receiver:
+        settings = webhooks.WebhookSettings(url=receiver.url)
+        webhooks.webhook(hub_event("hook"), settings=settings)  # a kept-alive connection
+        original = webhooks.http.client.HTTPConnection.send
+
+        def broken(self, data):
+            raise RuntimeError("interrupted")
+
+        monkeypatch.setattr(webhooks.http.client.HTTPConnection, "send", broken)
+        with pytest.raises(RuntimeError):
+            webhooks.webhook(hub_event("hook"), settings=settings)
+        monkeypatch.setattr(webhooks.http.client.HTTPConnection, "send", original)
+        webhooks.webhook(hub_event("hook"), settings=settings)
+    assert len(receiver.requests) == 2
+
+
+def test_a_republished_copy_keeps_its_id_when_the_republish_runs_again():
+    """At least once: a republish whose ack is lost (a crash, a retry after the publish)
+    runs again; both copies carry one id, so the next subscribers deduplicate them."""
+    hub = InMemoryHub("h")
+    follow_up = RepublishSettings(topic="order.follow_up")
+
+    @hub.subscriber("chain", topics=["order.placed"], retry={"attempts": 2, "backoff": "1s"})
+    def chain(event):
+        republish(event, settings=follow_up)
+        if event.attempt == 1:
+            raise ConnectionError("the ack was lost")  # as a crash after the publish would
+
+    hub.subscriber("survey", topics=["order.follow_up"])(lambda event: None)
+    hub.publish("order.placed", {"order": 7})
+    hub.run_until_idle()
+    hub.advance(seconds=1)
+    copies = hub.handled("survey")
+    assert len(copies) == 2 and len({e.id for e in copies}) == 1
+
+
+def test_copies_of_one_event_by_other_subscribers_or_to_other_topics_have_other_ids():
+    event = Event(topic="order.placed", data={}, id="e1", subscriber="a")
+    other = Event(topic="order.placed", data={}, id="e1", subscriber="b")
+    ids = {
+        copy_id(event, ("x.y",)),
+        copy_id(other, ("x.y",)),
+        copy_id(event, ("x.z",)),
+        copy_id(event, ("x.y", "x.z")),
+    }
+    assert len(ids) == 4 and copy_id(event, ("x.y",)) == copy_id(event, ("x.y",))
+
+
+def secret_file(tmp_path: Path) -> Path:
+    spec = {
+        "hub": "shop",
+        "subscribers": {
+            "hook": {
+                "handler": "webhook",
+                "topics": ["order.placed"],
+                "settings": {"url": "http://127.0.0.1:9/hook", "secret_env": "HOOK_SECRET"},
+            }
+        },
+    }
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_validate_warns_of_an_unset_secret_where_it_runs_and_passes(monkeypatch, tmp_path):
+    """The secret is set where the subscriber runs, not in CI nor on a laptop: the file is
+    right, so validate passes, saying what consume would need here."""
+    monkeypatch.delenv("HOOK_SECRET")
+    path = secret_file(tmp_path)
+    result = CliRunner().invoke(cli, ["topology", "validate", "-f", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid: hub 'shop'" in result.stdout
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: {path}:9: subscribers.hook.settings.secret_env: ")
+    assert "environment variable HOOK_SECRET is not set" in warning
+    assert "'hubbub consume' refuses to start without it" in warning
+
+
+def test_consume_refuses_to_start_without_the_secret_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.delenv("HOOK_SECRET")
+    path = secret_file(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["consume", "-f", str(path), "--url", "amqp://127.0.0.1:1/"]
+    )  # port 1: it must stop before connecting
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "subscribers.hook.settings.secret_env: environment variable HOOK_SECRET" in line
+
+
+def test_the_test_hubs_refuse_to_run_a_webhook_without_its_secret(monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET")
+    hub = webhook_hub("http://127.0.0.1:9/hook")
+    with pytest.raises(TopologyError, match="environment variable HOOK_SECRET"):
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+
+
+def test_without_the_environment_an_unset_secret_is_no_problem_of_the_file(monkeypatch):
+    monkeypatch.delenv("HOOK_SECRET")
+    text = (
+        "hub: shop\nsubscribers:\n  hook:\n    handler: webhook\n    topics: [a]\n"
+        "    settings: {url: 'http://h/x', secret_env: HOOK_SECRET, timeout: soon}\n"
+    )
+    with pytest.raises(TopologyError) as caught:
+        loader.loads(text, check_handlers=True, environment=False)
+    [problem] = caught.value.problems  # the file's problem alone
+    assert problem.startswith("subscribers.hook.settings.timeout: ")
+    fixed = text.replace(", timeout: soon", "")
+    topology = loader.loads(fixed, check_handlers=True, environment=False)
+    with pytest.raises(TopologyError, match="secret_env"):
+        loader.loads(fixed, check_handlers=True)
+    assert [p.split(":")[0] for p in environment_problems(topology.subscribers)] == [
+        "subscribers.hook.settings.secret_env"
+    ]
+
+
+def test_https_to_a_plain_http_port_is_dead_lettered_at_once_as_a_configuration_error():
+    """A TLS error is the same on every try: retried with the whole backoff (hours with
+    attempts: 8) it only delayed the news."""
+    with receiving() as receiver:
+        hub = webhook_hub(receiver.url.replace("http://", "https://"))
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+    [dead] = hub.dead_lettered("hook")
+    assert dead.reason == "not retryable" and dead.attempts == 1
+    assert dead.exception == "hubbub.actions.webhooks.WebhookError"
+    assert "TLS configuration error" in dead.record["message"]
+    assert "scheme and port" in dead.record["message"]
+
+
+def test_a_certificate_the_system_does_not_trust_is_dead_lettered_at_once(tmp_path):
+    certs = certificates.make(tmp_path)
+    with receiving(tls=(certs.cert, certs.key)) as receiver:
+        hub = webhook_hub(receiver.url)
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+    assert receiver.requests == []
+    [dead] = hub.dead_lettered("hook")
+    assert dead.reason == "not retryable"
+    assert "certificate" in dead.record["message"]
+
+
+def test_a_long_retry_after_is_capped_so_the_event_does_not_wait_a_year():
+    with receiving(Answer(503, headers={"Retry-After": "31536000"})) as receiver:
+        hub = webhook_hub(receiver.url)
+        hub.publish("order.placed", {})
+        hub.run_until_idle()
+        hub.advance(seconds=webhooks.MAX_RETRY_AFTER)
+        assert len(receiver.requests) == 2
+    [first, _] = hub.attempts()
+    assert first.delay == webhooks.MAX_RETRY_AFTER
+
+
+def test_the_default_log_line_names_every_topic_of_an_event_of_several(caplog):
+    caplog.set_level(logging.INFO, logger="hubbub.actions.log")
+    hub = hub_of(
+        """
+        plain:
+          handler: log
+          topics: [user.#]
+        """
+    )
+    event_id = hub.publish(["user.signed_up", "marketing.lead"], {})
+    hub.run_until_idle()
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith(".log")]
+    assert lines == [f"event {event_id} (user.signed_up, marketing.lead): {{}}"]

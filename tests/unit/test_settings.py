@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import textwrap
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr
+from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr, field_validator
 from typing_extensions import NotRequired, TypedDict
 
 from hubbub.callables import is_async
@@ -325,3 +326,41 @@ def test_settings_a_type_marks_secret_are_known_by_their_keys():
     assert settings.visibility(lambda event, settings: None).declared is None
     assert visibility_of(f"{HERE}:with_signed").known
     assert not visibility_of("no_such_module_here:f").known
+
+
+class Mailbox(BaseModel):
+    password_env: str
+
+    @field_validator("password_env")
+    @classmethod
+    def _set(cls, value: str) -> str:
+        if value not in os.environ:
+            raise settings.environment_problem(f"environment variable {value} is not set")
+        return value
+
+
+def mailbox(event, *, settings: Mailbox): ...
+
+
+def test_a_problem_of_where_it_runs_is_apart_from_the_files_and_still_stops_the_binding(
+    monkeypatch,
+):
+    """``topology validate`` warns of it (the file is right), a consumer refuses it."""
+    monkeypatch.delenv("MAILBOX_PASSWORD", raising=False)
+    sub = Subscriber(
+        name="s",
+        handler=f"{HERE}:mailbox",
+        topics=("t",),
+        settings={"password_env": "MAILBOX_PASSWORD"},
+    )
+    problem = (
+        "subscribers.s.settings.password_env: environment variable MAILBOX_PASSWORD is not set"
+    )
+    assert settings.problems(sub, mailbox, "m", environment=False) == []
+    assert settings.environment_problems(sub, mailbox, "m") == [problem]
+    assert settings.problems(sub, mailbox, "m") == [problem]
+    with pytest.raises(TopologyError, match="MAILBOX_PASSWORD is not set"):
+        settings.bind(sub, mailbox)
+    monkeypatch.setenv("MAILBOX_PASSWORD", "x")
+    assert settings.environment_problems(sub, mailbox, "m") == []
+    assert settings.bind(sub, mailbox).keywords["settings"].password_env == "MAILBOX_PASSWORD"

@@ -50,6 +50,25 @@ def test_topics_that_cannot_be_published_say_why(topics, says):
         split_topics(topics)
 
 
+def test_an_event_has_at_most_a_hundred_topics():
+    """Its CC and hubbub-topics headers must fit in one frame: 10,000 topics made the
+    broker close the connection (FRAME_ERROR) instead of a clear error."""
+    hub = InMemoryHub("events")
+    hub.subscriber("all", topics=["#"])(lambda event: None)
+    hub.publish([f"bulk.t{n}" for n in range(100)], {})
+    with pytest.raises(ConfigurationError, match="an event has at most 100 topics, this one 101"):
+        hub.publish([f"bulk.t{n}" for n in range(101)], {})
+
+
+def test_a_hubbub_topics_header_from_elsewhere_cannot_hide_the_routing_topic():
+    hub = InMemoryHub("events")
+    hub.subscriber("ab", topics=["a.b"])(lambda event: None)
+    hub.publish("a.b", {}, headers={"hubbub-topics": ["x.y"]})
+    hub.run_until_idle()
+    (event,) = hub.handled("ab")
+    assert (event.topics, event.matched) == (("a.b",), ("a.b",))
+
+
 def test_every_topic_is_checked():
     with pytest.raises(ConfigurationError, match="wildcard"):
         event_message(NAMES, ["user.x", "crm.*"], {}, message_id="1")
@@ -106,3 +125,23 @@ def test_published_finds_an_event_by_any_of_its_topics():
     assert [e.id for e in hub.published("crm.*")] == [e.id for e in hub.published("user.x")]
     assert [e.id for e in hub.published("user.x")] == [event_id]
     assert hub.published("billing.#") == []
+
+
+def test_a_topic_filter_finds_a_parked_event_by_any_of_its_topics():
+    """``dlq show marketing --topic 'marketing.*'`` (replay, the console) finds an event
+    that reached marketing through its second topic."""
+    from hubbub.admin import select
+    from hubbub.admin.records import FailedEvent
+
+    parked = FailedEvent(
+        id="e1",
+        topic="user.signed_up",
+        subscriber="marketing",
+        attempts=1,
+        reason="not retryable",
+        dead_lettered_by="hubbub",
+        headers={envelope.TOPICS: ["user.signed_up", "marketing.lead"]},
+    )
+    assert parked.topics == ("user.signed_up", "marketing.lead")
+    assert select(topic="marketing.*").matches(parked)
+    assert not select(topic="billing.#").matches(parked)

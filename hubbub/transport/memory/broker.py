@@ -131,19 +131,19 @@ class MemoryBroker:
             exchanges = {
                 e.name: ObservedExchange(e.type, e.args)
                 for e in self._exchanges.values()
-                if names.owns(e.name)
+                if names.owns(e.name, "exchange")
             }
             queues = {
                 q.name: ObservedQueue(dict(q.arguments), len(q.messages) + held[q.name])
                 for q in self._queues.values()
-                if names.owns(q.name)
+                if names.owns(q.name, "queue")
             }
             bindings = frozenset(
                 b
                 for source, declared in self._bindings.items()
-                if names.owns(source)
+                if names.owns(source, "exchange")
                 for b in declared
-                if names.owns(b.destination)
+                if names.owns(b.destination, b.destination_type)
             )
         return Observed(exchanges, queues, bindings)
 
