@@ -216,10 +216,7 @@ def _unseen(
     if old.handler != new.handler:
         was, now = _handler(old.handler), _handler(new.handler)
         yield f"{new.name}'s handler changes from {was} to {now}"
-    settings = _differences(
-        recorded(old.settings, visibility(old.handler)),
-        recorded(new.settings, visibility(new.handler)),
-    )
+    settings = _differences(_recorded(old, visibility), _recorded(new, visibility))
     if settings:
         yield f"{new.name}'s settings change: {', '.join(settings)}"
     retry = _retry_differences(old.retry, new.retry)
@@ -231,11 +228,19 @@ def _unseen(
             yield f"{new.name}'s {label} changes from {_value(key, was)} to {_value(key, now)}"
 
 
+def _recorded(sub: Subscriber, visibility: Callable[[str], Visibility]) -> dict[str, Recorded]:
+    """``sub``'s settings as digests and shown texts; its handler is imported only when some
+    value is not one already (a record's are)."""
+    if all(isinstance(v, Recorded) for v in sub.settings.values()):
+        return dict(sub.settings)
+    return recorded(sub.settings, visibility(sub.handler))
+
+
 #: Subscriber keys compared one by one, and how a sentence names them.
 _LIMITS = {
     "concurrency": "concurrency (events handled at once)",
     "timeout": "time limit per event",
-    "prefetch": "prefetch",
+    "prefetch": "prefetch (events a consumer takes ahead)",
     "delivery_limit": "delivery limit",
 }
 _DURATION_KEYS = frozenset({"timeout", "backoff", "max_backoff"})

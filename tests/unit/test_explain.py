@@ -355,3 +355,10 @@ def test_the_walkthroughs_webhook_tweak_reads_as_docs_topology_md_shows():
         "crm-webhook's settings change: timeout '5s' → '10s', "
         "secret_env added: 'CRM_WEBHOOK_SECRET'"
     )
+
+
+def test_prefetch_is_said_in_plain_words():
+    new = topology(**{"welcome-email": {"prefetch": 10}})
+    assert explain(topology(), new, Observed())[0] == (
+        "welcome-email's prefetch (events a consumer takes ahead) changes from 50 to 10"
+    )
