@@ -24,7 +24,7 @@ from typing import Any
 
 from hubbub.topology import patterns
 from hubbub.topology.durations import format_duration
-from hubbub.topology.masking import Recorded, Visibility, recorded
+from hubbub.topology.masking import Recorded, Visibility, masked_url, recorded
 from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
 from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
 from hubbub.topology.plan import Observed
@@ -128,7 +128,27 @@ def _added(sub: Subscriber) -> str:
     text = f"new subscriber {sub.name} will receive {_listed(sub.topics)}"
     if sub.delay:
         text += f", each event {format_duration(sub.delay)} after it was published"
-    return text
+    does = _does(sub)
+    return f"{text}: {does}" if does else text
+
+
+def _does(sub: Subscriber) -> str | None:
+    """What a built-in action does with each event, for a reader of the file (None: code)."""
+    module, _, action = sub.handler.partition(":")
+    settings = sub.settings
+    if module != "hubbub.actions" or any(isinstance(v, Recorded) for v in settings.values()):
+        return None
+    if action == "log":
+        return "it logs each event"
+    if action == "webhook" and isinstance(settings.get("url"), str):
+        return f"it POSTs each event to {masked_url(settings['url'])}"
+    topic = settings.get("topic")
+    if action == "republish" and isinstance(topic, str | list):
+        topics = [topic] if isinstance(topic, str) else [str(t) for t in topic]
+        delay = settings.get("delay")
+        later = f", {format_duration(delay) if isinstance(delay, int | float) else delay} later"
+        return f"it republishes each event as {_listed(topics)}" + (later if delay else "")
+    return None
 
 
 def _removed(names: HubNames, name: str, observed: Observed, *, counted: bool) -> str:

@@ -117,7 +117,7 @@ def _plain_scalar(value: Any) -> bool:
 
 def _render(value: Any) -> str:
     if isinstance(value, str):
-        return repr(_url(value) if _URL.match(value) else value)
+        return repr(masked_url(value) if _URL.match(value) else value)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, Mapping):
@@ -134,8 +134,9 @@ def _masked_key(key: str) -> bool:
     return key in ALWAYS_MASKED or bool(SECRET_NAME.search(key))
 
 
-def _url(text: str) -> str:
-    """``scheme://host[:port]`` and ``/…`` when there is more (path, query, fragment)."""
+def masked_url(text: str) -> str:
+    """``scheme://host[:port]`` and ``/…`` when there is more (path, query, fragment): what
+    may be shown of a URL (Slack and Teams keep their secret in the path)."""
     try:
         parts = urlsplit(text)
         host = parts.hostname or ""

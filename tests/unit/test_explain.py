@@ -90,14 +90,38 @@ def test_several_topics_are_listed_in_one_sentence():
 def test_a_new_subscriber_and_a_delayed_new_one():
     new = topology(
         **{
-            "audit-email": {"handler": "log", "topics": ["email.#"]},
-            "follow-up": {"handler": "log", "topics": ["user.signed_up"], "delay": "2h"},
+            "audit-email": {"handler": "m:audit", "topics": ["email.#"]},
+            "follow-up": {"handler": "m:follow", "topics": ["user.signed_up"], "delay": "2h"},
         }
     )
     assert explain(topology(), new, Observed()) == [
         "new subscriber audit-email will receive email.#",
         "new subscriber follow-up will receive user.signed_up, "
         "each event 2h after it was published",
+    ]
+
+
+def test_a_new_subscriber_of_a_built_in_action_says_what_it_does():
+    """A reader of the file wants to know what the new line does, not only what it receives."""
+    crm = {"url": "https://hooks.slack.com/services/T000/B000/XXXXSECRET"}
+    new = topology(
+        **{
+            "audit": {"handler": "log", "topics": ["email.#"]},
+            "crm": {"handler": "webhook", "topics": ["billing.#"], "settings": crm},
+            "sales": {
+                "handler": "republish",
+                "topics": ["user.signed_up"],
+                "settings": {"topic": "sales.lead", "delay": "1h"},
+            },
+            "pair": {"handler": "republish", "topics": ["a.b"], "settings": {"topic": ["c", "d"]}},
+        }
+    )
+    assert explain(topology(), new, Observed()) == [
+        "new subscriber audit will receive email.#: it logs each event",
+        "new subscriber crm will receive billing.#: it POSTs each event to https://hooks.slack.com/…",
+        "new subscriber sales will receive user.signed_up: it republishes each event as "
+        "sales.lead, 1h later",
+        "new subscriber pair will receive a.b: it republishes each event as c and d",
     ]
 
 
@@ -304,7 +328,8 @@ def test_without_a_record_or_the_broker_view_nothing_is_guessed():
 def test_without_a_record_on_a_broker_without_the_hub_every_subscriber_is_new():
     assert explain(None, topology(), Observed()) == [
         "new subscriber welcome-email will receive user.signed_up",
-        "new subscriber notify-sales will receive user.first_action.* and user.deleted",
+        "new subscriber notify-sales will receive user.first_action.* and user.deleted: "
+        "it POSTs each event to https://crm.example/…",
         "new subscriber inactivity-reminder will receive user.inactivity_check, "
         "each event 3d after it was published",
     ]
