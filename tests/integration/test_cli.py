@@ -14,6 +14,7 @@ from core_support import consuming, depth, hubbub, take_all, terminate, wait_unt
 
 from hubbub.envelope import without_broker_headers
 from hubbub.producers import OutgoingEvent, Publisher
+from tests.support.recording import written_lines
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ def write_topology(path: Path, hub: str, handler: str = "json:dumps", **extra: o
 
 
 def log_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+    return written_lines(path)
 
 
 def test_consume_finishes_events_in_hand_on_sigterm_and_exits_0(

@@ -20,6 +20,7 @@ from core_support import consuming, depth, take_all, terminate, wait_until
 
 from hubbub.consumers import failure
 from hubbub.producers import OutgoingEvent, Publisher
+from tests.support.recording import written_lines
 
 pytestmark = pytest.mark.integration
 
@@ -83,9 +84,7 @@ class AppLog:
         self.path = path
 
     def lines(self, what: str, sub: str | None = None) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        rows = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+        rows = [json.loads(x) for x in written_lines(self.path)]
         return [r for r in rows if r["what"] == what and sub in (None, r["sub"])]
 
     def ids(self, what: str, sub: str | None = None) -> Counter[str]:

@@ -23,6 +23,7 @@ from core_support import consumers_of, consuming, depth, terminate, wait_until
 from hubbub.producers import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.topology import loader
+from tests.support.recording import written_lines
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +48,7 @@ def seen(event):
 
 
 def lines(path: Path, sub: str) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    rows = [json.loads(x) for x in written_lines(path)]
     return [r for r in rows if r["sub"] == sub]
 
 

@@ -48,6 +48,17 @@ def write(what: str, event: Event) -> None:
         os.close(fd)
 
 
+def written_lines(path: Path) -> list[str]:
+    """The lines of ``path`` its writers finished: a reader may see a line another
+    process is still writing (one ``write`` is atomic among appenders, not for a
+    reader), so a last line without its newline is left for the next read."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = text.split("\n")
+    return [line for line in lines[:-1] if line.strip()]  # the part after the last newline
+
+
 @dataclass(frozen=True)
 class Recording:
     """What the recording handler wrote to ``path``."""
@@ -55,9 +66,7 @@ class Recording:
     path: Path
 
     def lines(self, what: str | None = None) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        rows = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+        rows = [json.loads(x) for x in written_lines(self.path)]
         return [r for r in rows if what is None or r["what"] == what]
 
     def done(self, pid: int | None = None) -> Counter[str]:
