@@ -133,13 +133,8 @@ def resolve_handlers(
     problems: list[str] = []
     for sub in subscribers:
         handler = given.get(sub.name)
-        if handler is None:
-            try:
-                handler = resolve_handler(sub.handler)
-            except HandlerImportError as exc:
-                problems.append(f"subscribers.{sub.name}.handler: {exc}")
-                problems += subscriber_problems(sub, _well_formed)  # its dont_retry names
-                continue
+        if handler is None and (handler := _imported(sub, problems)) is None:
+            continue
         known = passed.get(sub.name) if passed is not None else None
         if known is None or known[0] is not sub or known[1] is not handler:
             found = subscriber_problems(sub, handler)
@@ -158,14 +153,21 @@ def check_handlers(subscribers: Iterable[Subscriber], *, environment: bool = Tru
     it runs are left out (:func:`environment_problems` lists them)."""
     problems: list[str] = []
     for sub in subscribers:
-        try:
-            handler = resolve_handler(sub.handler)
-        except HandlerImportError as exc:
-            problems.append(f"subscribers.{sub.name}.handler: {exc}")
-            problems += subscriber_problems(sub, _well_formed)  # its dont_retry names
-            continue
-        problems += subscriber_problems(sub, handler, environment=environment)
+        handler = _imported(sub, problems)
+        if handler is not None:
+            problems += subscriber_problems(sub, handler, environment=environment)
     return problems
+
+
+def _imported(sub: Subscriber, problems: list[str]) -> Callable[..., Any] | None:
+    """``sub``'s handler, imported; None, its problems added to ``problems``, when it
+    does not import (its ``dont_retry`` names are checked all the same)."""
+    try:
+        return resolve_handler(sub.handler)
+    except HandlerImportError as exc:
+        problems.append(f"subscribers.{sub.name}.handler: {exc}")
+        problems += subscriber_problems(sub, _well_formed)
+        return None
 
 
 def environment_problems(subscribers: Iterable[Subscriber]) -> list[str]:
