@@ -72,7 +72,7 @@ def command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--delay") from exc
     extra = dict(_header(h) for h in headers)
-    topics = [topic, *also] if also else topic
+    topics = list(dict.fromkeys([topic, *also]))  # repeated ones count once
     publisher = Publisher(hub_name, url=url, name="hubbub cli", confirm_timeout=timeout)
     try:
         event_id = publisher.publish(
@@ -83,13 +83,9 @@ def command(
         raise
     publisher.close()
     when = f" (delivered in {seconds} s)" if seconds is not None else ""
-    named = ", ".join(dict.fromkeys([topic, *also]))
-    click.echo(f"published {named} {event_id} to {hub_name}{when}")
-    matched = topology is not None and any(
-        True for each in (topic, *also) for _ in topology.matching(each)
-    )
-    if topology is not None and not matched:
-        quoted = ", ".join(repr(t) for t in dict.fromkeys([topic, *also]))
+    click.echo(f"published {', '.join(topics)} {event_id} to {hub_name}{when}")
+    if topology is not None and not any(True for t in topics for _ in topology.matching(t)):
+        quoted = ", ".join(repr(t) for t in topics)
         click.echo(f"note: no subscriber matches {quoted}; parked in {topology.names.unrouted}")
 
 

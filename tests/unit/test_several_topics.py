@@ -145,3 +145,19 @@ def test_a_topic_filter_finds_a_parked_event_by_any_of_its_topics():
     assert parked.topics == ("user.signed_up", "marketing.lead")
     assert select(topic="marketing.*").matches(parked)
     assert not select(topic="billing.#").matches(parked)
+
+
+@pytest.mark.asyncio
+async def test_apublish_sends_one_event_under_several_topics():
+    """``apublish`` builds its message where ``publish`` does: one event, each
+    subscriber one copy, every topic."""
+    hub = InMemoryHub("events")
+    hub.subscriber("both", topics=["user.*", "crm.#"])(lambda event: None)
+    hub.subscriber("crm", topics=["crm.lead"])(lambda event: None)
+    event_id = await hub.apublish(["user.signed_up", "crm.lead"], {"n": 1})
+    await hub.arun_until_idle()
+    (both,) = hub.handled("both")
+    (crm,) = hub.handled("crm")
+    assert both.id == crm.id == event_id
+    assert both.topics == crm.topics == ("user.signed_up", "crm.lead")
+    assert crm.matched == ("crm.lead",)
