@@ -17,13 +17,13 @@ broker; the first sentence then says they cannot be compared.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from hubbub.topology import patterns
 from hubbub.topology.durations import format_duration
+from hubbub.topology.layout import whole_delay
 from hubbub.topology.masking import Recorded, Visibility, masked_url, recorded
 from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
 from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
@@ -107,15 +107,14 @@ def explain(
 def from_broker(names: HubNames, observed: Observed) -> dict[str, _Seen]:
     """Each subscriber whose queue the broker holds: its bound topics and its delay."""
     found: dict[str, _Seen] = {}
+    to_queues = [b for b in sorted(observed.bindings, key=str) if b.source == names.exchange]
     for queue in sorted(observed.queues):
         name = queue.removeprefix(names.hub + ".")
         if name == queue or name in RESERVED_SUBSCRIBERS or not SUBSCRIBER_NAME.match(name):
             continue
         topics: list[str] = []
         delay: float | None = None
-        for binding in sorted(observed.bindings, key=str):
-            if binding.source != names.exchange:
-                continue
+        for binding in to_queues:
             waits = names.parse_wait_queue(binding.destination)
             if binding.destination == queue or (waits is not None and waits[0] == name):
                 topics.append(binding.routing_key)
@@ -167,7 +166,7 @@ def _changed(
     names: HubNames, old: _Seen, new: Subscriber, observed: Observed, *, counted: bool
 ) -> Iterator[str]:
     yield from _topics(new.name, old.topics, new.topics)
-    if _whole(old.delay) != _whole(new.delay):
+    if whole_delay(old.delay) != whole_delay(new.delay):
         yield _delay(names, new, old.delay, observed, counted=counted)
 
 
@@ -218,15 +217,10 @@ def _waiting(names: HubNames, sub: Subscriber, observed: Observed) -> Iterator[s
         parsed = names.parse_wait_queue(queue)
         if parsed is None or parsed[0] != sub.name or not held.messages:
             continue
-        if parsed[1] == _whole(sub.delay):
+        if parsed[1] == whole_delay(sub.delay):
             continue  # the new wait queue: its events wait the new delay
         keep = "keeps" if held.messages == 1 else "keep"
         yield f"; {_events(held.messages)} already waiting {keep} {format_duration(parsed[1])}"
-
-
-def _whole(delay: float | None) -> int | None:
-    """A delay as the broker holds it: whole seconds, rounded up (the wait queue's TTL)."""
-    return None if delay is None else math.ceil(delay)
 
 
 def _unseen(

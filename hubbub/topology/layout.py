@@ -148,7 +148,12 @@ def wait_seconds(sub: Subscriber) -> int | None:
     Rounded up, never down, so an event never arrives before the delay the
     file names; the seconds are in the wait queue's name.
     """
-    return None if sub.delay is None else math.ceil(sub.delay)
+    return whole_delay(sub.delay)
+
+
+def whole_delay(delay: float | None) -> int | None:
+    """A ``delay:`` as the broker holds it: whole seconds, rounded up (None: none)."""
+    return None if delay is None else math.ceil(delay)
 
 
 def wait_queue(names: HubNames, sub: Subscriber) -> str | None:
