@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 #: The event's topic when the routing key no longer says it (delays, retries, DLQs).
 TOPIC = "hubbub-topic"
-#: Every topic of an event published under several (a list; the first is its topic).
+#: Every topic of an event published under several, separated by spaces (a topic
+#: holds none), the first its topic. A string, not a list: a stream (the archive)
+#: on RabbitMQ 3.10 drops list-valued headers. A list from another client is read too.
 TOPICS = "hubbub-topics"
 #: The AMQP header of a message's extra routing keys (sender-selected distribution):
 #: a queue matched by several of its keys still gets one copy. ``BCC`` is the same,
@@ -55,7 +57,9 @@ FAILURE_PREFIX = "hubbub-failure-"
 BROKER_DEATH_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 #: Headers an Event hides: hubbub's own and those the broker (or a shovel or
 #: federation link) adds. A publisher's own ``x-`` headers (``x-request-id``) stay.
-_NOT_THE_PUBLISHERS = (*BROKER_DEATH_PREFIXES, "x-received-from", "x-shovelled", "hubbub-")
+#: Headers the broker adds to what it delivers: dead-lettering's, and a stream's offset.
+BROKER_HEADERS = (*BROKER_DEATH_PREFIXES, "x-stream-offset")
+_NOT_THE_PUBLISHERS = (*BROKER_HEADERS, "x-received-from", "x-shovelled", "hubbub-")
 
 JSON = "application/json"
 APP_ID = f"hubbub@{socket.gethostname()}"
@@ -166,7 +170,7 @@ def message(
     all_headers = dict(headers) if headers else {}
     if also:
         all_headers[CC] = list(also_keys)
-        all_headers[TOPICS] = [topic, *also]
+        all_headers[TOPICS] = " ".join((topic, *also))
     if causation_id:
         all_headers[CAUSATION] = causation_id
     now = time.time()
@@ -194,9 +198,14 @@ def message(
     )
 
 
+def publisher_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The headers its publisher gave an event: hubbub's and the broker's left out."""
+    return {k: v for k, v in (headers or {}).items() if not k.startswith(_NOT_THE_PUBLISHERS)}
+
+
 def without_broker_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``headers`` minus what the broker adds when dead-lettering."""
-    return {k: v for k, v in (headers or {}).items() if not k.startswith(BROKER_DEATH_PREFIXES)}
+    """``headers`` minus what the broker adds (when dead-lettering, or reading a stream)."""
+    return {k: v for k, v in (headers or {}).items() if not k.startswith(BROKER_HEADERS)}
 
 
 def aimed_copy_headers(
@@ -213,7 +222,7 @@ def aimed_copy_headers(
     result.pop(CC, None)
     result.pop(BCC, None)
     if len(topics) > 1:
-        result[TOPICS] = list(topics)
+        result[TOPICS] = " ".join(topics)
     return result
 
 
@@ -237,6 +246,10 @@ def topics_of(topic: str, headers: Mapping[str, Any]) -> tuple[str, ...]:
     keys are the topics themselves, or ladder keys for a delayed event.
     """
     listed = headers.get(TOPICS)
+    if isinstance(listed, bytes):
+        listed = listed.decode("utf-8", "replace")
+    if isinstance(listed, str):
+        listed = listed.split()
     if isinstance(listed, list | tuple) and listed:
         named = [_str(t) for t in listed]
         # Read only when it names the event's own topic first: a header from
@@ -298,7 +311,7 @@ def decode(
     if raw:
         topic = topic_of(routing_key, raw)
         attempt = _int(raw.get(ATTEMPT), 1)
-        headers = {k: v for k, v in raw.items() if not k.startswith(_NOT_THE_PUBLISHERS)}
+        headers = publisher_headers(raw)
         causation_id = _str(raw.get(CAUSATION))
         delay_ms = raw.get(DELAY_MS)
         delay_s = delay_ms / 1000 if isinstance(delay_ms, int) else None

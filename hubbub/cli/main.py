@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from hubbub.cli import console, consume, dlq, health, publish, status, topology
+from hubbub.cli import archive, console, consume, dlq, health, publish, status, topology
 from hubbub.cli.options import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 
@@ -38,6 +38,7 @@ cli.add_command(publish.command)
 cli.add_command(consume.command)
 cli.add_command(health.command)
 cli.add_command(dlq.group)
+cli.add_command(archive.group)
 cli.add_command(status.command)
 cli.add_command(console.command)
 

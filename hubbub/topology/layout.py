@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hubbub.topology import delay
-from hubbub.topology.model import Subscriber, Topology
+from hubbub.topology.model import Archive, Subscriber, Topology
 from hubbub.topology.names import HubNames
 
 #: Delivery limit of dead-letter and unrouted queues: in effect, none.
@@ -95,15 +95,51 @@ def layout(topology: Topology) -> Layout:
         bindings += _subscriber_bindings(names, sub)
     queues += _ladder_queues(names)
     bindings += _ladder_bindings(names)
+    if topology.archive is not None:
+        queues.append(_archive(names, topology.archive))
+        bindings += _archive_bindings(names)
     queues = [_replicated(q, topology.replicas) for q in queues]
     return Layout(names, tuple(exchanges), tuple(queues), tuple(bindings))
 
 
 def _replicated(queue: Queue, replicas: int | None) -> Queue:
-    """``queue`` with its quorum group size, when the topology sets one."""
-    if replicas is None or queue.args.get("x-queue-type") != "quorum":
+    """``queue`` with its number of replicas, when the topology sets one."""
+    key = {"quorum": "x-quorum-initial-group-size", "stream": "x-initial-cluster-size"}.get(
+        queue.args.get("x-queue-type", "")
+    )
+    if replicas is None or key is None:
         return queue
-    return Queue(queue.name, _frozen({**queue.args, "x-quorum-initial-group-size": replicas}))
+    return Queue(queue.name, _frozen({**queue.args, key: replicas}))
+
+
+def _archive(names: HubNames, archive: Archive) -> Queue:
+    """The hub's archive: a stream with the file's retention (see docs/archive.md)."""
+    args: dict[str, Any] = {"x-queue-type": "stream"}
+    if archive.retention is not None:
+        args["x-max-age"] = max_age(archive.retention)
+    if archive.max_size is not None:
+        args["x-max-length-bytes"] = archive.max_size
+    if archive.segment_size is not None:
+        args["x-stream-max-segment-size-bytes"] = archive.segment_size
+    return Queue(names.archive, _frozen(args))
+
+
+def max_age(seconds: float) -> str:
+    """A retention as ``x-max-age`` takes it (``30D``, ``12h``, ``90s``), rounded up to a second."""
+    whole = math.ceil(seconds)
+    for unit, size in (("D", 86400), ("h", 3600), ("m", 60)):
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def _archive_bindings(names: HubNames) -> list[Binding]:
+    """Every event the hub routes, at once or (delayed) when due; never a retry or a
+    replay, which are copies aimed at one queue."""
+    return [
+        Binding(names.exchange, names.archive, "#"),
+        Binding(names.delivery, names.archive, delay.delivery_event_pattern("#")),
+    ]
 
 
 def _quorum(**more: Any) -> dict[str, Any]:

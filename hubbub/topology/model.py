@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 from hubbub.topology import delay, patterns
 from hubbub.topology.durations import parse_duration
 from hubbub.topology.names import HUB_NAME, RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
+from hubbub.topology.sizes import parse_size
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,6 +111,7 @@ def _handler_ref(value: str) -> str:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Bytes = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 Pattern = Annotated[str, AfterValidator(_pattern)]
 HandlerRef = Annotated[str, AfterValidator(_handler_ref)]
 HubName = Annotated[str, AfterValidator(_hub_name)]
@@ -155,6 +157,34 @@ class Subscriber:
     #: Values the handler reads (thresholds, recipients, template names),
     #: checked against what the handler declares (its ``settings`` parameter).
     settings: dict[str, Any] = Field(default_factory=dict)
+    #: How far back a *new* subscriber starts: ``topology apply`` binds its
+    #: queue, then replays the hub archive's events of that window to it
+    #: (see :mod:`hubbub.admin.archive`). None: it starts with what comes next.
+    backfill: Annotated[Seconds, Field(gt=0)] | None = None
+
+
+@dataclass(config=_STRICT)
+class Archive:
+    """The hub's archive: a stream holding a copy of every event the hub routes.
+
+    ``retention`` (``x-max-age``) and ``max_size`` (``x-max-length-bytes``)
+    bound it; the broker applies them a whole segment at a time
+    (``segment_size``, ``x-stream-max-segment-size-bytes``, its default 500 MB),
+    so an archive holds a little more than either bound. See docs/archive.md.
+    """
+
+    retention: Annotated[Seconds, Field(gt=0)] | None = None
+    max_size: Bytes | None = None
+    segment_size: Bytes | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Archive:
+        if self.retention is None and self.max_size is None:
+            raise ValueError(
+                "an archive needs a retention (e.g. 30d) or a max_size (e.g. 50GB), "
+                "else it grows until the broker's disk is full"
+            )
+        return self
 
 
 @dataclass(config=_STRICT)
@@ -171,6 +201,8 @@ class Topology:
     hub: HubName
     subscribers: tuple[Subscriber, ...] = ()
     replicas: Annotated[int, Field(ge=1, le=MAX_REPLICAS)] | None = None
+    #: Keep every event the hub routes in a stream (None: no archive).
+    archive: Archive | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Topology:
@@ -180,6 +212,11 @@ class Topology:
             if sub.name in seen:
                 problems.append(f"subscriber {sub.name!r} is defined twice")
             seen.add(sub.name)
+            if sub.backfill is not None and self.archive is None:
+                problems.append(
+                    f"subscriber {sub.name!r} asks for a backfill but hub {self.hub!r} keeps "
+                    "no archive to backfill from: add e.g. 'archive: {retention: 30d}' to the hub"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -21,6 +21,8 @@ Kind = Literal["exchange", "queue"]
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SUBSCRIBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: An archive replay's id (see :mod:`hubbub.admin.archive`).
+REPLAY_ID = re.compile(r"^[a-z0-9]{12}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,22 @@ class HubNames:
         """
         return f"hubbub.{LAYOUT_VERSION}.{self.hub}.applied"
 
+    @property
+    def archive(self) -> str:
+        """The stream holding a copy of every event the hub routes (``archive:``)."""
+        return f"hubbub.{LAYOUT_VERSION}.{self.hub}.archive"
+
+    def replay_progress(self, replay: str) -> str:
+        """Queue holding the last copy an archive replay made (its progress; see
+        :mod:`hubbub.admin.archive`)."""
+        return f"hubbub.{LAYOUT_VERSION}.{self.hub}.replay.{replay}"
+
+    def parse_replay_progress(self, name: str) -> str | None:
+        """The replay id of one of this hub's progress queues, else None."""
+        prefix = f"hubbub.{LAYOUT_VERSION}.{self.hub}.replay."
+        replay = name[len(prefix) :] if name.startswith(prefix) else ""
+        return replay if REPLAY_ID.match(replay) else None
+
     def owns(self, name: str, kind: Kind | None = None) -> bool:
         """True when ``name`` is one this hub derives (for finding stale bindings and queues).
 
@@ -125,8 +143,10 @@ class HubNames:
         )
         if kind == "exchange":
             return exchange
+        own = rf"hubbub\.{LAYOUT_VERSION}\.{hub}"
         queue = re.fullmatch(
-            rf"{ladder}|{hub}\.{sub}(\.dlq)?|hubbub\.{LAYOUT_VERSION}\.{hub}\.wait\.{sub}\.\d+s",
+            rf"{ladder}|{hub}\.{sub}(\.dlq)?|{own}\.wait\.{sub}\.\d+s|{own}\.archive"
+            rf"|{own}\.replay\.[a-z0-9]{{12}}",
             name,
         )
         return queue is not None if kind == "queue" else exchange or queue is not None

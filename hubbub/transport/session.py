@@ -29,9 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
-from hubbub.message import Delivery
+from hubbub.message import Delivery, Message
+
+#: Where a reader starts in a stream: the first or last chunk, what comes next,
+#: an offset, or the first chunk written at or after a time.
+StreamOffset = int | datetime | Literal["first", "last", "next"]
+#: The header each delivery from a stream carries: its offset.
+STREAM_OFFSET = "x-stream-offset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +58,15 @@ class QueueReader(Protocol):
     order (see :mod:`hubbub.admin.browse` for why that matters).
     """
 
-    def consume(self, queue: str, *, credit: int, tag: str) -> None:
-        """Start consumer ``tag`` on ``queue`` with ``credit`` unacked messages at most."""
+    def consume(
+        self, queue: str, *, credit: int, tag: str, offset: StreamOffset | None = None
+    ) -> None:
+        """Start consumer ``tag`` on ``queue`` with ``credit`` unacked messages at most.
+
+        ``offset``: ``queue`` is a stream, read from there (each delivery's
+        :data:`STREAM_OFFSET` header says where it is); acks then only give
+        credit back, nothing is ever removed from a stream.
+        """
         ...
 
     def cancel(self, tag: str) -> None:
@@ -66,8 +80,8 @@ class QueueReader(Protocol):
         """
         ...
 
-    def ack(self, tag: int) -> None:
-        """Remove delivery ``tag`` from its queue for good."""
+    def ack(self, tag: int, *, multiple: bool = False) -> None:
+        """Remove delivery ``tag`` (with ``multiple``: and every earlier one) for good."""
         ...
 
     def release(self, *, timeout: float) -> None:
@@ -137,6 +151,10 @@ class BrokerSession(Protocol):
 
         Raises PublishError when the broker returns or refuses it.
         """
+        ...
+
+    def peek_message(self, queue: str) -> Message | None:
+        """The message at the head of ``queue``, left there; None when empty or missing."""
         ...
 
     def peek(self, queue: str) -> bytes | None:

@@ -272,7 +272,7 @@ class _Link:
         if self._incoming:
             self._drain()
         if self._closing and not self._unconfirmed:
-            self._supervisor.disconnect()
+            self._supervisor.disconnect(on_purpose=True)
 
     def _settle_upto(self, tag: int, multiple: bool) -> list[tuple[int, Pending]]:
         if not multiple:
@@ -315,14 +315,14 @@ class _Link:
         if connection is None or not connection.is_open:
             return
         if self._closing:
-            self._supervisor.disconnect()
+            self._supervisor.disconnect(on_purpose=True)
         else:
             connection.channel(on_open_callback=self._on_channel)
 
     def _begin_close(self) -> None:
         self._closing = True
         if not self._unconfirmed:
-            self._supervisor.disconnect()
+            self._supervisor.disconnect(on_purpose=True)
 
     def _die(self, error: HubbubError) -> None:
         with self._lock:

@@ -20,11 +20,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
 from hubbub.errors import PublishError
-from hubbub.message import Delivery, new_delivery
+from hubbub.message import Delivery, Message, new_delivery
 from hubbub.transport.errors import ConnectionLostError, NotFoundError, Permission, refusal
 from hubbub.transport.pika.convert import from_pika
 from hubbub.transport.pika.params import connect_error, parameters
-from hubbub.transport.session import QueueCounts
+from hubbub.transport.session import STREAM_OFFSET, QueueCounts, StreamOffset
 
 T = TypeVar("T")
 
@@ -188,19 +188,23 @@ class PikaSession:
                     channel.close()
 
     def peek(self, queue: str) -> bytes | None:
+        message = self.peek_message(queue)
+        return None if message is None else message.body
+
+    def peek_message(self, queue: str) -> Message | None:
         """basic.get without ack on a channel of its own, closed at once: the broker
         gives the message back where it was."""
         try:
             with _edge(f"read queue {queue!r}", "read", _nothing):
                 channel = self._connection.channel()
                 try:
-                    method, _properties, body = channel.basic_get(queue, auto_ack=False)
+                    method, properties, body = channel.basic_get(queue, auto_ack=False)
                 finally:
                     if channel.is_open:
                         channel.close()
         except NotFoundError:
             return None
-        return bytes(body) if method is not None else None
+        return from_pika(properties, bytes(body)) if method is not None else None
 
     def pump(self, seconds: float) -> None:
         with _edge("wait for deliveries", None, _nothing):
@@ -238,11 +242,16 @@ class PikaReader:
     def is_open(self) -> bool:
         return bool(self._channel.is_open)
 
-    def consume(self, queue: str, *, credit: int, tag: str) -> None:
+    def consume(
+        self, queue: str, *, credit: int, tag: str, offset: StreamOffset | None = None
+    ) -> None:
         self._queue = queue
+        arguments = None if offset is None else {STREAM_OFFSET: offset}
         with self._edge(f"read queue {queue!r}", "read"):
             self._channel.basic_qos(prefetch_count=credit)
-            self._channel.basic_consume(queue, self._on_delivery, consumer_tag=tag)
+            self._channel.basic_consume(
+                queue, self._on_delivery, consumer_tag=tag, arguments=arguments
+            )
 
     def cancel(self, tag: str) -> None:
         with self._edge(f"read queue {self._queue!r}", "read"):
@@ -252,9 +261,9 @@ class PikaReader:
         taken, self._received = self._received, []
         return taken
 
-    def ack(self, tag: int) -> None:
+    def ack(self, tag: int, *, multiple: bool = False) -> None:
         with self._edge(f"remove a message from queue {self._queue!r}", "read"):
-            self._channel.basic_ack(tag)
+            self._channel.basic_ack(tag, multiple=multiple)
 
     def release(self, *, timeout: float) -> None:
         """Close through the asynchronous channel: it closes without cancelling.

@@ -104,6 +104,7 @@ class Supervisor:
         self._params = parameters(node_order(self.urls), name=name, heartbeat=heartbeat)
         self._next = 0  # index in _params of the node the next attempt goes to
         self._stopping = threading.Event()
+        self._on_purpose = False  # the current connection is closed by its owner
         self._fatal: HubbubError | None = None
         #: The current connection (None between connections): I/O thread only.
         self.connection: SelectConnection | None = None
@@ -181,8 +182,13 @@ class Supervisor:
         if self.connection is not None:
             self.connection.ioloop.call_later(delay, callback)
 
-    def disconnect(self) -> None:
-        """Close the current connection (a reconnect follows unless stopping)."""
+    def disconnect(self, *, on_purpose: bool = False) -> None:
+        """Close the current connection (a reconnect follows unless stopping).
+
+        ``on_purpose``: the owner is done with it (a publisher closing), so its
+        close is no news worth a log line.
+        """
+        self._on_purpose = self._on_purpose or on_purpose
         connection = self.connection
         if connection is not None and not (connection.is_closing or connection.is_closed):
             connection.close()
@@ -205,6 +211,7 @@ class Supervisor:
         """
         index = self._next % len(self._params)
         self._next = index + 1  # the next attempt, and the first after a loss: another node
+        self._on_purpose = False
         attempt = _Attempt(self._params[index])
         params = attempt.params
 
@@ -226,7 +233,7 @@ class Supervisor:
 
         def on_closed(connection: SelectConnection, why: BaseException) -> None:
             attempt.error = why
-            if not self._stopping.is_set():
+            if not (self._stopping.is_set() or self._on_purpose):
                 log.log(self._levels[1], "connection closed: %s", why)
             connection.ioloop.stop()
 
