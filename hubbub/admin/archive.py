@@ -63,9 +63,10 @@ from hubbub.errors import BrokerConnectionError, ConfigurationError, HubbubError
 from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
 from hubbub.topology import patterns
-from hubbub.topology.model import Topology
+from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.names import HubNames
 from hubbub.topology.observe import ManagementAPI
+from hubbub.topology.plan import Plan
 from hubbub.transport import open_session
 from hubbub.transport.errors import NotFoundError
 from hubbub.transport.session import STREAM_OFFSET, BrokerSession, StreamOffset
@@ -506,6 +507,17 @@ class Archive:
                 _new_id(), to, Window(since=since, topics=sub.topics), mark, skip, rate
             )
             return self._run(session, plan, None, None, on_start)
+
+    def to_backfill(self, plan: Plan | None) -> list[Subscriber]:
+        """The subscribers with ``backfill:`` whose queue ``plan`` created (new ones)."""
+        if self.topology is None or plan is None:
+            return []
+        created = {c.name for c in plan.changes if c.action == "create" and c.kind == "queue"}
+        return [
+            s
+            for s in self.topology.subscribers
+            if s.backfill is not None and self.names.queue(s.name) in created
+        ]
 
     # -- internals -----------------------------------------------------------
 

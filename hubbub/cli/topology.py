@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
+from hubbub.admin.archive import Archive, ReplayPlan
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option, urls
 from hubbub.connection import mask
 from hubbub.topology import loader
 from hubbub.topology.destroy import DestroyRefusedError
+from hubbub.topology.model import Topology
+from hubbub.topology.plan import Plan
 from hubbub.topology.sync import Review, apply_review, destroy, make_review, make_teardown
 
 
@@ -82,16 +86,45 @@ def apply_(file: Path | None, url: str | None, verbose: bool) -> None:
     and record on the broker what was applied (for the next 'plan')."""
     topology = topology_from(file)
     review = apply_review(topology, urls(url), file=file.name if file else None)
+    bound_at = datetime.now(timezone.utc)
     click.echo(meaning(review))
     result = review.plan
     if result is None:
         click.echo("applied (management API unreachable: stale bindings were not checked)")
+        if any(s.backfill for s in topology.subscribers):
+            click.echo(
+                "no backfill: without the management API apply cannot tell which subscribers "
+                "are new; backfill one with: hubbub archive replay --to NAME --since 7d"
+            )
         return
     done = [c for c in result.changes if c.action in ("create", "remove")]
     if result.changes:
         click.echo("On the broker:")
         click.echo(result.describe(verbose=verbose))
     click.echo(f"applied hub {topology.hub!r}: {len(done)} change(s)")
+    _backfill(topology, url, result, bound_at)
+
+
+def _backfill_started(plan: ReplayPlan) -> None:
+    click.echo(
+        f"replay {plan.id} to {plan.to} started; if it is interrupted, go on with: "
+        f"hubbub archive replay --resume {plan.id}"
+    )
+
+
+def _backfill(topology: Topology, url: str | None, plan: Plan, bound_at: datetime) -> None:
+    """Start each new subscriber with ``backfill:`` with the archive's events of its window."""
+    archive = Archive(topology, url=url)
+    for sub in archive.to_backfill(plan):
+        assert sub.backfill is not None
+        since = bound_at - timedelta(seconds=sub.backfill)
+        click.echo(
+            f"backfilling {sub.name} with the archive's events since "
+            f"{since.isoformat(timespec='seconds')}"
+        )
+        report = archive.backfill(sub.name, since, bound_at, on_start=_backfill_started)
+        seam = f", {report.skipped} already received live" if report.skipped else ""
+        click.echo(f"backfilled {sub.name}: {report.copied} event(s){seam}")
 
 
 @group.command("destroy")

@@ -25,10 +25,11 @@ from hubbub.topology import patterns
 from hubbub.topology.durations import format_duration
 from hubbub.topology.layout import whole_delay
 from hubbub.topology.masking import Recorded, Visibility, masked_url, recorded
-from hubbub.topology.model import BUILTIN_ACTIONS, RetryPolicy, Subscriber, Topology
+from hubbub.topology.model import BUILTIN_ACTIONS, Archive, RetryPolicy, Subscriber, Topology
 from hubbub.topology.names import RESERVED_SUBSCRIBERS, SUBSCRIBER_NAME, HubNames
 from hubbub.topology.plan import Observed
 from hubbub.topology.references import visibility_of
+from hubbub.topology.sizes import format_size
 
 #: Said first when there is no record of an earlier apply and the hub exists.
 NO_RECORD = (
@@ -101,7 +102,36 @@ def explain(
         for name in before
         if name not in wanted
     ]
+    had_archive = (
+        previous.archive is not None if previous is not None else names.archive in held.queues
+    )
+    sentences += _archive(names, had_archive, new, held)
     return [*sentences, RESTART] if restart else sentences
+
+
+def _archive(names: HubNames, had: bool, new: Topology, observed: Observed) -> Iterator[str]:
+    """What starting or stopping the archive means (a changed retention is a conflict)."""
+    if new.archive is not None and not had:
+        yield (
+            f"the hub will keep a copy of every event in its archive ({_bounds(new.archive)}); "
+            "an event no subscriber matches is kept there instead of parked as unrouted"
+        )
+    elif new.archive is None and had:
+        queue = observed.queues.get(names.archive)
+        held = f" with {_events(queue.messages)}" if queue is not None and queue.messages else ""
+        yield (
+            f"the hub stops archiving events; its archive is kept{held} until its retention "
+            f"ends (delete it: rabbitmqctl delete_queue {names.archive})"
+        )
+
+
+def _bounds(archive: Archive) -> str:
+    parts = []
+    if archive.retention is not None:
+        parts.append(f"for {format_duration(archive.retention)}")
+    if archive.max_size is not None:
+        parts.append(f"at most {format_size(archive.max_size)}")
+    return ", ".join(parts)
 
 
 def from_broker(names: HubNames, observed: Observed) -> dict[str, _Seen]:
@@ -127,6 +157,8 @@ def _added(sub: Subscriber) -> str:
     text = f"new subscriber {sub.name} will receive {_listed(sub.topics)}"
     if sub.delay:
         text += f", each event {format_duration(sub.delay)} after it was published"
+    if sub.backfill:
+        text += f", starting with the archive's events of the last {format_duration(sub.backfill)}"
     does = _does(sub)
     return f"{text}: {does}" if does else text
 

@@ -242,7 +242,9 @@ def _queue_changes(queues: tuple[Queue, ...], observed: Observed) -> list[Change
             changes.append(Change("create", "queue", q.name, _describe(q.args)))
             continue
         diff = argument_differences(q.args, have.arguments)
-        if diff or not have.durable:
+        if diff and q.args.get("x-queue-type") == "stream":
+            changes.append(Change("conflict", "queue", q.name, _archive_conflict(q.name, diff)))
+        elif diff or not have.durable:
             changes.append(
                 Change(
                     "conflict",
@@ -255,6 +257,17 @@ def _queue_changes(queues: tuple[Queue, ...], observed: Observed) -> list[Change
                 )
             )
     return changes
+
+
+def _archive_conflict(name: str, diff: list[str]) -> str:
+    """A changed archive: its arguments are fixed, and deleting it deletes the history."""
+    return (
+        f"{'; '.join(diff)}. RabbitMQ cannot change a stream's arguments, and deleting the "
+        "archive deletes the events it holds: put the archive's settings in the file back as "
+        "they were, and change its retention in place with a policy instead, e.g. "
+        f"rabbitmqctl set_policy hubbub-archive '^{re.escape(name)}$' "
+        """'{"max-age":"60D","max-length-bytes":100000000000}' --apply-to queues"""
+    )
 
 
 def _replicas_hint(want: Mapping[str, Any], have: Mapping[str, Any]) -> str:
