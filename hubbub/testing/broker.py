@@ -17,10 +17,12 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
-from hubbub.errors import HubbubError
+from hubbub.errors import BrokerConnectionError, HubbubError
 from hubbub.topology.layout import layout
 from hubbub.topology.model import Topology
+from hubbub.topology.observe import ManagementAPI
 from hubbub.transport import open_session
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ def delete_hub(url: str, topology: Topology) -> None:
             session.delete_exchange(exchange.name)
         session.delete_queue(topology.names.applied)  # apply's record of what it applied
         session.delete_exchange(topology.names.applied)
+        for progress in _replay_progress_queues(url, topology):  # unfinished archive replays
+            session.delete_queue(progress)
     finally:
         session.close()
 
@@ -104,3 +108,16 @@ def _container() -> Iterator[str]:
         if before is None:
             os.environ.pop("HUBBUB_MANAGEMENT_URL", None)
         container.stop()
+
+
+def _replay_progress_queues(url: str, topology: Topology) -> list[str]:
+    """The progress queues of the hub's unfinished archive replays (none without an archive)."""
+    if topology.archive is None:
+        return []
+    api = ManagementAPI([url])
+    try:
+        rows = api.get(f"queues/{quote(api.vhost, safe='')}?columns=name")
+    except BrokerConnectionError:
+        return []
+    names = topology.names
+    return [r["name"] for r in rows if names.parse_replay_progress(r.get("name", "")) is not None]
