@@ -13,7 +13,11 @@ they are enough, and that they deny the rest.
 - a consumer reads its subscribers' queues, and writes like a publisher
   (events its handlers publish, retry copies into the ladder) plus to the
   dead-letter exchange;
-- ``hubbub topology apply`` configures, writes and reads every name of the hub.
+- ``hubbub topology apply`` configures, writes and reads every name of the hub;
+- ``hubbub archive`` reads the hub's archive and, to replay, declares a
+  progress queue and publishes to the default exchange (copies aimed at one
+  subscriber's queue, and the replay's marker into the archive). ``apply``
+  backfilling a new subscriber does the same: give its user both grants.
 """
 
 from __future__ import annotations
@@ -60,6 +64,15 @@ def admin(names: HubNames) -> Permissions:
     hub = re.escape(names.hub)
     everything = _any([f"{hub}(\\..+)?", f"hubbub\\.{LAYOUT_VERSION}\\.{hub}\\..+"])
     return Permissions(everything, everything, everything)
+
+
+def archive(names: HubNames) -> Permissions:
+    """Read the hub's archive, replay it to a subscriber and resume (``hubbub archive``)."""
+    own = f"hubbub\\.{LAYOUT_VERSION}\\.{re.escape(names.hub)}"
+    progress = f"{own}\\.replay\\.[a-z0-9]{{12}}"
+    return Permissions(
+        _any([progress]), _any(["amq\\.default"]), _any([f"{own}\\.archive", progress])
+    )
 
 
 def _publish_targets(names: HubNames) -> list[str]:

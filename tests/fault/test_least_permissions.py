@@ -15,6 +15,7 @@ import pika.exceptions as pe
 import pytest
 from fault_support import declare_on, queue_depth, wait_for
 
+from hubbub.admin.archive import Archive, Window
 from hubbub.consumers.worker import Worker
 from hubbub.producers import Publisher
 from hubbub.testing.broker import unique_name
@@ -106,3 +107,28 @@ def test_least_permissions_of_a_publisher_and_a_consumer(node, cleanup):
     assert refused(consumer_url, lambda ch: ch.basic_get(names.queue("audit")))
     assert refused(consumer_url, lambda ch: ch.queue_declare(names.queue("work") + ".x"))
     assert refused(consumer_url, lambda ch: ch.queue_purge(names.dead_letter_queue("work")))
+
+
+def test_the_archive_grant_reads_and_replays_the_archive_and_nothing_else(node, cleanup):
+    hub = unique_name("perm-archive")
+    spec = {
+        "hub": hub,
+        "archive": {"retention": "1d"},
+        "subscribers": {"work": {"handler": "x:y", "topics": ["job.#"]}},
+    }
+    topology = declare_on(node.url, spec)
+    cleanup(node.url, topology)
+    names = topology.names
+    with Publisher(hub, url=node.url) as publisher:
+        ids = [publisher.publish("job.done", {"n": n}) for n in range(3)]
+    archivist = user(node, unique_name("arc"), permissions.archive(names))
+    archive = Archive(topology, url=archivist)
+    assert [e.id for e in archive.events()] == ids
+    drained = queue_depth(node.url, names.queue("work"))[0]
+    report = archive.replay("work", Window(ids=frozenset(ids[1:])))
+    assert report.copied == 2
+    assert queue_depth(node.url, names.queue("work"))[0] == drained + 2
+    assert refused(archivist, lambda ch: ch.basic_get(names.queue("work")))
+    assert refused(archivist, lambda ch: ch.basic_publish(names.exchange, "job.x", b"{}"))
+    assert refused(archivist, lambda ch: ch.queue_declare(names.queue("work") + ".x"))
+    assert refused(archivist, lambda ch: ch.queue_delete(names.archive))
