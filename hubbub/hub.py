@@ -190,7 +190,13 @@ class Hub:
                 )
         extra = [spec for name, (spec, _) in self._decorated.items() if name not in from_file]
         replicas = self._file.replicas if self._file and self._file.replicas else self.replicas
-        return Topology(hub=self.name, subscribers=(*from_file.values(), *extra), replicas=replicas)
+        archive = self._file.archive if self._file else None
+        return Topology(
+            hub=self.name,
+            subscribers=(*from_file.values(), *extra),
+            replicas=replicas,
+            archive=archive,
+        )
 
     def handlers(
         self, subscribers: Sequence[str] | None = None

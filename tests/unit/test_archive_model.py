@@ -214,3 +214,28 @@ def test_a_replayed_copy_is_aimed_marked_and_copied_to_the_progress_queue():
         "BCC": ["progress-q"],
     }
     assert MARK not in headers
+
+
+def test_a_hub_built_from_a_file_keeps_its_archive():
+    """Else ``hub.apply()`` would not declare the archive, and would unbind it."""
+    from hubbub.hub import Hub
+
+    file = topology(archive={"retention": "30d"})
+    hub = Hub(topology=file, url="amqp://127.0.0.1:1/")
+    assert hub.topology.archive == file.archive
+
+
+def test_the_in_memory_hub_archives_every_event_and_parks_none():
+    from hubbub.testing import InMemoryHub
+
+    hub = InMemoryHub(topology=topology(archive={"retention": "1d"}))
+    hub.publish("order.paid", {"n": 1})
+    hub.publish("audit.login", {"n": 2})  # no subscriber: archived, not parked
+    hub.run_until_idle()
+    names = hub.topology.names
+    assert [q.routing_key for q in hub.broker.messages(names.archive)] == [
+        "order.paid",
+        "audit.login",
+    ]
+    assert hub.broker.messages(names.unrouted) == []
+    hub.close()
