@@ -304,11 +304,14 @@ class Hub:
         if len(warned) >= MAX_WARNED_TOPICS:
             warned.clear()
         warned.add(topic)
+        names = self.topology.names
         log.warning(
-            "no subscriber of hub %r matches %r: it will be parked in %s (warned once per topic)",
+            "no subscriber of hub %r matches %r: it will be %s (warned once per topic)",
             self.name,
             topic,
-            self.topology.names.unrouted,
+            f"kept in the archive {names.archive} only"
+            if self.topology.archive is not None
+            else f"parked in {names.unrouted}",
         )
 
     @property
