@@ -58,6 +58,7 @@ from urllib.parse import quote
 
 from hubbub import envelope
 from hubbub.admin.records import decode_data, event_id
+from hubbub.admin.replay import Pacer
 from hubbub.connection import resolve_urls
 from hubbub.errors import BrokerConnectionError, ConfigurationError, HubbubError, PublishError
 from hubbub.message import Message, Outbound
@@ -542,7 +543,7 @@ class Archive:
             self.names.hub, url=",".join(self.urls), name=f"hubbub archive replay {plan.id}"
         ) as publisher:
             copier = _Copier(publisher, queue, progress, plan, report, on_copy)
-            pacer = _Pacer(session, plan.rate)
+            pacer = Pacer(session.pump, plan.rate)
             try:
                 for event in read(
                     session, self.names.archive, start, window=plan.window, mark=plan.mark
@@ -721,23 +722,6 @@ def replay_headers(event: ArchivedEvent, replay_id: str, progress: str) -> dict[
     headers[OFFSET] = event.offset
     headers[envelope.BCC] = [progress]
     return headers
-
-
-class _Pacer:
-    """Spaces copies ``1/rate`` seconds apart, keeping the session's connection alive."""
-
-    def __init__(self, session: BrokerSession, rate: float | None) -> None:
-        self.session = session
-        self.interval = 1.0 / rate if rate else 0.0
-        self.next_at = time.monotonic()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            self.session.pump(delay)
-        self.next_at = max(self.next_at, time.monotonic()) + self.interval
 
 
 def _last(session: BrokerSession, stream: str) -> ArchivedEvent | None:

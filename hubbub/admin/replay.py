@@ -93,7 +93,7 @@ def replay(
         raise ValueError("a replay needs a publisher (only a dry run does not)")
     mover = _Mover(browser, publisher, window, on_event)
     result = mover.result = ReplayResult(target.describe(), dry_run)
-    pacer = _Pacer(browser, rate)
+    pacer = Pacer(browser.pause, rate)
     try:
         for message, event in browser.events(subscriber):
             result.scanned += 1
@@ -189,11 +189,15 @@ class _Mover:
                 self.on_event(event)
 
 
-class _Pacer:
-    """Spaces copies ``1/rate`` seconds apart, keeping the browse connection alive."""
+class Pacer:
+    """Spaces calls to :meth:`wait` ``1/rate`` seconds apart (no rate: no wait).
 
-    def __init__(self, browser: Browser, rate: float | None) -> None:
-        self.browser = browser
+    ``pause(seconds)`` waits while keeping a connection alive (a browser's or
+    a session's pump), never a bare sleep.
+    """
+
+    def __init__(self, pause: Callable[[float], None], rate: float | None) -> None:
+        self.pause = pause
         self.interval = 1.0 / rate if rate else 0.0
         self.next_at = time.monotonic()
 
@@ -202,7 +206,7 @@ class _Pacer:
             return
         delay = self.next_at - time.monotonic()
         if delay > 0:
-            self.browser.pause(delay)
+            self.pause(delay)
         self.next_at = max(self.next_at, time.monotonic()) + self.interval
 
 

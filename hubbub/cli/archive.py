@@ -14,7 +14,7 @@ from hubbub.admin.archive import Archive, ArchivedEvent, ReplayPlan, ReplayRepor
 from hubbub.admin.filters import parse_since
 from hubbub.admin.replay import parse_rate
 from hubbub.cli import tables
-from hubbub.cli.dlq import NOTHING_TO_DO, broker_options
+from hubbub.cli.dlq import NOTHING_TO_DO, broker_options, limit_option
 from hubbub.cli.options import friendly_errors, hub_from
 from hubbub.errors import ConfigurationError
 from hubbub.topology.sizes import format_size
@@ -119,13 +119,7 @@ def stats(
 @broker_options
 @window_options
 @click.option("--id", "ids", multiple=True, help="Event id (repeat for several).")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=DEFAULT_LIMIT,
-    show_default=True,
-    help="Events to show (0: all).",
-)
+@limit_option(DEFAULT_LIMIT)
 @click.option("--json", "as_json", is_flag=True, help="JSON array with headers and data.")
 @friendly_errors
 def show(

@@ -39,6 +39,17 @@ def broker_options(func: F) -> F:
     return file_option(hub_option(url_option(func)))
 
 
+def limit_option(default: int) -> Callable[[F], F]:
+    """``--limit N`` of a command that lists events (0: all)."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help="Events to show (0: all).",
+    )
+
+
 def filter_options(func: F) -> F:
     func = click.option("--id", "ids", multiple=True, help="Event id (repeat for several).")(func)
     func = click.option("--exception", default=None, help="Exception type (short or full).")(func)
@@ -96,13 +107,7 @@ def list_(file: Path | None, hub: str | None, url: str | None, as_json: bool) ->
 @click.argument("name")
 @broker_options
 @filter_options
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=DEFAULT_LIMIT,
-    show_default=True,
-    help="Events to show (0: all).",
-)
+@limit_option(DEFAULT_LIMIT)
 @click.option("--json", "as_json", is_flag=True, help="JSON array, tracebacks included.")
 @click.option("--details", is_flag=True, help="Every field, traceback and history.")
 @friendly_errors
