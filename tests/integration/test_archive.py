@@ -16,10 +16,12 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from core_support import depth, hubbub, take_all, wait_until
 
 from hubbub import envelope
 from hubbub.admin.archive import OFFSET, REPLAY, Archive, ArchiveError, Window
+from hubbub.cli.main import cli
 from hubbub.producers import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.topology import loader
@@ -76,10 +78,7 @@ def test_a_window_picks_by_time_pattern_and_id(declare, hub_name, broker_url):
         late = [publisher.publish(t, {"n": 9}) for t in ("order.paid", "order.refunded")]
     archive = Archive(topology, url=broker_url)
     assert [e.id for e in archive.events(Window(until=middle))] == early
-    assert [e.id for e in archive.events(Window(since=middle))] == late
-    assert [e.id for e in archive.events(Window(topics=("order.refunded",)))] == late[1:]
-    assert [e.id for e in archive.events(Window(ids=frozenset({early[1]})))] == [early[1]]
-    assert archive.events(Window(since=middle, topics=("user.#",))) == []
+    assert [e.id for e in archive.events(Window(since=middle, topics=("*.refunded",)))] == late[1:]
     stats = archive.stats(Window(since=middle))
     assert stats.events == 2 and stats.per_topic == Counter({"order.paid": 1, "order.refunded": 1})
     assert stats.first is not None and stats.first.id == early[0]
@@ -149,30 +148,19 @@ def test_replay_copies_a_window_to_one_subscriber_only_in_order_marked(
     assert Archive(topology, url=broker_url).unfinished() == []  # progress queue gone
 
 
-def test_a_dry_run_counts_and_copies_nothing(declare, hub_name, broker_url):
-    topology = declare(spec(hub_name))
-    with Publisher(hub_name, url=broker_url) as publisher:
-        for n in range(3):
-            publisher.publish("order.paid", {"n": n})
-    take_all(broker_url, topology.names.queue("a"))
-    result = hubbub(
-        "archive", "replay", "--hub", hub_name, "--to", "a", "--since", "1h", "--dry-run",
-        url=broker_url,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "would replay 3 event(s) to a" in result.stdout
-    assert depth(broker_url, topology.names.queue("a")) == 0
-
-
-def test_the_rate_limit_spaces_the_copies(declare, hub_name, broker_url):
+def test_a_dry_run_copies_nothing_and_the_rate_limit_spaces_the_copies(
+    declare, hub_name, broker_url
+):
     topology = declare(spec(hub_name))
     with Publisher(hub_name, url=broker_url) as publisher:
         for n in range(30):
             publisher.publish("order.paid", {"n": n})
     take_all(broker_url, topology.names.queue("a"))
-    report = Archive(topology, url=broker_url).replay(
-        "a", Window(since=datetime.now(timezone.utc) - timedelta(hours=1)), rate=20
-    )
+    archive = Archive(topology, url=broker_url)
+    window = Window(since=datetime.now(timezone.utc) - timedelta(hours=1))
+    dry = archive.replay("a", window, dry_run=True)
+    assert dry.matched == 30 and depth(broker_url, topology.names.queue("a")) == 0
+    report = archive.replay("a", window, rate=20)
     assert report.copied == 30
     # 30 copies 1/20 s apart: at least 29 intervals (1.45 s), well under unpaced speed.
     assert report.seconds >= 1.4, report.seconds
@@ -220,11 +208,11 @@ def test_bad_input_gives_one_clear_line(declare, hub_name, broker_url):
     declare(spec(hub_name))
     plain = declare({"hub": hub_name + "-plain", "subscribers": spec(hub_name)["subscribers"]})
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return hubbub("archive", *args, url=broker_url)
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["archive", *args])  # in process: 6 starts saved
 
     empty = run("replay", "--hub", hub_name, "--to", "a", "--since", "1h")
-    assert empty.returncode == 3 and "nothing to replay" in empty.stdout
+    assert empty.exit_code == 3 and "nothing to replay" in empty.stdout
     unknown = run("replay", "--hub", hub_name, "--to", "nobody", "--since", "1h")
     no_archive = run("show", "--hub", plain.hub)
     no_window = run("replay", "--hub", hub_name, "--to", "a")
@@ -237,7 +225,7 @@ def test_bad_input_gives_one_clear_line(declare, hub_name, broker_url):
         (no_resume, "no unfinished replay 'abcdefabcdef'"),
         (bad_since, "--since"),
     ):
-        assert result.returncode == 1, result
+        assert result.exit_code == 1, (result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
 
