@@ -436,6 +436,8 @@ class Archive:
             self._require_subscriber(session, to, queue)
             if dry_run:
                 return self._dry_run(session, to, window, on_copy)
+            if window.since is not None and window.since > datetime.now(timezone.utc):
+                return ReplayReport("(none)", to)  # nothing archived yet: no marker to wait for
             plan = ReplayPlan(_new_id(), to, window, _new_id(), rate=rate)
             self._put_mark(plan.mark)
             return self._run(session, plan, None, on_copy, on_start)
