@@ -64,6 +64,7 @@ from hubbub.errors import BrokerConnectionError, ConfigurationError, HubbubError
 from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
 from hubbub.topology import patterns
+from hubbub.topology.layout import wait_queue
 from hubbub.topology.model import Subscriber, Topology
 from hubbub.topology.names import HubNames
 from hubbub.topology.observe import ManagementAPI
@@ -235,8 +236,9 @@ def read(
     """The events of ``stream`` from ``start`` that ``window`` picks, in archive order.
 
     Ends at marker ``mark`` when one is given (the archive's end as a replay
-    saw it), else when the window is over or the archive sent nothing for
-    ``idle`` seconds (its end now). Markers are skipped.
+    saw it) when one is given, else when the archive sent nothing for ``idle``
+    seconds (its end now); in either case at the first event well past the
+    window's end. Markers are skipped.
     """
     reader = session.reader()
     try:
@@ -268,7 +270,7 @@ def read(
                         return
                     continue
                 event = archived(_offset(headers), delivery.routing_key, message)
-                if mark is None and window.past(event):
+                if window.past(event):
                     return
                 if window.matches(event):
                     yield event
@@ -499,7 +501,11 @@ class Archive:
             self._require_subscriber(session, to, queue)
             self._put_mark(mark)
             session.pump(SEAM_SETTLE)
-            live = _ids_in_queue(session, queue)
+            # Where live events are: its wait queue (delay:), then its queue. The wait
+            # queue first: an event it lets go while both are read is then seen in one.
+            waiting = wait_queue(self.names, sub)
+            live = _ids_in_queue(session, waiting) if waiting is not None else set()
+            live |= _ids_in_queue(session, queue)
             seam = Window(since=bound_at - timedelta(seconds=60))
             skip = frozenset(
                 e.id

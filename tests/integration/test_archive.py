@@ -230,14 +230,17 @@ def test_bad_input_gives_one_clear_line(declare, hub_name, broker_url):
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
 
 
-def test_backfill_gives_a_subscriber_added_while_events_flow_each_event_once(
+def test_backfill_gives_subscribers_added_while_events_flow_each_event_once(
     tmp_path: Path, hub_name, broker_url
 ):
+    """Two new subscribers: ``late``, and ``later`` whose live events first wait 5 s in
+    its wait queue (``delay: 5s``, longer than the seam settles), where the seam looks too."""
     first = spec(hub_name)
-    second = {**first, "subscribers": {
-        **first["subscribers"],
-        "late": {"handler": "hubbub.actions:log", "topics": ["order.#"], "backfill": "1h"},
-    }}  # fmt: skip
+    new = {"handler": "hubbub.actions:log", "topics": ["order.#"], "backfill": "1h"}
+    second = {
+        **first,
+        "subscribers": {**first["subscribers"], "late": new, "later": {**new, "delay": "5s"}},
+    }
     file = tmp_path / "topology.yaml"
     topology: Topology = loader.from_mapping(second)
     file.write_text(yaml.safe_dump(first))
@@ -255,28 +258,32 @@ def test_backfill_gives_a_subscriber_added_while_events_flow_each_event_once(
 
     flowing = threading.Thread(target=flow)
     flowing.start()
+    got: dict[str, list[str]] = {}
     try:
         wait_until(lambda: len(published) >= 300, 30, "300 events published before the apply")
         file.write_text(yaml.safe_dump(second))
         applied = hubbub("topology", "apply", "--file", str(file), url=broker_url, timeout=120)
         assert applied.returncode == 0, applied.stderr
-        assert "backfilled late" in applied.stdout, applied.stdout
+        assert "backfilled late" in applied.stdout and "backfilled later" in applied.stdout
         time.sleep(1)  # events keep flowing after the backfill too
     finally:
         stop.set()
         flowing.join()
         try:
-            wait_until(
-                lambda: depth(broker_url, topology.names.queue("late")) >= len(published),
-                30,
-                "every event in late's queue",
-            )
-            got = ids_in(broker_url, topology.names.queue("late"))
+            for name in ("late", "later"):
+                queue = topology.names.queue(name)
+                wait_until(
+                    lambda q=queue: depth(broker_url, q) >= len(published),
+                    30,
+                    f"every event in {name}'s queue",
+                )
+                got[name] = ids_in(broker_url, queue)
         finally:
             delete_hub(broker_url, topology)
-    twice = [i for i, n in Counter(got).items() if n > 1]
-    assert not twice, f"{len(twice)} events reached late twice"
-    assert set(got) == set(published), f"{len(set(published) - set(got))} missed"
+    for name, ids in got.items():
+        twice = [i for i, n in Counter(ids).items() if n > 1]
+        assert not twice, f"{len(twice)} events reached {name} twice"
+        assert set(ids) == set(published), f"{len(set(published) - set(ids))} missed by {name}"
 
 
 def test_a_publisher_headers_and_the_topics_header_read_back_as_a_string(
