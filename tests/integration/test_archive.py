@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,6 +84,14 @@ def test_a_window_picks_by_time_pattern_and_id(declare, hub_name, broker_url):
     assert stats.events == 2 and stats.per_topic == Counter({"order.paid": 1, "order.refunded": 1})
     assert stats.first is not None and stats.first.id == early[0]
     assert stats.last is not None and stats.last.id == late[-1]
+    # The command line says the same (in process: no interpreter start).
+    shown = CliRunner().invoke(cli, ["archive", "show", "--hub", hub_name, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [e["id"] for e in json.loads(shown.stdout)] == [*early, *late]
+    counted = CliRunner().invoke(cli, ["archive", "stats", "--hub", hub_name, "--topic", "*.paid"])
+    assert counted.exit_code == 0, counted.output
+    assert "(topics *.paid): 4 event(s)" in counted.stdout
+    assert counted.stdout.endswith("TOPIC       EVENTS\norder.paid  4\n")
 
 
 def test_retention_by_size_drops_the_oldest_segments(declare, hub_name, broker_url):
