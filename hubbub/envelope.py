@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 TOPIC = "hubbub-topic"
 #: Every topic of an event published under several, separated by spaces (a topic
 #: holds none), the first its topic. A string, not a list: a stream (the archive)
-#: on RabbitMQ 3.10 drops list-valued headers. A list from another client is read too.
+#: drops list-valued headers (RabbitMQ 3.10.8 and 4.0.5). A list from another client
+#: is read too.
 TOPICS = "hubbub-topics"
 #: The AMQP header of a message's extra routing keys (sender-selected distribution):
 #: a queue matched by several of its keys still gets one copy. ``BCC`` is the same,
@@ -55,10 +56,10 @@ FAILURE_PREFIX = "hubbub-failure-"
 #: Headers the broker adds while dead-lettering; stripped before republishing
 #: (NOTES.md: a republished message carrying them can be dropped as a cycle).
 BROKER_DEATH_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
-#: Headers an Event hides: hubbub's own and those the broker (or a shovel or
-#: federation link) adds. A publisher's own ``x-`` headers (``x-request-id``) stay.
 #: Headers the broker adds to what it delivers: dead-lettering's, and a stream's offset.
 BROKER_HEADERS = (*BROKER_DEATH_PREFIXES, "x-stream-offset")
+#: Headers an Event hides: hubbub's own and those the broker (or a shovel or
+#: federation link) adds. A publisher's own ``x-`` headers (``x-request-id``) stay.
 _NOT_THE_PUBLISHERS = (*BROKER_HEADERS, "x-received-from", "x-shovelled", "hubbub-")
 
 JSON = "application/json"
