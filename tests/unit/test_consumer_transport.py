@@ -157,3 +157,38 @@ def test_a_settlement_between_connections_does_not_stall_the_next_one():
     transport._supervisor.connection = connection  # type: ignore[assignment]
     transport.settle(SUB, 1, 2, ACK)
     assert len(posted) == 2  # posted again, not waiting on the lost wake-up
+
+
+def test_acks_flow_on_the_next_connection_after_a_settlement_during_the_reconnect_wait():
+    # The stall of the compose cluster test (docs/operations.md): a handler settled an event
+    # of the lost connection while the consumer waited to reconnect; that wake-up went to
+    # the dead I/O loop, the "wake-up pending" flag stayed set, and the next connection
+    # never acked again (its prefetch full, its health green). The next open must reset it.
+    first = SocketlessConnection()
+    transport, posted = transport_on(first)
+    transport.closed(OSError("lost"))  # what the supervisor says after the loss
+    dropped: list[Callable[[], None]] = []
+    transport.call_soon = dropped.append  # type: ignore[method-assign]  # no loop runs them
+    transport.settle(SUB, 1, 1, REQUEUE)  # a handler finishing during the wait
+    assert len(dropped) == 1
+
+    second = SocketlessConnection()
+    transport.call_soon = posted.append  # type: ignore[method-assign]
+    transport._supervisor.connection = second  # type: ignore[assignment]
+    transport.opened(second, "n2:5672")  # epoch 2
+    channel = second.open_channel(2)
+    consumer = transport._consumers[0]
+    consumer.channel = channel
+    on_message = _OnMessage(transport._on_message, consumer, 2)
+    on_message(
+        channel,
+        spec.Basic.Deliver("ctag", 1, False, "hub", "user.x"),
+        spec.BasicProperties(),
+        b"{}",
+    )
+    posted.clear()
+    transport.settle(SUB, 2, 1, ACK)
+    assert len(posted) == 1  # woken, not left behind the lost wake-up
+    second.written.clear()
+    posted.pop()()
+    assert methods(second.written) == [("Ack", 1, False)]
