@@ -30,6 +30,26 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
+#: The marker of tests ``make test-rabbit4`` leaves out (see pyproject.toml's markers).
+SAME_ON_EVERY_VERSION = "same_on_every_version"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every ``same_on_every_version`` mark says why: leaving a test out of the 4.0
+    matrix is a claim about the test, so the claim is written beside it."""
+    unexplained = [
+        item.nodeid
+        for item in items
+        for mark in item.iter_markers(SAME_ON_EVERY_VERSION)
+        if not (mark.kwargs.get("reason") or (mark.args and mark.args[0]))
+    ]
+    if unexplained:
+        raise pytest.UsageError(
+            f"@pytest.mark.{SAME_ON_EVERY_VERSION} needs a reason "
+            f"(reason=...): {', '.join(unexplained)}"
+        )
+
+
 @pytest.fixture(scope="session")
 def broker_url(hubbub_broker_url: str) -> str:
     """A real broker; the test fails (never skips) when there is none.

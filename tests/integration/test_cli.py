@@ -190,6 +190,7 @@ def test_each_error_is_one_clear_line_without_traceback_or_password(error_runs, 
     assert "guest:guest@" not in result.stderr + result.stdout
 
 
+@pytest.mark.same_on_every_version(reason="no broker: validate reads a file, imports handlers")
 def test_validate_reports_every_problem_of_a_file(tmp_path):
     path = tmp_path / "topology.yaml"
     path.write_text("hub: 'a b'\nsubscribers:\n  s: {handler: 'x:y', topics: ['']}\n")

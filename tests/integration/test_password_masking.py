@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from hubbub.testing.broker import unique_name
 from tests.support.process import hubbub_command
 
 pytestmark = pytest.mark.integration
@@ -43,45 +45,54 @@ def run(args: list[str], url: str, tmp_path, level: str = "DEBUG", fmt: str = "t
     )
 
 
-@pytest.fixture
-def topology_file(tmp_path, hub_name):
-    path = tmp_path / "topology.yaml"
-    path.write_text(
+WHERE = ["wrong-password", "closed-port", "tls-to-plain-port", "bad-url-option", "missing-vhost"]
+COMMANDS = ["publish", "apply", "consume"]
+
+
+@pytest.fixture(scope="module")
+def runs(broker_url, tmp_path_factory) -> dict[tuple[str, str], subprocess.CompletedProcess[str]]:
+    """Every (command, where) case, run at once (in parallel: each is a fresh Python process)."""
+    folder = tmp_path_factory.mktemp("masking")
+    topology_file = folder / "topology.yaml"
+    topology_file.write_text(
         yaml.safe_dump(
             {
-                "hub": hub_name,
+                "hub": unique_name("t-masking"),
                 "subscribers": {
                     "s": {"handler": "tests.support.recording:record", "topics": ["a.b"]}
                 },
             }
         )
     )
-    return path
-
-
-@pytest.mark.parametrize(
-    "where",
-    ["wrong-password", "closed-port", "tls-to-plain-port", "bad-url-option", "missing-vhost"],
-)
-@pytest.mark.parametrize("command", ["publish", "apply", "consume"])
-def test_failing_commands_never_print_the_password(
-    command, where, topology_file, tmp_path, broker_url
-):
     broker = urlsplit(broker_url)
     host = f"{broker.hostname}:{broker.port or 5672}"  # the test broker's, not a fixed port
-    url = {
+    urls = {
         "wrong-password": f"amqp://guest:{SECRET}@{host}/%2F",
         "closed-port": f"amqp://guest:{SECRET}@127.0.0.1:1/%2F",
         "tls-to-plain-port": f"amqps://guest:{SECRET}@{host}/%2F",
         "bad-url-option": f"amqp://guest:{SECRET}@{host}/%2F?heartbeat=often",
         "missing-vhost": f"amqp://guest:{SECRET}@{host}/no-such-vhost",
-    }[where]
+    }
     args = {
         "publish": ["publish", "--file", str(topology_file), "a.b", "{}"],
         "apply": ["topology", "apply", "--file", str(topology_file)],
         "consume": ["consume", "--file", str(topology_file)],
-    }[command]
-    done = run(args, url, tmp_path, fmt="json" if command == "consume" else "text")
+    }
+
+    def case(command: str, where: str) -> subprocess.CompletedProcess[str]:
+        fmt = "json" if command == "consume" else "text"
+        return run(args[command], urls[where], folder, fmt=fmt)
+
+    cases = [(command, where) for command in COMMANDS for where in WHERE]
+    with ThreadPoolExecutor(len(cases)) as pool:
+        futures = {key: pool.submit(case, *key) for key in cases}
+    return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_failing_commands_never_print_the_password(command, where, runs):
+    done = runs[command, where]
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert done.stderr.strip().splitlines()[-1].startswith("error: "), output  # one line

@@ -16,9 +16,10 @@ SETUP = "scripts/test-setup"
 
 
 def recipe(target: str) -> list[str]:
-    """The commands ``make TARGET`` would run (``make -n``), install steps left out."""
+    """The commands ``make TARGET`` would run (``make -n``), install steps left out;
+    ``target`` may carry variables (``test-rabbit4 RABBIT4_TESTS=...``)."""
     done = subprocess.run(
-        ["make", "-n", target], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "-n", *target.split()], cwd=REPO, capture_output=True, text=True, check=True
     )
     return [line for line in done.stdout.splitlines() if "pip" not in line and line.strip()]
 
@@ -59,9 +60,49 @@ def test_the_rabbit4_target_points_the_suites_at_its_node_and_always_stops_it():
     assert "tests/integration tests/contract" in command
 
 
-def test_ci_runs_the_rabbit4_matrix_after_make_test_with_a_trap():
-    lines = [line.split("#")[0].strip() for line in (REPO / ".ci/run").read_text().splitlines()]
-    trap = next(
-        i for i, line in enumerate(lines) if line.startswith("trap ") and "rabbit4 stop" in line
-    )
-    assert lines.index("make test") < trap < lines.index("make test-rabbit4")
+def ci_lines() -> list[str]:
+    return [line.split("#")[0].strip() for line in (REPO / ".ci/run").read_text().splitlines()]
+
+
+def rabbit4_line(lines: list[str]) -> tuple[int, str]:
+    """Where .ci/run starts the 4.0 matrix, and the make arguments it passes."""
+    [(at, line)] = [
+        (i, line) for i, line in enumerate(lines) if line.startswith(("make test-rabbit4",
+        "setsid make test-rabbit4"))
+    ]  # fmt: skip
+    words = line[line.index("make test-rabbit4") :].split()[1:]
+    return at, " ".join(w for w in words if not w.startswith((">", "2>", "&")))
+
+
+def test_ci_runs_the_rabbit4_matrix_beside_make_test_with_a_trap_and_waits_for_it():
+    lines = ci_lines()
+    text = (REPO / ".ci/run").read_text()
+    trap = next(i for i, line in enumerate(lines) if line.startswith("trap "))
+    stop = text[text.index("stop_rabbit4() {") : text.index("trap ")]
+    assert "scripts/rabbit4 stop" in stop and 'kill -- "-$rabbit4"' in stop
+    rabbit4, _ = rabbit4_line(lines)
+    waited = next(i for i, line in enumerate(lines) if line.startswith('wait "$rabbit4"'))
+    compose = next(i for i, line in enumerate(lines) if line.startswith("make compose-test"))
+    assert lines.index("make install") < trap < rabbit4 < lines.index("make test")
+    assert lines.index("make test") < waited < compose  # compose runs alone
+    assert lines[rabbit4].startswith("setsid ")  # its own process group: the trap kills it
+
+
+def test_ci_runs_both_suites_on_rabbitmq_4_and_the_contract_suite_once():
+    """CI's test-rabbit4 leaves out tests/contract only because make compose-test runs it
+    on the same 4.0.5 (the testcontainers test, which CI does not deselect)."""
+    lines = ci_lines()
+    _, arguments = rabbit4_line(lines)
+    command = " ".join(recipe(arguments))
+    assert "tests/integration" in command
+    assert "not same_on_every_version" in command
+    if "tests/contract" in command:
+        return
+    [compose] = [line for line in lines if line.startswith("make compose-test")]
+    assert "test_testcontainers" not in compose  # nothing of it deselected
+    test = (REPO / "tests/compose/test_testcontainers.py").read_text()
+    assert '"tests/contract"' in test and '"integration"' in test  # its broker half
+    standin = (REPO / "tests/compose/images/rabbitmq/Dockerfile").read_text()
+    assert "ARG BASE=hubbub-standin/debian:trixie" in standin  # trixie: RabbitMQ 4.0.5
+    assert "SUITE=trixie" in (REPO / "scripts/compose-test").read_text()
+    assert "trixie" in (REPO / "scripts/rabbit4").read_text()
