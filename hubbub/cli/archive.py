@@ -12,9 +12,8 @@ import click
 
 from hubbub.admin.archive import Archive, ArchivedEvent, ReplayPlan, ReplayReport, Window
 from hubbub.admin.filters import parse_since
-from hubbub.admin.replay import parse_rate
 from hubbub.cli import tables
-from hubbub.cli.dlq import NOTHING_TO_DO, broker_options, limit_option
+from hubbub.cli.dlq import NOTHING_TO_DO, broker_options, limit_option, rate_from
 from hubbub.cli.options import friendly_errors, hub_from
 from hubbub.errors import ConfigurationError
 from hubbub.topology.sizes import format_size
@@ -190,14 +189,9 @@ def replay(
     if since is None and not ids:
         raise ConfigurationError(
             "say which events: --since (e.g. 7d or an ISO date), or --id; "
-            "'--since 100y' replays the whole archive"
+            "'--since 3650d' replays the whole archive"
         )
-    per_second = None
-    if rate is not None:
-        try:
-            per_second = parse_rate(rate)
-        except ValueError as exc:
-            raise ConfigurationError(f"--rate: {exc}") from exc
+    per_second = rate_from(rate)
     window = window_from(since, until, topics, ids)
     report = archive.replay(
         to,

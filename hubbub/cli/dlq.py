@@ -66,6 +66,16 @@ def selection_from(
     return select(ids=ids, exception=exception, topic=topic, since=since)
 
 
+def rate_from(rate: str | None) -> float | None:
+    """Events per second in ``--rate`` (None: no limit); one line when it is no rate."""
+    if rate is None:
+        return None
+    try:
+        return parse_rate(rate)
+    except ValueError as exc:
+        raise ConfigurationError(f"--rate: {exc}") from exc
+
+
 def chosen(selection: Selection, all_: bool) -> Selection:
     """A selection a destructive command may act on: explicit criteria, or ``--all``."""
     if all_ and not selection.everything:
@@ -187,12 +197,7 @@ def replay(
     if edit or new_data is not None:
         _replay_edited(admin_from(file, hub, url), name, selection, edit, new_data, (dry_run, rate))
         return
-    per_second = None
-    if rate is not None:
-        try:
-            per_second = parse_rate(rate)
-        except ValueError as exc:
-            raise ConfigurationError(f"--rate: {exc}") from exc
+    per_second = rate_from(rate)
     verb = "would replay" if dry_run else "replayed"
     result = admin_from(file, hub, url).replay(
         name,
