@@ -473,12 +473,6 @@ class Archive:
             found.append((ReplayPlan.from_json(text), offset))
         return found
 
-    def forget(self, replay_id: str) -> None:
-        """Drop unfinished replay ``replay_id`` (its copies so far stay where they are)."""
-        self._plan(replay_id)
-        with self._session("replay") as session:
-            session.delete_queue(self.names.replay_progress(replay_id))
-
     def backfill(
         self,
         to: str,
