@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hubbub import envelope
+from hubbub.admin.browse import Browser
 from hubbub.admin.records import decode_data, event_id
 from hubbub.admin.replay import Pacer
 from hubbub.connection import resolve_urls
@@ -95,8 +96,6 @@ CREDIT = 2000
 WINDOW = 500
 #: Seconds a backfill waits after its marker before reading what reached the queue live.
 SEAM_SETTLE = 2.0
-#: Messages at the head of a new subscriber's queue a backfill reads for its seam.
-SEAM_READ = 10_000
 
 
 class ArchiveError(HubbubError):
@@ -441,8 +440,9 @@ class Archive:
             if window.since is not None and window.since > datetime.now(timezone.utc):
                 return ReplayReport("(none)", to)  # nothing archived yet: no marker to wait for
             plan = ReplayPlan(_new_id(), to, window, _new_id(), rate=rate)
-            self._put_mark(plan.mark)
-            return self._run(session, plan, None, on_copy, on_start)
+            with self._publisher(plan.id) as publisher:
+                _put_mark(publisher, self.names.archive, plan.mark)
+                return self._run(session, publisher, plan, None, on_copy, on_start)
 
     def resume(self, replay_id: str, *, on_copy: OnCopy | None = None) -> ReplayReport:
         """Go on with replay ``replay_id`` after the last copy it made."""
@@ -451,8 +451,9 @@ class Archive:
             self._require_archive(session)
             self._require_subscriber(session, plan.to, self.names.queue(plan.to))
             last = session.peek_message(self.names.replay_progress(replay_id))
-            after = _offset((last.headers or {}) if last is not None else {}, OFFSET)
-            return self._run(session, plan, after if last is not None else None, on_copy, None)
+            after = _offset(last.headers or {}, OFFSET) if last is not None else None
+            with self._publisher(plan.id) as publisher:
+                return self._run(session, publisher, plan, after, on_copy, None)
 
     def unfinished(self) -> list[tuple[ReplayPlan, int | None]]:
         """Replays that stopped before the end: each plan and the offset of its last copy."""
@@ -462,15 +463,15 @@ class Archive:
         except BrokerConnectionError as exc:
             raise ArchiveError(f"cannot list unfinished replays: {exc}") from exc
         found = []
-        for row in rows:
-            replay_id = self.names.parse_replay_progress(row.get("name", ""))
-            text = (row.get("arguments") or {}).get(PLAN)
-            if replay_id is None or not isinstance(text, str):
-                continue
-            with self._session("replays") as session:
+        with self._session("replays") as session:
+            for row in rows:
+                replay_id = self.names.parse_replay_progress(row.get("name", ""))
+                text = (row.get("arguments") or {}).get(PLAN)
+                if replay_id is None or not isinstance(text, str):
+                    continue
                 last = session.peek_message(row["name"])
-            offset = _offset(last.headers or {}, OFFSET) if last is not None else None
-            found.append((ReplayPlan.from_json(text), offset))
+                offset = _offset(last.headers or {}, OFFSET) if last is not None else None
+                found.append((ReplayPlan.from_json(text), offset))
         return found
 
     def backfill(
@@ -490,16 +491,16 @@ class Archive:
         sub = self._subscriber(to)
         queue = self.names.queue(to)
         mark = _new_id()
-        with self._session("backfill") as session:
+        with self._session("backfill") as session, self._publisher(mark) as publisher:
             self._require_archive(session)
             self._require_subscriber(session, to, queue)
-            self._put_mark(mark)
+            _put_mark(publisher, self.names.archive, mark)
             session.pump(SEAM_SETTLE)
             # Where live events are: its wait queue (delay:), then its queue. The wait
             # queue first: an event it lets go while both are read is then seen in one.
             waiting = wait_queue(self.names, sub)
-            live = _ids_in_queue(session, waiting) if waiting is not None else set()
-            live |= _ids_in_queue(session, queue)
+            live = self._ids_in(waiting) if waiting is not None else set()
+            live |= self._ids_in(queue)
             seam = Window(since=bound_at - timedelta(seconds=60))
             skip = frozenset(
                 e.id
@@ -509,7 +510,7 @@ class Archive:
             plan = ReplayPlan(
                 _new_id(), to, Window(since=since, topics=sub.topics), mark, skip, rate
             )
-            return self._run(session, plan, None, None, on_start)
+            return self._run(session, publisher, plan, None, None, on_start)
 
     def to_backfill(self, plan: Plan | None) -> list[Subscriber]:
         """The subscribers with ``backfill:`` whose queue ``plan`` created (new ones)."""
@@ -527,6 +528,7 @@ class Archive:
     def _run(
         self,
         session: BrokerSession,
+        publisher: Publisher,
         plan: ReplayPlan,
         after: int | None,
         on_copy: OnCopy | None,
@@ -540,26 +542,22 @@ class Archive:
         report = ReplayReport(plan.id, plan.to, resumed_after=after)
         began = time.monotonic()
         start: StreamOffset = after + 1 if after is not None else plan.window.start()
-        queue = self.names.queue(plan.to)
-        with Publisher(
-            self.names.hub, url=",".join(self.urls), name=f"hubbub archive replay {plan.id}"
-        ) as publisher:
-            copier = _Copier(publisher, queue, progress, plan, report, on_copy)
-            pacer = Pacer(session.pump, plan.rate)
-            try:
-                for event in read(
-                    session, self.names.archive, start, window=plan.window, mark=plan.mark
-                ):
-                    report.matched += 1
-                    if event.id in plan.skip:
-                        report.skipped += 1
-                        continue
-                    pacer.wait()
-                    copier.send(event)
-                    if copier.error is not None:
-                        break
-            finally:
-                copier.settle_all()
+        copier = _Copier(publisher, self.names.queue(plan.to), progress, plan, report, on_copy)
+        pacer = Pacer(session.pump, plan.rate)
+        try:
+            for event in read(
+                session, self.names.archive, start, window=plan.window, mark=plan.mark
+            ):
+                report.matched += 1
+                if event.id in plan.skip:
+                    report.skipped += 1
+                    continue
+                pacer.wait()
+                copier.send(event)
+                if copier.error is not None:
+                    break
+        finally:
+            copier.settle_all()
         report.seconds = time.monotonic() - began
         if copier.error is not None:
             raise ReplayStoppedError(
@@ -584,19 +582,16 @@ class Archive:
         report.seconds = time.monotonic() - began
         return report
 
-    def _put_mark(self, mark: str) -> None:
-        """Write marker ``mark`` at the archive's end (straight into the stream)."""
-        stream = self.names.archive
-        message = Message(b"", headers={MARK: mark}, delivery_mode=envelope.PERSISTENT)
-        with Publisher(
-            self.names.hub, url=",".join(self.urls), name="hubbub archive marker"
-        ) as publisher:
-            try:
-                publisher.wait(publisher.send(Outbound("", stream, message, mandatory=True)))
-            except PublishError as exc:
-                raise ArchiveError(
-                    f"cannot write the replay's marker into the archive {stream!r}: {exc}"
-                ) from exc
+    def _publisher(self, replay_id: str) -> Publisher:
+        """The one connection a replay publishes on: its marker, then its copies."""
+        return Publisher(
+            self.names.hub, url=",".join(self.urls), name=f"hubbub archive replay {replay_id}"
+        )
+
+    def _ids_in(self, queue: str) -> set[str]:
+        """Ids of the events in ``queue`` now, read and handed back in order (a browse)."""
+        with Browser(self.urls, queue, name=f"hubbub archive backfill {queue}") as browser:
+            return {event_id(held.message) for held in browser.messages()}
 
     def _plan(self, replay_id: str) -> ReplayPlan:
         name = self.names.replay_progress(replay_id)
@@ -715,6 +710,17 @@ class _Copier:
                 self.on_copy(event)
 
 
+def _put_mark(publisher: Publisher, stream: str, mark: str) -> None:
+    """Write marker ``mark`` at the end of archive ``stream`` (straight into the stream)."""
+    message = Message(b"", headers={MARK: mark}, delivery_mode=envelope.PERSISTENT)
+    try:
+        publisher.wait(publisher.send(Outbound("", stream, message, mandatory=True)))
+    except PublishError as exc:
+        raise ArchiveError(
+            f"cannot write the replay's marker into the archive {stream!r}: {exc}"
+        ) from exc
+
+
 def replay_headers(event: ArchivedEvent, replay_id: str, progress: str) -> dict[str, Any]:
     """Headers of ``event``'s copy: aimed at one queue, marked as a replay, ``BCC`` to
     the replay's progress queue (removed by the broker before delivery)."""
@@ -743,34 +749,6 @@ def _last(session: BrokerSession, stream: str) -> ArchivedEvent | None:
         if last is not None:
             return last
     return None
-
-
-def _ids_in_queue(session: BrokerSession, queue: str) -> set[str]:
-    """Ids of the events in ``queue`` now, read and handed back (the queue is left as it was)."""
-    counts = session.queue_counts(queue)
-    wanted = counts.ready if counts is not None else 0
-    ids: set[str] = set()
-    if not wanted:
-        return ids
-    reader = session.reader()
-    try:
-        # The head is enough: events that reached the queue at the seam came first.
-        wanted = min(wanted, SEAM_READ)
-        reader.consume(queue, credit=wanted, tag="hubbub-backfill-seam")
-        quiet_since = time.monotonic()
-        seen = 0
-        while seen < wanted and time.monotonic() - quiet_since < IDLE:
-            got = reader.received()
-            if not got:
-                session.pump(0.02)
-                continue
-            quiet_since = time.monotonic()
-            seen += len(got)
-            ids.update(event_id(d.message) for _tag, d in got)
-    finally:
-        if reader.is_open:
-            reader.release(timeout=5.0)
-    return ids
 
 
 def _progress_arguments(plan: ReplayPlan) -> dict[str, Any]:
