@@ -198,7 +198,7 @@ def replay(
         window,
         rate=per_second,
         dry_run=dry_run,
-        on_start=_started,
+        on_start=replay_started,
     )
     if dry_run:
         click.echo(
@@ -228,7 +228,8 @@ def replays(file: Path | None, hub: str | None, url: str | None) -> None:
     click.echo(tables.table(("ID", "TO", "WINDOW", "LAST COPIED OFFSET"), rows))
 
 
-def _started(plan: ReplayPlan) -> None:
+def replay_started(plan: ReplayPlan) -> None:
+    """Say a replay started, and how to go on with it if it is interrupted."""
     click.echo(
         f"replay {plan.id} to {plan.to} started; if it is interrupted, go on with: "
         f"hubbub archive replay --resume {plan.id}"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from hubbub.admin.archive import Archive, ReplayPlan
+from hubbub.admin.archive import Archive
+from hubbub.cli.archive import replay_started
 from hubbub.cli.options import file_option, friendly_errors, topology_from, url_option, urls
 from hubbub.connection import mask
 from hubbub.topology import loader
@@ -105,13 +106,6 @@ def apply_(file: Path | None, url: str | None, verbose: bool) -> None:
     _backfill(topology, url, result, bound_at)
 
 
-def _backfill_started(plan: ReplayPlan) -> None:
-    click.echo(
-        f"replay {plan.id} to {plan.to} started; if it is interrupted, go on with: "
-        f"hubbub archive replay --resume {plan.id}"
-    )
-
-
 def _backfill(topology: Topology, url: str | None, plan: Plan, bound_at: datetime) -> None:
     """Start each new subscriber with ``backfill:`` with the archive's events of its window."""
     archive = Archive(topology, url=url)
@@ -122,7 +116,7 @@ def _backfill(topology: Topology, url: str | None, plan: Plan, bound_at: datetim
             f"backfilling {sub.name} with the archive's events since "
             f"{since.isoformat(timespec='seconds')}"
         )
-        report = archive.backfill(sub.name, since, bound_at, on_start=_backfill_started)
+        report = archive.backfill(sub.name, since, bound_at, on_start=replay_started)
         seam = f", {report.skipped} already received live" if report.skipped else ""
         click.echo(f"backfilled {sub.name}: {report.copied} event(s){seam}")
 
