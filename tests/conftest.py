@@ -115,3 +115,31 @@ def _capture(worker: Worker, errors: list[BaseException]) -> None:
         worker.run()
     except BaseException as exc:
         errors.append(exc)
+
+
+#: The PostgreSQL the inbox tests use (the machine's, trust auth); HUBBUB_TEST_POSTGRES overrides.
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """A real PostgreSQL; the test fails (never skips) when there is none."""
+    import psycopg
+
+    dsn = os.environ.get("HUBBUB_TEST_POSTGRES", POSTGRES_DSN)
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        pytest.fail(f"no PostgreSQL at {dsn} ({exc}): scripts/test-setup starts the machine's")
+    return dsn
+
+
+@pytest.fixture
+def inbox_table(postgres_dsn: str) -> Iterator[str]:
+    """A table name unique to this test, dropped after it."""
+    import psycopg
+
+    table = unique_name("inbox").replace("-", "_").replace(".", "_")
+    yield table
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
