@@ -36,6 +36,7 @@ from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownTimeoutError, Worker
 from hubbub.errors import ConfigurationError, HubbubError, TopologyError
+from hubbub.inbox import Inbox
 from hubbub.middleware import check
 from hubbub.topology import loader
 from hubbub.topology.model import Topology
@@ -118,6 +119,30 @@ EXIT_UNFINISHED = 3
     "(repeat, outermost first; the variable: space-separated). See docs/middleware.md.",
 )
 @click.option(
+    "--inbox",
+    "inbox_dsn",
+    envvar="HUBBUB_INBOX",
+    show_envvar=True,
+    default=None,
+    help="Handle each event once per subscriber: the PostgreSQL DSN of the inbox that "
+    "records handled events (innermost middleware; needs hubbub[postgres]). See docs/inbox.md.",
+)
+@click.option(
+    "--inbox-table",
+    envvar="HUBBUB_INBOX_TABLE",
+    show_envvar=True,
+    default="hubbub_inbox",
+    show_default=True,
+    help="The inbox's table (table or schema.table; created when missing).",
+)
+@click.option(
+    "--inbox-keep",
+    envvar="HUBBUB_INBOX_KEEP",
+    show_envvar=True,
+    default=None,
+    help="How long the inbox remembers a handled event (e.g. 30d; default: for ever).",
+)
+@click.option(
     "--codecs",
     "codecs_ref",
     envvar="HUBBUB_CODECS",
@@ -138,6 +163,9 @@ def command(
     metrics_host: str,
     depth_interval: float,
     middleware_refs: tuple[str, ...],
+    inbox_dsn: str | None,
+    inbox_table: str,
+    inbox_keep: str | None,
     codecs_ref: str | None,
 ) -> None:
     """Consume events for the topology's subscribers, each on its own queue."""
@@ -151,6 +179,10 @@ def command(
         )
     handlers = handlers_for(topology, names, source=str(file))
     middleware = [middleware_from(ref) for ref in middleware_refs]
+    if inbox_dsn:
+        middleware.append(inbox_from(inbox_dsn, inbox_table, inbox_keep))
+    elif inbox_keep:
+        raise ConfigurationError("--inbox-keep needs --inbox (the inbox's PostgreSQL DSN)")
     codecs = codecs_from(codecs_ref) if codecs_ref else None
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
@@ -204,6 +236,20 @@ def middleware_from(ref: str) -> Any:
         return check([target])[0]
     except TypeError as exc:
         raise ConfigurationError(f"middleware {ref!r}: {exc}") from exc
+
+
+def inbox_from(dsn: str, table: str, keep: str | None) -> Inbox:
+    """An :class:`~hubbub.inbox.Inbox` on PostgreSQL, its table checked before consuming."""
+    try:
+        from hubbub.inbox.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigurationError(f"--inbox: {exc}") from None
+    try:
+        store = PostgresStore(dsn, table=table, keep=keep)
+    except ValueError as exc:
+        raise ConfigurationError(f"--inbox-keep: {exc}") from None
+    store.check()
+    return Inbox(store)
 
 
 def codecs_from(ref: str) -> Codecs:

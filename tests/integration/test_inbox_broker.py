@@ -1,0 +1,182 @@
+"""The inbox on the real broker and PostgreSQL: replays from the archive and the
+dead-letter queue skip what a subscriber handled, and ``hubbub consume --inbox``."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from core_support import consuming, depth, hubbub, terminate, wait_until
+
+from hubbub import DontRetry
+from hubbub.admin import Admin
+from hubbub.admin.archive import Archive, Window
+from hubbub.admin.filters import select
+from hubbub.envelope import Event
+from hubbub.inbox import Inbox, PostgresStore
+from hubbub.producers import Publisher
+
+pytestmark = pytest.mark.integration
+
+
+class Handler:
+    """Counts runs per event id; raises DontRetry for the ids in ``broken``."""
+
+    def __init__(self, broken: set[str] | None = None) -> None:
+        self.broken = broken if broken is not None else set()
+        self.runs: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.runs[event.id] += 1
+        if event.id in self.broken:
+            raise DontRetry("the bug of the day")
+
+
+def spec(hub: str) -> dict[str, Any]:
+    subscribers = {
+        name: {"handler": "hubbub.actions:log", "topics": ["order.#"], "retry": {"attempts": 1}}
+        for name in ("idempotent", "plain")
+    }
+    return {"hub": hub, "archive": {"retention": "1d"}, "subscribers": subscribers}
+
+
+def test_a_replay_of_the_archive_runs_only_what_the_idempotent_subscriber_did_not_handle(
+    declare, run_worker, hub_name, broker_url, postgres_dsn, inbox_table
+):
+    """A bad day re-driven: 20 events, 4 mishandled (dead-lettered); the whole window
+    is replayed to both subscribers. The one with an inbox runs the 4 alone; the one
+    without runs all 20 again (what the inbox saves it from)."""
+    topology = declare(spec(hub_name))
+    with Publisher(hub_name, url=broker_url) as publisher:
+        ids = [publisher.publish("order.paid", {"n": n}) for n in range(20)]
+    mishandled = set(ids[::5])
+    broken = set(mishandled)
+    store = PostgresStore(postgres_dsn, table=inbox_table)
+    inbox = Inbox(store)
+    idempotent, plain = Handler(broken), Handler()
+    run_worker(topology, {"idempotent": idempotent}, subscribers=["idempotent"], middleware=[inbox])
+    run_worker(topology, {"plain": plain}, subscribers=["plain"])
+    queues = [topology.names.queue(n) for n in ("idempotent", "plain")]
+    wait_until(
+        lambda: sum(idempotent.runs.values()) == 20 and sum(plain.runs.values()) == 20,
+        30,
+        "the day's events handled",
+    )
+    wait_until(lambda: all(depth(broker_url, q) == 0 for q in queues), 15, "queues drained")
+    assert store.handled("idempotent") == set(ids) - mishandled
+    broken.clear()  # the bug fixed; now the day is re-driven from the archive
+    archive = Archive(topology, url=broker_url)
+    window = Window(since=datetime.now(timezone.utc) - timedelta(hours=1))
+    assert archive.replay("idempotent", window).copied == 20
+    assert archive.replay("plain", window).copied == 20
+    wait_until(
+        lambda: sum(plain.runs.values()) == 40 and inbox.skipped == 16,
+        30,
+        "the replayed events handled or skipped",
+    )
+    wait_until(lambda: all(depth(broker_url, q) == 0 for q in queues), 15, "queues drained")
+    assert {i: idempotent.runs[i] for i in ids} == {i: 2 if i in mishandled else 1 for i in ids}
+    assert set(plain.runs.values()) == {2}
+    assert store.handled("idempotent") == set(ids)
+    store.close()
+
+
+def test_a_dead_letter_replay_runs_what_failed_and_skips_what_was_handled_meanwhile(
+    declare, run_worker, hub_name, broker_url, postgres_dsn, inbox_table
+):
+    """An event dead-lettered by one attempt, then handled through a second copy
+    (republished by its producer with the same id): the dead-letter replay skips it."""
+    topology = declare(spec(hub_name))
+    broken: set[str] = set()
+    store = PostgresStore(postgres_dsn, table=inbox_table)
+    inbox = Inbox(store)
+    handler = Handler(broken)
+    run_worker(topology, {"idempotent": handler}, subscribers=["idempotent"], middleware=[inbox])
+    with Publisher(hub_name, url=broker_url) as publisher:
+        broken.add("order-1")
+        publisher.publish("order.paid", {"n": 1}, message_id="order-1")
+        publisher.publish("order.paid", {"n": 2}, message_id="order-2")
+        dlq = topology.names.dead_letter_queue("idempotent")
+        wait_until(lambda: depth(broker_url, dlq) == 1, 15, "order-1 dead-lettered")
+        broken.clear()
+        publisher.publish("order.paid", {"n": 1}, message_id="order-1")  # sent again
+        wait_until(lambda: handler.runs["order-1"] == 2, 15, "order-1 handled the second time")
+    replayed = Admin(topology, url=broker_url).replay("idempotent", select())
+    assert replayed.moved == 1
+    wait_until(lambda: inbox.skipped == 1, 15, "the replayed copy skipped")
+    assert handler.runs == Counter({"order-1": 2, "order-2": 1})
+    store.close()
+
+
+@pytest.mark.same_on_every_version(reason="the CLI and PostgreSQL: the broker only carries")
+def test_consume_with_inbox_runs_a_resent_event_once(
+    declare, hub_name, broker_url, postgres_dsn, tmp_path
+):
+    """``--inbox`` uses the default table (hubbub_inbox): ids unique to this run."""
+    declare(spec(hub_name))
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(yaml.safe_dump(spec(hub_name)))
+    once, twice = f"{hub_name}-1", f"{hub_name}-2"
+    with Publisher(hub_name, url=broker_url) as publisher:
+        for _ in range(3):
+            publisher.publish("order.paid", {"n": 1}, message_id=once)
+        publisher.publish("order.paid", {"n": 2}, message_id=twice)
+    queue = f"{hub_name}.idempotent"
+    try:
+        with consuming(
+            "-f", str(topology), "--subscriber", "idempotent",
+            "--inbox", postgres_dsn, "--inbox-keep", "30d",
+            url=broker_url, cwd=tmp_path, HUBBUB_LOG_LEVEL="INFO",
+        ) as process:  # fmt: skip
+            wait_until(
+                lambda: process.poll() is not None or depth(broker_url, queue) == 0,
+                30,
+                "the four copies handled or skipped",
+            )
+            stderr = terminate(process)
+        assert process.returncode == 0, stderr
+        assert stderr.count(f"event {once} (order.paid) already handled by idempotent") == 2
+        assert stderr.count("already handled") == 2, stderr
+        assert _inbox_rows(postgres_dsn, [once, twice]) == [once, twice]
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM hubbub_inbox WHERE event_id = ANY(%s)", ([once, twice],))
+
+
+def _inbox_rows(dsn: str, ids: list[str]) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT event_id FROM hubbub_inbox WHERE subscriber = 'idempotent' "
+            "AND event_id = ANY(%s) ORDER BY event_id",
+            (ids,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+@pytest.mark.same_on_every_version(reason="the CLI and PostgreSQL: the broker only carries")
+def test_consume_with_an_unreachable_inbox_stops_before_consuming_in_one_line(
+    declare, hub_name, broker_url, tmp_path
+):
+    declare(spec(hub_name))
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(yaml.safe_dump(spec(hub_name)))
+    result = hubbub(
+        "consume", "-f", str(topology), "--inbox", "postgresql://app:s3cret@127.0.0.1:1/shop",
+        url=broker_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: inbox: cannot use table hubbub_inbox")
+    assert "s3cret" not in result.stderr
+    keep_alone = hubbub("consume", "-f", str(topology), "--inbox-keep", "1d", url=broker_url)
+    assert keep_alone.returncode == 1
+    assert keep_alone.stderr.strip() == (
+        "error: --inbox-keep needs --inbox (the inbox's PostgreSQL DSN)"
+    )
