@@ -40,6 +40,8 @@ from hubbub.transport.rabbitmq import RabbitMQTransport
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from hubbub.inbox import InboxStore
+
 log = logging.getLogger("hubbub")
 
 F = TypeVar("F", bound=Callable[[Event], Any])
@@ -56,7 +58,9 @@ class Hub:
     ``middleware``: run around every handler and every publish of this hub,
     first one outermost (:mod:`hubbub.middleware`, ``docs/middleware.md``);
     ``codecs``: what events are encoded with and which content types its
-    consumers decode (:mod:`hubbub.codecs`; default JSON alone).
+    consumers decode (:mod:`hubbub.codecs`; default JSON alone);
+    ``inbox``: where its consumers' ``idempotent`` subscribers record the
+    events they handled (:mod:`hubbub.inbox`, e.g. ``PostgresStore(dsn)``).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Hub:
         transport: Transport | None = None,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
+        inbox: InboxStore | None = None,
     ) -> None:
         if isinstance(topology, str | Path):
             topology = loader.load(topology)
@@ -85,6 +90,8 @@ class Hub:
         self.replicas = replicas
         self.middleware = check(middleware)
         self.codecs = codecs
+        #: Where its ``idempotent`` subscribers record what they handled (:mod:`hubbub.inbox`).
+        self.inbox = inbox
         self._decorated: dict[str, tuple[Subscriber, Callable[[Event], Any]]] = {}
         self._own_middleware: dict[str, tuple[Any, ...]] = {}
         self._merged: Topology | None = None
@@ -178,7 +185,7 @@ class Hub:
             file_spec = from_file.get(name)
             differs = file_spec and [
                 f
-                for f in ("handler", "topics", "retry", "settings")
+                for f in ("handler", "topics", "retry", "settings", "idempotent")
                 if getattr(file_spec, f) != getattr(spec, f)
             ]
             if differs:
@@ -347,6 +354,7 @@ class Hub:
             subscribers=subscribers,
             middleware=self.middleware,
             codecs=self.codecs,
+            inbox=self.inbox,
             name=name,
             transport=self.transport.consumer(name=f"{name} ({whereabouts()})"),
             **options,

@@ -36,7 +36,7 @@ from hubbub.consumers.metrics import Metrics
 from hubbub.consumers.monitoring import monitored
 from hubbub.consumers.worker import DEFAULT_SHUTDOWN_TIMEOUT, ShutdownTimeoutError, Worker
 from hubbub.errors import ConfigurationError, HubbubError, TopologyError
-from hubbub.inbox import Inbox
+from hubbub.inbox import InboxStore
 from hubbub.middleware import check
 from hubbub.topology import loader
 from hubbub.topology.model import Topology
@@ -124,8 +124,9 @@ EXIT_UNFINISHED = 3
     envvar="HUBBUB_INBOX",
     show_envvar=True,
     default=None,
-    help="Handle each event once per subscriber: the PostgreSQL DSN of the inbox that "
-    "records handled events (innermost middleware; needs hubbub[postgres]). See docs/inbox.md.",
+    help="The PostgreSQL DSN of the inbox where the subscribers marked 'idempotent: true' "
+    "record the events they handled, to skip one that comes again (needs hubbub[postgres]). "
+    "See docs/inbox.md.",
 )
 @click.option(
     "--inbox-table",
@@ -179,10 +180,7 @@ def command(
         )
     handlers = handlers_for(topology, names, source=str(file))
     middleware = [middleware_from(ref) for ref in middleware_refs]
-    if inbox_dsn:
-        middleware.append(inbox_from(inbox_dsn, inbox_table, inbox_keep))
-    elif inbox_keep:
-        raise ConfigurationError("--inbox-keep needs --inbox (the inbox's PostgreSQL DSN)")
+    inbox = inbox_from(topology, names, inbox_dsn, inbox_table, inbox_keep)
     codecs = codecs_from(codecs_ref) if codecs_ref else None
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
@@ -197,6 +195,7 @@ def command(
         name=f"hubbub consume {','.join(names)}",
         middleware=middleware,
         codecs=codecs,
+        inbox=inbox,
     )
     try:
         if metrics is None or metrics_port is None:
@@ -238,8 +237,19 @@ def middleware_from(ref: str) -> Any:
         raise ConfigurationError(f"middleware {ref!r}: {exc}") from exc
 
 
-def inbox_from(dsn: str, table: str, keep: str | None) -> Inbox:
-    """An :class:`~hubbub.inbox.Inbox` on PostgreSQL, its table checked before consuming."""
+def inbox_from(
+    topology: Topology, names: list[str], dsn: str | None, table: str, keep: str | None
+) -> InboxStore | None:
+    """The inbox store ``--inbox`` names (None without it), its table checked before consuming."""
+    if not dsn:
+        if keep:
+            raise ConfigurationError("--inbox-keep needs --inbox (the inbox's PostgreSQL DSN)")
+        return None
+    if not any(topology.subscriber(n).idempotent for n in names):
+        log.warning(
+            "--inbox is given but no subscriber run here is idempotent "
+            "(idempotent: true in the topology file): the inbox records nothing"
+        )
     try:
         from hubbub.inbox.postgres import PostgresStore
     except ImportError as exc:
@@ -249,7 +259,7 @@ def inbox_from(dsn: str, table: str, keep: str | None) -> Inbox:
     except ValueError as exc:
         raise ConfigurationError(f"--inbox-keep: {exc}") from None
     store.check()
-    return Inbox(store)
+    return store
 
 
 def codecs_from(ref: str) -> Codecs:

@@ -73,6 +73,7 @@ from hubbub.consumers.tasks import (
 from hubbub.consumers.watchdog import Watchdog, period
 from hubbub.envelope import ATTEMPT, topic_of
 from hubbub.errors import ConfigurationError, HubbubError
+from hubbub.inbox import Inbox, InboxStore
 from hubbub.logs import event_fields
 from hubbub.message import Delivery
 from hubbub.middleware import check, consuming
@@ -119,7 +120,10 @@ class Worker:
     what draws the retry jitter (seeded: repeatable).
     ``middleware`` wraps every handler (on its thread) and every event a
     handler publishes (:mod:`hubbub.middleware`); ``codecs`` decodes bodies
-    by content type and encodes what handlers publish.
+    by content type and encodes what handlers publish. ``inbox``: where the
+    subscribers marked ``idempotent`` record the events they handled
+    (:mod:`hubbub.inbox`; required when one of them runs here, unless an
+    :class:`~hubbub.inbox.Inbox` is among the middlewares already).
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class Worker:
         name: str = DEFAULT_NAME,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
+        inbox: InboxStore | None = None,
         transport: ConsumerTransport | None = None,
         publisher: Publisher | None = None,
         inline: bool = False,
@@ -146,6 +151,13 @@ class Worker:
         self.topology = topology
         self._middleware = check(middleware)
         self._codecs = codecs
+        #: The inbox of the subscribers marked ``idempotent`` (``skipped`` counts what it
+        #: skipped); None without a store, or when the middlewares hold one already.
+        self.inbox = (
+            Inbox(inbox)
+            if inbox is not None and not any(isinstance(m, Inbox) for m in self._middleware)
+            else None
+        )
         self.urls = resolve_urls(url)
         where = whereabouts()
         self.transport = transport or consumer_transport(self.urls, name=f"{name} ({where})")
@@ -237,11 +249,25 @@ class Worker:
         )
 
     def _wrapped(self, spec: Subscriber, handler: Handler) -> Handler:
-        """``handler`` in the worker's middlewares; one that cannot wrap it is refused."""
+        """``handler`` in the worker's middlewares (an idempotent subscriber's in its inbox
+        first); one that cannot wrap it is refused."""
+        if spec.idempotent:
+            handler = self._inboxed(spec, handler)
         try:
             return consuming(self._middleware, handler)
         except TypeError as exc:
             raise ConfigurationError(f"subscriber {spec.name}: {exc}") from None
+
+    def _inboxed(self, spec: Subscriber, handler: Handler) -> Handler:
+        if self.inbox is not None:
+            return consuming([self.inbox], handler)
+        if any(isinstance(m, Inbox) for m in self._middleware):
+            return handler  # the middlewares' inbox runs it once already
+        raise ConfigurationError(
+            f"subscriber {spec.name} is idempotent, so its consumer needs an inbox to "
+            "record the events it handled: give 'hubbub consume --inbox DSN' (PostgreSQL), "
+            "or Hub(..., inbox=PostgresStore(dsn)) in code (see docs/inbox.md)"
+        )
 
     @property
     def subscribers(self) -> list[str]:

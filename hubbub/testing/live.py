@@ -38,6 +38,7 @@ from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
+from hubbub.inbox import InboxStore, MemoryStore
 from hubbub.message import Message, Outbound
 from hubbub.middleware import consuming
 from hubbub.producers.publisher import Publisher
@@ -73,10 +74,13 @@ class LiveHub(Hub, Assertions):
         url: str | None = None,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
+        inbox: InboxStore | None = None,
         **worker_options: Any,
     ) -> None:
         """``worker_options`` go to the :class:`Worker` (``concurrency``, ``prefetch``...);
-        ``middleware`` and ``codecs`` as :class:`~hubbub.Hub`'s."""
+        ``middleware`` and ``codecs`` as :class:`~hubbub.Hub`'s; ``inbox``: where
+        ``idempotent`` subscribers record what they handled (default: a
+        :class:`~hubbub.inbox.MemoryStore` of its own)."""
         self._recorder = Recorder(codecs)
         self._rabbitmq = RabbitMQTransport(url)
         recording = RecordingTransport(self._rabbitmq, self._recorder)
@@ -87,6 +91,7 @@ class LiveHub(Hub, Assertions):
             transport=recording,
             middleware=middleware,
             codecs=codecs,
+            inbox=inbox if inbox is not None else MemoryStore(),
         )
         self._observer = Watch(self._recorder)
         self._worker_options = worker_options
@@ -135,6 +140,7 @@ class LiveHub(Hub, Assertions):
             url=self.url,
             observer=self._observer,
             codecs=self.codecs,
+            inbox=self.inbox,
             **options,
         )
         self._worker = worker

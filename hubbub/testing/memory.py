@@ -40,6 +40,7 @@ from hubbub.codecs import Codecs
 from hubbub.consumers.worker import Worker
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
+from hubbub.inbox import InboxStore, MemoryStore
 from hubbub.message import Message, Outbound
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.clock import FakeClock
@@ -74,10 +75,13 @@ class InMemoryHub(Hub, Assertions):
         seed: int = 0,
         middleware: Sequence[Any] = (),
         codecs: Codecs | None = None,
+        inbox: InboxStore | None = None,
     ) -> None:
         """``url`` is accepted and ignored (so code that builds a Hub can build this);
         ``seed`` makes retry jitter repeatable; ``middleware`` and ``codecs`` as
-        :class:`~hubbub.Hub`'s (run in the caller's thread, as handlers are)."""
+        :class:`~hubbub.Hub`'s (run in the caller's thread, as handlers are);
+        ``inbox``: where ``idempotent`` subscribers record what they handled
+        (default: a :class:`~hubbub.inbox.MemoryStore` of its own)."""
         self.clock = clock or FakeClock()
         self.memory = MemoryTransport(self.clock.time)
         self._recorder = Recorder(codecs)
@@ -89,6 +93,7 @@ class InMemoryHub(Hub, Assertions):
             transport=recording,
             middleware=middleware,
             codecs=codecs,
+            inbox=inbox if inbox is not None else MemoryStore(),
         )
         #: The broker in memory (its queues can be read: ``broker.messages(queue)``).
         self.broker = self.memory.broker
@@ -292,6 +297,7 @@ class InMemoryHub(Hub, Assertions):
             name=label,
             middleware=self.middleware,
             codecs=self.codecs,
+            inbox=self.inbox,
         )
         return self._worker
 

@@ -161,6 +161,11 @@ class Subscriber:
     #: queue, then replays the hub archive's events of that window to it
     #: (see :mod:`hubbub.admin.archive`). None: it starts with what comes next.
     backfill: Annotated[Seconds, Field(gt=0)] | None = None
+    #: Handle each event once: the consumer's inbox (:mod:`hubbub.inbox`) records
+    #: the ids this subscriber handled and skips one that comes again
+    #: (redelivered after a crash, replayed from the archive or the dead letters).
+    #: Its consumer needs an inbox store (``hubbub consume --inbox DSN``).
+    idempotent: bool = False
 
 
 @dataclass(config=_STRICT)

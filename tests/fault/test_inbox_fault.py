@@ -71,6 +71,7 @@ def test_kill_9_between_commit_and_ack_leaves_each_effect_once(
                 "topics": ["job.#"],
                 "prefetch": 10,
                 "concurrency": 1,
+                "idempotent": True,
             }
         },
     }

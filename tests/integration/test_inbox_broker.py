@@ -41,7 +41,12 @@ class Handler:
 
 def spec(hub: str) -> dict[str, Any]:
     subscribers = {
-        name: {"handler": "hubbub.actions:log", "topics": ["order.#"], "retry": {"attempts": 1}}
+        name: {
+            "handler": "hubbub.actions:log",
+            "topics": ["order.#"],
+            "retry": {"attempts": 1},
+            "idempotent": name == "idempotent",
+        }
         for name in ("idempotent", "plain")
     }
     return {"hub": hub, "archive": {"retention": "1d"}, "subscribers": subscribers}
@@ -59,10 +64,13 @@ def test_a_replay_of_the_archive_runs_only_what_the_idempotent_subscriber_did_no
     mishandled = set(ids[::5])
     broken = set(mishandled)
     store = PostgresStore(postgres_dsn, table=inbox_table)
-    inbox = Inbox(store)
     idempotent, plain = Handler(broken), Handler()
-    run_worker(topology, {"idempotent": idempotent}, subscribers=["idempotent"], middleware=[inbox])
-    run_worker(topology, {"plain": plain}, subscribers=["plain"])
+    worker = run_worker(
+        topology, {"idempotent": idempotent}, subscribers=["idempotent"], inbox=store
+    )
+    run_worker(topology, {"plain": plain}, subscribers=["plain"], inbox=store)  # not idempotent
+    inbox = worker.inbox
+    assert inbox is not None
     queues = [topology.names.queue(n) for n in ("idempotent", "plain")]
     wait_until(
         lambda: sum(idempotent.runs.values()) == 20 and sum(plain.runs.values()) == 20,
@@ -92,7 +100,9 @@ def test_a_dead_letter_replay_runs_what_failed_and_skips_what_was_handled_meanwh
     declare, run_worker, hub_name, broker_url, postgres_dsn, inbox_table
 ):
     """An event dead-lettered by one attempt, then handled through a second copy
-    (republished by its producer with the same id): the dead-letter replay skips it."""
+    (republished by its producer with the same id): the dead-letter replay skips it.
+    The Inbox is a middleware here, as code can give it (to a subscriber not marked
+    idempotent in the file, and once only to one marked so)."""
     topology = declare(spec(hub_name))
     broken: set[str] = set()
     store = PostgresStore(postgres_dsn, table=inbox_table)
@@ -175,6 +185,18 @@ def test_consume_with_an_unreachable_inbox_stops_before_consuming_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: inbox: cannot use table hubbub_inbox")
     assert "s3cret" not in result.stderr
+    missing = hubbub("consume", "-f", str(topology), url=broker_url, cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "error: subscriber idempotent is idempotent, so its consumer needs an inbox to record "
+        "the events it handled: give 'hubbub consume --inbox DSN' (PostgreSQL), or "
+        "Hub(..., inbox=PostgresStore(dsn)) in code (see docs/inbox.md)"
+    )
+    unused = hubbub(
+        "consume", "-f", str(topology), "--subscriber", "plain", "--inbox",
+        "postgresql://127.0.0.1:1/x", url=broker_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert "--inbox is given but no subscriber run here is idempotent" in unused.stderr
     keep_alone = hubbub("consume", "-f", str(topology), "--inbox-keep", "1d", url=broker_url)
     assert keep_alone.returncode == 1
     assert keep_alone.stderr.strip() == (

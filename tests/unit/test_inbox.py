@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
 from hubbub import Middleware
 from hubbub.inbox import Inbox, InboxBusyError, InboxError, MemoryStore, connection
@@ -239,6 +240,80 @@ def test_an_outer_middleware_sees_a_skip_as_a_return():
     hub.publish("t", {}, message_id="e-1")
     hub.run_until_idle()
     assert outcomes == ["e-1:ran", "e-1:None"]
+
+
+def test_a_subscriber_marked_idempotent_uses_the_hubs_inbox_the_others_do_not():
+    store = MemoryStore()
+    hub = InMemoryHub("shop", inbox=store)
+    runs: list[str] = []
+    hub.subscriber("once", topics=["t"], idempotent=True)(lambda event: runs.append("once"))
+    hub.subscriber("every", topics=["t"])(lambda event: runs.append("every"))
+    for _ in range(2):
+        hub.publish("t", {}, message_id="e-1")
+    hub.run_until_idle()
+    assert sorted(runs) == ["every", "every", "once"]
+    assert store.handled("once") == {"e-1"} and store.handled("every") == set()
+
+
+def test_the_in_memory_hub_gives_idempotent_subscribers_a_memory_inbox_of_its_own(tmp_path, caplog):
+    spec = {
+        "hub": "shop",
+        "subscribers": {
+            "s": {"handler": "hubbub.actions:log", "topics": ["t"], "idempotent": True}
+        },
+    }
+    file = tmp_path / "topology.yaml"
+    file.write_text(yaml.safe_dump(spec))
+    hub = InMemoryHub.from_file(file)
+    for _ in range(3):
+        hub.publish("t", {}, message_id="e-1")
+    with caplog.at_level(logging.INFO, logger="hubbub.inbox"):
+        hub.run_until_idle()
+    assert isinstance(hub.inbox, MemoryStore) and hub.inbox.handled("s") == {"e-1"}
+    assert caplog.text.count("event e-1 (t) already handled by s: skipped") == 2
+
+
+def test_an_inbox_among_the_middlewares_is_not_doubled_for_an_idempotent_subscriber():
+    """Two claims of one event in one attempt would wait on each other until busy_timeout."""
+    store = MemoryStore(busy_timeout=0.5)
+    hub = InMemoryHub("shop", middleware=[Inbox(store)], inbox=MemoryStore())
+    runs: list[str] = []
+    hub.subscriber("s", topics=["t"], idempotent=True)(lambda event: runs.append(event.id))
+    hub.publish("t", {}, message_id="e-1")
+    hub.run_until_idle()
+    assert runs == ["e-1"] and [a.outcome for a in hub.attempts("s")] == ["ack"]
+
+
+def test_a_worker_for_an_idempotent_subscriber_without_an_inbox_is_refused_in_one_line():
+    from hubbub.consumers.worker import Worker
+    from hubbub.errors import ConfigurationError
+    from hubbub.topology import loader
+    from hubbub.transport.memory import MemoryTransport
+
+    topology = loader.from_mapping(
+        {
+            "hub": "shop",
+            "subscribers": {"s": {"handler": "m:f", "topics": ["t"], "idempotent": True}},
+        }
+    )
+    memory = MemoryTransport(time.time)
+    with pytest.raises(ConfigurationError) as caught:
+        Worker(
+            topology,
+            {"s": lambda event: None},
+            transport=memory.consumer(name="t"),
+            publisher=_publisher(memory),
+            inline=True,
+        )
+    assert str(caught.value).startswith(
+        "subscriber s is idempotent, so its consumer needs an inbox to record the events"
+    )
+
+
+def _publisher(memory: Any) -> Any:
+    from hubbub.producers.publisher import Publisher
+
+    return Publisher("shop", transport=memory.publisher(name="t"), clock=memory.time)
 
 
 def _event(event_id: str) -> Any:
