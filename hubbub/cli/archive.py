@@ -193,6 +193,13 @@ def replay(
         )
     per_second = rate_from(rate)
     window = window_from(since, until, topics, ids)
+    known = archive.topology.subscribers if archive.topology is not None else ()
+    target = next((s for s in known if s.name == to), None)
+    if target is not None and not target.idempotent:
+        click.echo(
+            f"note: {to} is not idempotent, so an event it handled already is handled again "
+            "('idempotent: true' skips those: docs/inbox.md)"
+        )
     report = archive.replay(
         to,
         window,

@@ -46,7 +46,7 @@ UNKNOWN = (
 )
 #: Said after changes the consumers read from the file, not from the broker.
 RESTART = (
-    "handler, settings, retry, concurrency and time limit changes take effect when the "
+    "handler, settings, retry, concurrency, time limit and idempotent changes take effect when the "
     "consumers restart with this file ('hubbub consume')"
 )
 
@@ -159,6 +159,8 @@ def _added(sub: Subscriber) -> str:
         text += f", each event {format_duration(sub.delay)} after it was published"
     if sub.backfill:
         text += f", starting with the archive's events of the last {format_duration(sub.backfill)}"
+    if sub.idempotent:
+        text += ", each event once even if it comes again (idempotent: its consumers need an inbox)"
     does = _does(sub)
     return f"{text}: {does}" if does else text
 
@@ -272,6 +274,14 @@ def _unseen(
         was, now = getattr(old, key), getattr(new, key)
         if was != now:
             yield f"{new.name}'s {label} changes from {_value(key, was)} to {_value(key, now)}"
+    if old.idempotent != new.idempotent:
+        yield (
+            f"{new.name} becomes idempotent: it skips an event it already handled, "
+            "redelivered or replayed (its consumers need an inbox: hubbub consume --inbox)"
+            if new.idempotent
+            else f"{new.name} is no longer idempotent: an event that comes again "
+            "(redelivered, replayed) is handled again"
+        )
 
 
 def _recorded(sub: Subscriber, visibility: Callable[[str], Visibility]) -> dict[str, Recorded]:

@@ -202,3 +202,23 @@ def test_consume_with_an_unreachable_inbox_stops_before_consuming_in_one_line(
     assert keep_alone.stderr.strip() == (
         "error: --inbox-keep needs --inbox (the inbox's PostgreSQL DSN)"
     )
+
+
+@pytest.mark.same_on_every_version(reason="a line the command prints: the broker only counts")
+def test_an_archive_replay_to_a_subscriber_not_idempotent_says_what_that_means(
+    declare, hub_name, broker_url, tmp_path
+):
+    declare(spec(hub_name))
+    file = tmp_path / "topology.yaml"
+    file.write_text(yaml.safe_dump(spec(hub_name)))
+    with Publisher(hub_name, url=broker_url) as publisher:
+        publisher.publish("order.paid", {"n": 1})
+    note = "note: plain is not idempotent, so an event it handled already is handled again"
+    for to, noted in (("plain", True), ("idempotent", False)):
+        result = hubbub(
+            "archive", "replay", "-f", str(file), "--to", to, "--since", "1h", "--dry-run",
+            url=broker_url,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert (note.replace("plain", to) in result.stdout) is noted, result.stdout
+        assert "would replay 1 event(s)" in result.stdout

@@ -155,6 +155,31 @@ def test_a_delay_added_and_removed():
     ]
 
 
+def test_a_subscriber_made_idempotent_and_back_and_a_new_idempotent_one():
+    made = topology(**{"welcome-email": {"idempotent": True}})
+    assert explain(topology(), made, Observed()) == [
+        "welcome-email becomes idempotent: it skips an event it already handled, redelivered "
+        "or replayed (its consumers need an inbox: hubbub consume --inbox)",
+        RESTART,
+    ]
+    assert explain(made, topology(), Observed()) == [
+        "welcome-email is no longer idempotent: an event that comes again (redelivered, "
+        "replayed) is handled again",
+        RESTART,
+    ]
+    new = topology(audit={"handler": "m:audit", "topics": ["email.#"], "idempotent": True})
+    assert explain(topology(), new, Observed()) == [
+        "new subscriber audit will receive email.#, each event once even if it comes again "
+        "(idempotent: its consumers need an inbox)"
+    ]
+
+
+def test_idempotent_survives_the_record_of_an_apply():
+    made = topology(**{"welcome-email": {"idempotent": True}})
+    record = decode(encode(Applied(made, at=datetime.now(timezone.utc))))
+    assert record is not None and record.topology.subscriber("welcome-email").idempotent
+
+
 def test_settings_changes_name_each_key():
     new = topology(
         **{
