@@ -22,6 +22,7 @@ DOCS = [
     "docs/middleware.md",
     "docs/asyncio.md",
     "docs/actions.md",
+    "docs/inbox.md",
 ]
 
 

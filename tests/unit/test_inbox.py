@@ -33,6 +33,7 @@ def test_an_event_id_seen_again_is_skipped_and_acked_without_running_the_handler
         hub.run_until_idle()
     assert seen == [{"n": 1}, {"n": 3}]
     assert [a.outcome for a in hub.attempts("s")] == ["ack", "ack", "ack"]
+    assert [e.data for e in hub.handled("s")] == [{"n": 1}, {"n": 3}]  # what ran
     assert inbox.skipped == 1
     assert store.handled("s") == {"e-1", "e-2"}
     assert "event e-1 (order.paid) already handled by s: skipped" in caplog.text
