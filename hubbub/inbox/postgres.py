@@ -169,6 +169,10 @@ class PostgresStore:
             token = bind(conn)
             try:
                 yield True
+            except psycopg.OperationalError as exc:
+                if not _broken(conn, exc):
+                    raise
+                raise self._lost(event_id, exc) from exc  # the handler's writes went with it
             finally:
                 unbind(token)
             try:
@@ -218,6 +222,10 @@ class PostgresStore:
             token = bind(conn)
             try:
                 yield True
+            except psycopg.OperationalError as exc:
+                if not _broken(conn, exc):
+                    raise
+                raise self._lost(event_id, exc) from exc
             finally:
                 unbind(token)
             try:
@@ -294,7 +302,8 @@ class PostgresStore:
         self._unreachable(exc)
         return InboxError(
             f"inbox: lost PostgreSQL at {self._where()} before event {event_id} was recorded as "
-            f"handled ({_reason(exc)}): its transaction rolled back, the event is retried"
+            f"handled ({_reason(exc)}): its transaction rolled back, so this attempt failed "
+            "and the handler must run again"
         )
 
     def _no_connection(self, size: int, in_use: int) -> InboxError:
