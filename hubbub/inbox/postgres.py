@@ -25,7 +25,6 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from datetime import timedelta
@@ -149,9 +148,8 @@ class PostgresStore:
         self._busy = f"{max(1, round(busy_timeout * 1000))}ms"  # lock_timeout's value
         self._lock = threading.Lock()
         self._pool: ConnectionPool[Any] | None = None
-        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncConnections] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Each event loop's connections: a loop's own (asyncio objects are bound to it).
+        self._apools: dict[asyncio.AbstractEventLoop, _AsyncConnections] = {}
         self._pruned = time.monotonic()
         self._pruning = threading.Lock()
         self._down: str | None = None  # why the database is unreachable, while it is
@@ -413,7 +411,14 @@ class PostgresStore:
         if pool is None:
             if self._pool is None:
                 await asyncio.to_thread(self._ready)  # the table, and a clear error if not
-            pool = self._apools.setdefault(loop, _AsyncConnections(self))
+            with self._lock:
+                pool = self._apools.setdefault(loop, _AsyncConnections(self))
+                # A loop that closed (a worker's own, once stopped) has no use for its
+                # connections any more: closed here, on the next loop's first claim.
+                gone = [other for other in self._apools if other.is_closed()]
+                closing = [self._apools.pop(other) for other in gone]
+            for old in closing:
+                old.close_idle()
         return pool
 
     def _create_table(self) -> None:
@@ -614,8 +619,19 @@ class _AsyncConnections:
             await self.put(conn)
 
     def close_idle(self) -> None:
-        """Close the idle connections (from any thread: closing does no I/O to wait for)."""
+        """Close the idle connections (from any thread, or with the loop closed)."""
         idle, self.idle = self.idle, []
         self.size -= len(idle)
         for conn in idle:
-            conn.pgconn.finish()
+            _close_now(conn)
+
+
+def _close_now(conn: AsyncConnection[Any]) -> None:
+    """Close ``conn`` without its event loop: ``close()`` only hangs up, it awaits nothing."""
+    closing = conn.close()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return
+    closing.close()  # it did wait for something (a newer psycopg): hang up directly
+    conn.pgconn.finish()

@@ -308,3 +308,39 @@ def test_an_async_claim_leaves_nothing_running_on_its_loop(postgres_dsn, inbox_t
         store.close()
     assert left == set()
     assert store.handled("s") == {"e-1"}
+
+
+def test_the_connections_of_an_ended_event_loop_are_closed_not_left_to_the_collector(
+    postgres_dsn, inbox_table
+):
+    """Every ``asyncio.run`` (every worker run, every test) is a loop of its own, with
+    connections of its own: a loop that ended has them closed (by the next loop's
+    first claim, or the store's close), not dropped open for the garbage collector
+    ("connection was deleted while still open")."""
+    import gc
+    import warnings
+
+    dsn = f"{postgres_dsn}?application_name={inbox_table}"
+    store = PostgresStore(dsn, table=inbox_table)
+
+    async def handler(e: Event) -> None:
+        await connection().execute("SELECT 1")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            for n in range(4):
+                asyncio.run(consuming([Inbox(store)], handler)(event(f"e-{n}")))  # no aclose()
+                gc.collect()
+            with psycopg.connect(postgres_dsn) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (inbox_table,),
+                ).fetchone()
+            assert store.handled("s") == {f"e-{n}" for n in range(4)}
+        finally:
+            store.close()
+        gc.collect()
+    assert row is not None and row[0] <= 2  # the pool's one, and the last loop's one
+    unclosed = [str(w.message) for w in caught if "deleted while still open" in str(w.message)]
+    assert unclosed == []
