@@ -542,9 +542,9 @@ class _AsyncConnections:
                 left = deadline - loop.time()
                 try:
                     if left <= 0:
-                        raise TimeoutError
+                        raise asyncio.TimeoutError
                     await asyncio.wait_for(self.freed.wait(), left)
-                except TimeoutError:
+                except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
                     raise store._no_connection(self.size, self.size - len(self.idle)) from None
             if self.idle:
                 return self.idle.pop()
