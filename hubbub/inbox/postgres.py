@@ -17,6 +17,15 @@ Rows older than ``keep`` are deleted every ten minutes by whichever claim
 comes next (:meth:`PostgresStore.prune` does it at once): keep them at least
 as long as events can come back (the archive's retention, the dead-letter
 queues' age).
+
+When the database restarts, the pooled connections are all broken: a claim
+that gets one replaces it before anything ran (step 1), so only the events
+whose handler was inside step 2 fail their attempt (their writes rolled
+back). While the database is down, a claim waits up to ``connect_timeout``
+for it and then fails in one :class:`~hubbub.inbox.InboxError` line; the
+outage is logged once, and its end. ``async def`` handlers' claims use a
+small set of connections per event loop with no background tasks, so a loop
+that stops (a worker's own) has nothing of the store's to cancel.
 """
 
 from __future__ import annotations
