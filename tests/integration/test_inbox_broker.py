@@ -222,3 +222,58 @@ def test_an_archive_replay_to_a_subscriber_not_idempotent_says_what_that_means(
         assert result.returncode == 0, result.stderr
         assert (note.replace("plain", to) in result.stdout) is noted, result.stdout
         assert "would replay 1 event(s)" in result.stdout
+
+
+@pytest.mark.same_on_every_version(reason="PostgreSQL and the worker's event loop")
+def test_an_async_idempotent_handler_runs_once_per_id_and_the_worker_stops_clean(
+    declare, hub_name, broker_url, postgres_dsn, inbox_table, caplog
+):
+    """An ``async def`` handler on the worker's own loop, with the PostgreSQL store:
+    resent ids skipped, and nothing of the store's left on the loop when the worker
+    closes it (no asyncio errors at exit). Five first claims at once make one pool
+    for the loop, not five (four of them never closed, their connections leaked)."""
+    import asyncio
+    import gc
+    import logging
+
+    from hubbub.consumers.worker import Worker
+    from hubbub.inbox import connection
+
+    topology = declare(spec(hub_name))
+    store = PostgresStore(postgres_dsn, table=inbox_table)
+    runs: Counter[str] = Counter()
+
+    async def handler(event: Event) -> None:
+        await connection().execute("SELECT 1")
+        runs[event.id] += 1
+        await asyncio.sleep(0.01)
+
+    with Publisher(hub_name, url=broker_url) as publisher:  # there when the tasks start
+        ids = [publisher.publish("order.paid", {"n": n}) for n in range(10)]
+        for event_id in ids[:3]:
+            publisher.publish("order.paid", {}, message_id=event_id)
+    worker = Worker(
+        topology,
+        {"idempotent": handler},
+        url=broker_url,
+        subscribers=["idempotent"],
+        inbox=store,
+        concurrency=5,  # five first claims at once on the loop
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    with caplog.at_level(logging.WARNING):
+        thread.start()
+        assert worker.consuming.wait(15)
+        queue = topology.names.queue("idempotent")
+        inbox = worker.inbox
+        assert inbox is not None
+        wait_until(lambda: inbox.skipped == 3 and depth(broker_url, queue) == 0, 15, "handled")
+        worker.stop()
+        thread.join(15)
+        assert not thread.is_alive()
+        gc.collect()  # what the store left on the closed loop goes now, and says so
+    store.close()
+    assert runs == Counter(dict.fromkeys(ids, 1))
+    ours = ("hubbub", "asyncio", "psycopg")
+    bad = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(ours)]
+    assert not bad, [r.getMessage() for r in bad]

@@ -217,3 +217,130 @@ def test_an_unreachable_database_is_one_line_with_the_password_masked(inbox_tabl
 def test_a_bad_table_name_is_refused_when_built():
     with pytest.raises(InboxError, match=r"'schema\.table'"):
         PostgresStore("postgresql:///x", table="a.b.c")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_more_handlers_than_connections_is_named_with_the_fix_when_none_comes_free(
+    postgres_dsn, inbox_table, kind
+):
+    """Two connections, both held by running handlers: a third claim waits
+    ``connect_timeout``, then says the pool is too small (not that the database is down)."""
+    store = PostgresStore(postgres_dsn, table=inbox_table, max_connections=2, connect_timeout=0.5)
+    store.check()
+
+    def claims_while_two_are_held() -> InboxError:
+        held = threading.Barrier(3)
+        done = threading.Event()
+
+        def hold(e: Event) -> None:
+            held.wait(10)
+            done.wait(10)
+
+        holders = [
+            threading.Thread(target=consuming([Inbox(store)], hold), args=(event(f"held-{n}"),))
+            for n in range(2)
+        ]
+        for thread in holders:
+            thread.start()
+        held.wait(10)
+        try:
+            with pytest.raises(InboxError) as caught:
+                if kind == "sync":
+                    consuming([Inbox(store)], lambda e: None)(event("third"))
+                else:
+                    asyncio.run(_async_pool_of_two_then_a_third(store))
+            return caught.value
+        finally:
+            done.set()
+            for thread in holders:
+                thread.join(10)
+
+    try:
+        message = str(claims_while_two_are_held())
+    finally:
+        store.close()
+    assert "\n" not in message, message
+    assert message.startswith("inbox: all 2 connections to PostgreSQL at "), message
+    assert "max_connections" in message and "within 0.5 s" in message, message
+
+
+async def _async_pool_of_two_then_a_third(store: PostgresStore) -> None:
+    """An async handler's claims have a pool of their own (per event loop): fill it."""
+    release = asyncio.Event()
+    entered = 0
+
+    async def hold(e: Event) -> None:
+        nonlocal entered
+        entered += 1
+        await release.wait()
+
+    held = [asyncio.create_task(consuming([Inbox(store)], hold)(event(f"a-{n}"))) for n in range(2)]
+    try:
+        while entered < 2:
+            await asyncio.sleep(0.01)
+
+        async def nothing(e: Event) -> None:
+            return None
+
+        await consuming([Inbox(store)], nothing)(event("a-third"))
+    finally:
+        release.set()
+        await asyncio.gather(*held)
+        await store.aclose()
+
+
+def test_an_async_claim_leaves_nothing_running_on_its_loop(postgres_dsn, inbox_table):
+    """A worker stops its own event loop without closing the store: whatever the
+    store left on the loop would be cancelled mid-way ("Task was destroyed but it
+    is pending!") or keep asyncio.run from returning."""
+    store = PostgresStore(postgres_dsn, table=inbox_table)
+
+    async def handler(e: Event) -> None:
+        await connection().execute("SELECT 1")
+
+    async def run() -> set[asyncio.Task[Any]]:
+        await consuming([Inbox(store)], handler)(event("e-1"))
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+    try:
+        left = asyncio.run(run())
+    finally:
+        store.close()
+    assert left == set()
+    assert store.handled("s") == {"e-1"}
+
+
+def test_the_connections_of_an_ended_event_loop_are_closed_not_left_to_the_collector(
+    postgres_dsn, inbox_table
+):
+    """Every ``asyncio.run`` (every worker run, every test) is a loop of its own, with
+    connections of its own: a loop that ended has them closed (by the next loop's
+    first claim, or the store's close), not dropped open for the garbage collector
+    ("connection was deleted while still open")."""
+    import gc
+    import warnings
+
+    dsn = f"{postgres_dsn}?application_name={inbox_table}"
+    store = PostgresStore(dsn, table=inbox_table)
+
+    async def handler(e: Event) -> None:
+        await connection().execute("SELECT 1")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            for n in range(4):
+                asyncio.run(consuming([Inbox(store)], handler)(event(f"e-{n}")))  # no aclose()
+                gc.collect()
+            with psycopg.connect(postgres_dsn) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (inbox_table,),
+                ).fetchone()
+            assert store.handled("s") == {f"e-{n}" for n in range(4)}
+        finally:
+            store.close()
+        gc.collect()
+    assert row is not None and row[0] <= 2  # the pool's one, and the last loop's one
+    unclosed = [str(w.message) for w in caught if "deleted while still open" in str(w.message)]
+    assert unclosed == []
