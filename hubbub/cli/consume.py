@@ -180,7 +180,7 @@ def command(
         )
     handlers = handlers_for(topology, names, source=str(file))
     middleware = [middleware_from(ref) for ref in middleware_refs]
-    inbox = inbox_from(topology, names, inbox_dsn, inbox_table, inbox_keep)
+    inbox = inbox_from(topology, names, concurrency, inbox_dsn, inbox_table, inbox_keep)
     codecs = codecs_from(codecs_ref) if codecs_ref else None
     metrics = Metrics() if metrics_port is not None else None
     worker = Worker(
@@ -238,24 +238,37 @@ def middleware_from(ref: str) -> Any:
 
 
 def inbox_from(
-    topology: Topology, names: list[str], dsn: str | None, table: str, keep: str | None
+    topology: Topology,
+    names: list[str],
+    concurrency: int | None,
+    dsn: str | None,
+    table: str,
+    keep: str | None,
 ) -> InboxStore | None:
-    """The inbox store ``--inbox`` names (None without it), its table checked before consuming."""
+    """The inbox store ``--inbox`` names (None without it), its table checked before consuming.
+
+    Its pool holds a connection for each handler of an idempotent subscriber that
+    can run at once (``concurrency`` overrides the file's), at least the store's default.
+    """
     if not dsn:
         if keep:
             raise ConfigurationError("--inbox-keep needs --inbox (the inbox's PostgreSQL DSN)")
         return None
-    if not any(topology.subscriber(n).idempotent for n in names):
+    idempotent = [topology.subscriber(n) for n in names if topology.subscriber(n).idempotent]
+    if not idempotent:
         log.warning(
             "--inbox is given but no subscriber run here is idempotent "
             "(idempotent: true in the topology file): the inbox records nothing"
         )
     try:
-        from hubbub.inbox.postgres import PostgresStore
+        from hubbub.inbox.postgres import DEFAULT_CONNECTIONS, PostgresStore
     except ImportError as exc:
         raise ConfigurationError(f"--inbox: {exc}") from None
     try:
-        store = PostgresStore(dsn, table=table, keep=keep)
+        at_once = sum(concurrency or s.concurrency for s in idempotent)
+        store = PostgresStore(
+            dsn, table=table, keep=keep, max_connections=max(DEFAULT_CONNECTIONS, at_once)
+        )
     except ValueError as exc:
         raise ConfigurationError(f"--inbox-keep: {exc}") from None
     store.check()

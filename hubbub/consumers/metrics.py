@@ -14,6 +14,8 @@ Counters (``_total`` is added by prometheus-client):
 ``hubbub_events_dead_lettered``  failed for good, its dead-letter copy confirmed
 ``hubbub_events_released``       failed, but the copy could not be published:
                                  released to its queue, to be redelivered
+``hubbub_events_skipped``        an idempotent subscriber had handled it already:
+                                 skipped by its inbox (and acked: in handled too)
 ``hubbub_connections``           connections opened (1 + reconnects)
 
 Gauges: ``hubbub_events_in_flight`` (delivered, not yet acked or released),
@@ -54,6 +56,12 @@ class Metrics(Observer):
         self.released = Counter(
             "hubbub_events_released",
             "Failed events released to their queue (copy not confirmed)",
+            _BY_EVENT,
+            registry=r,
+        )
+        self.skipped_ = Counter(
+            "hubbub_events_skipped",
+            "Events an idempotent subscriber had handled already, skipped by its inbox",
             _BY_EVENT,
             registry=r,
         )
@@ -112,6 +120,9 @@ class Metrics(Observer):
 
     def settled(self, subscriber: str) -> None:
         self._child(self.in_flight, subscriber).dec()
+
+    def skipped(self, subscriber: str, topic: str) -> None:
+        self._child(self.skipped_, subscriber, topic).inc()
 
     def finished(self, subscriber: str, outcome: Outcome, seconds: float) -> None:
         self._child(self.duration, subscriber).observe(seconds)

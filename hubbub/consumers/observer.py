@@ -28,6 +28,9 @@ class Observer:
         its time limit on the watchdog's thread.
         """
 
+    def skipped(self, subscriber: str, topic: str) -> None:
+        """An idempotent subscriber's inbox skipped an event it had handled (it is acked)."""
+
     def settled(self, subscriber: str) -> None:
         """A delivery left flight (acked, requeued or void)."""
 

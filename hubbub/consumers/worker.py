@@ -151,18 +151,18 @@ class Worker:
         self.topology = topology
         self._middleware = check(middleware)
         self._codecs = codecs
-        #: The inbox of the subscribers marked ``idempotent`` (``skipped`` counts what it
-        #: skipped); None without a store, or when the middlewares hold one already.
-        self.inbox = (
-            Inbox(inbox)
-            if inbox is not None and not any(isinstance(m, Inbox) for m in self._middleware)
-            else None
-        )
         self.urls = resolve_urls(url)
         where = whereabouts()
         self.transport = transport or consumer_transport(self.urls, name=f"{name} ({where})")
         self.shutdown_timeout = shutdown_timeout
         self.observer = observer or Observer()
+        #: The inbox of the subscribers marked ``idempotent`` (``skipped`` counts what it
+        #: skipped); None without a store, or when the middlewares hold one already.
+        self.inbox = (
+            Inbox(inbox, on_skip=self.observer.skipped)
+            if inbox is not None and not any(isinstance(m, Inbox) for m in self._middleware)
+            else None
+        )
         chosen = list(subscribers) if subscribers else [s.name for s in topology.subscribers]
         specs = {n: topology.subscriber(n) for n in chosen}
         refuse_unusable(  # generators, wrong signatures, settings, dont_retry typos: up front
@@ -260,6 +260,16 @@ class Worker:
 
     def _inboxed(self, spec: Subscriber, handler: Handler) -> Handler:
         if self.inbox is not None:
+            busy = getattr(self.inbox.store, "busy_timeout", None)
+            if isinstance(busy, int | float) and spec.timeout <= busy:
+                log.warning(
+                    "subscriber %s: its timeout (%gs) is not longer than its inbox's "
+                    "busy_timeout (%gs): an attempt waiting for another attempt of the same "
+                    "event may be written off first; give the store a shorter busy_timeout",
+                    spec.name,
+                    spec.timeout,
+                    busy,
+                )
             return consuming([self.inbox], handler)
         if any(isinstance(m, Inbox) for m in self._middleware):
             return handler  # the middlewares' inbox runs it once already

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Protocol
@@ -98,12 +99,17 @@ class Inbox(Middleware):
     share its transaction, and on each subscriber that must be idempotent
     (``@hub.subscriber(..., middleware=[inbox])``) or on the hub for all.
     ``skipped`` counts the events it did not run because they were handled
-    already (since the process started).
+    already (since the process started); ``on_skip(subscriber, topic)`` is
+    called for each of them too.
     """
 
-    def __init__(self, store: InboxStore) -> None:
+    def __init__(
+        self, store: InboxStore, *, on_skip: Callable[[str, str], None] | None = None
+    ) -> None:
         self.store = store
         self.skipped = 0
+        #: Called with (subscriber, topic) for each event skipped (the worker's metrics).
+        self.on_skip = on_skip
         self._lock = threading.Lock()
 
     def consume(self, event: Event, call_next: NextHandler) -> Any:
@@ -123,6 +129,8 @@ class Inbox(Middleware):
     def _skip(self, event: Event, subscriber: str) -> None:
         with self._lock:
             self.skipped += 1
+        if self.on_skip is not None:
+            self.on_skip(subscriber, event.topic)
         log.info(
             "event %s (%s) already handled by %s: skipped",
             event.id,

@@ -61,6 +61,8 @@ log = logging.getLogger("hubbub.inbox")
 #: Seconds between two automatic prunes (with ``keep``).
 PRUNE_EVERY = 600.0
 DEFAULT_TABLE = "hubbub_inbox"
+#: Connections a store's pool holds at most, per process, unless told.
+DEFAULT_CONNECTIONS = 20
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -137,7 +139,7 @@ class PostgresStore:
         table: str = DEFAULT_TABLE,
         keep: str | float | timedelta | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-        max_connections: int = 20,
+        max_connections: int = DEFAULT_CONNECTIONS,
         connect_timeout: float = 10.0,
     ) -> None:
         self.dsn = dsn

@@ -17,9 +17,12 @@ from hubbub import DontRetry
 from hubbub.admin import Admin
 from hubbub.admin.archive import Archive, Window
 from hubbub.admin.filters import select
+from hubbub.cli.consume import inbox_from
+from hubbub.consumers.metrics import Metrics
 from hubbub.envelope import Event
 from hubbub.inbox import Inbox, PostgresStore
 from hubbub.producers import Publisher
+from hubbub.topology import loader
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +68,13 @@ def test_a_replay_of_the_archive_runs_only_what_the_idempotent_subscriber_did_no
     broken = set(mishandled)
     store = PostgresStore(postgres_dsn, table=inbox_table)
     idempotent, plain = Handler(broken), Handler()
+    metrics = Metrics()
     worker = run_worker(
-        topology, {"idempotent": idempotent}, subscribers=["idempotent"], inbox=store
+        topology,
+        {"idempotent": idempotent},
+        subscribers=["idempotent"],
+        inbox=store,
+        observer=metrics,
     )
     run_worker(topology, {"plain": plain}, subscribers=["plain"], inbox=store)  # not idempotent
     inbox = worker.inbox
@@ -93,6 +101,10 @@ def test_a_replay_of_the_archive_runs_only_what_the_idempotent_subscriber_did_no
     assert {i: idempotent.runs[i] for i in ids} == {i: 2 if i in mishandled else 1 for i in ids}
     assert set(plain.runs.values()) == {2}
     assert store.handled("idempotent") == set(ids)
+    skipped = metrics.registry.get_sample_value(
+        "hubbub_events_skipped_total", {"subscriber": "idempotent", "topic": "order.paid"}
+    )
+    assert skipped == 16
     store.close()
 
 
@@ -277,3 +289,25 @@ def test_an_async_idempotent_handler_runs_once_per_id_and_the_worker_stops_clean
     ours = ("hubbub", "asyncio", "psycopg")
     bad = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(ours)]
     assert not bad, [r.getMessage() for r in bad]
+
+
+@pytest.mark.same_on_every_version(reason="PostgreSQL and the command line's options only")
+def test_consume_sizes_the_inbox_pool_for_the_idempotent_handlers_that_run_at_once(
+    postgres_dsn, inbox_table
+):
+    subscribers = {
+        "a": {"handler": "m:f", "topics": ["t"], "idempotent": True, "concurrency": 25},
+        "b": {"handler": "m:f", "topics": ["t"], "idempotent": True, "concurrency": 10},
+        "c": {"handler": "m:f", "topics": ["t"], "concurrency": 100},  # no inbox
+    }
+    topology = loader.from_mapping({"hub": "shop", "subscribers": subscribers})
+
+    def size(names: list[str], concurrency: int | None) -> int:
+        store = inbox_from(topology, names, concurrency, postgres_dsn, inbox_table, None)
+        assert isinstance(store, PostgresStore)
+        store.close()
+        return store.max_connections
+
+    assert size(["a", "b", "c"], None) == 35
+    assert size(["a", "b"], 40) == 80
+    assert size(["b"], None) == 20  # never below the store's default

@@ -311,6 +311,31 @@ def test_a_worker_for_an_idempotent_subscriber_without_an_inbox_is_refused_in_on
     )
 
 
+def test_a_timeout_not_longer_than_the_busy_timeout_is_warned_of(caplog):
+    hub = InMemoryHub("shop", inbox=MemoryStore(busy_timeout=10))
+    hub.subscriber("quick", topics=["t"], idempotent=True, timeout="5s")(lambda event: None)
+    hub.subscriber("slow", topics=["t"], idempotent=True, timeout="30s")(lambda event: None)
+    hub.publish("t", {})
+    with caplog.at_level(logging.WARNING, logger="hubbub.consumers"):
+        hub.run_until_idle()
+    warned = [r.getMessage() for r in caplog.records if "busy_timeout" in r.getMessage()]
+    assert warned == [
+        "subscriber quick: its timeout (5s) is not longer than its inbox's busy_timeout (10s): "
+        "an attempt waiting for another attempt of the same event may be written off first; "
+        "give the store a shorter busy_timeout"
+    ]
+
+
+def test_each_skip_is_told_to_on_skip_with_the_subscriber_and_topic():
+    told: list[tuple[str, str]] = []
+    hub = InMemoryHub("shop", middleware=[Inbox(MemoryStore(), on_skip=lambda *a: told.append(a))])
+    hub.subscriber("s", topics=["order.#"])(lambda event: None)
+    for _ in range(3):
+        hub.publish("order.paid", {}, message_id="e-1")
+    hub.run_until_idle()
+    assert told == [("s", "order.paid"), ("s", "order.paid")]
+
+
 def _publisher(memory: Any) -> Any:
     from hubbub.producers.publisher import Publisher
 
