@@ -27,8 +27,8 @@ does not land on one kind only. Each run fills the subscriber's queue first
 (not timed), then times first handler start .. last ack (the observer's
 ``started`` and ``settled``); the 1-minute load average at each run's end
 and the client process's CPU per event are shown beside the rate. Before
-the rounds, one PostgreSQL round trip and one claim alone (no broker) are
-timed, to say where the time goes.
+the rounds, one PostgreSQL round trip, one claim alone (no broker) and each
+statement of a claim are timed, to say where the time goes.
 
 Everything the run creates (hub, queues, tables) is deleted at the end.
 
@@ -217,6 +217,39 @@ def probes(label: str, dsn: str, store: PostgresStore, count: int) -> None:
     )
 
 
+#: The statements of one PostgresStore claim, as hubbub/inbox/postgres.py sends them today.
+STEPS = (
+    ("BEGIN", "BEGIN", False),
+    ("set_config", "SELECT set_config('lock_timeout', '10000ms', true)", False),
+    (
+        "INSERT",
+        "INSERT INTO {} (subscriber, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        True,
+    ),
+    ("SET LOCAL", "SET LOCAL lock_timeout TO DEFAULT", False),
+    ("COMMIT", "COMMIT", False),
+)
+
+
+def steps(dsn: str, table: str, count: int) -> None:
+    """Time a claim's statements one by one on a plain connection: new ids, then again."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ids = [envelope.new_id() for _ in range(count)]
+        queries = [
+            (name, sql.SQL(text).format(sql.Identifier(table)), i) for name, text, i in STEPS
+        ]
+        for what in ("new", "already handled"):
+            took = dict.fromkeys((name for name, _, _ in STEPS), 0.0)
+            for event_id in ids:
+                for name, query, insert in queries:
+                    started = time.perf_counter()
+                    conn.execute(query, ("steps", event_id) if insert else None)
+                    took[name] += time.perf_counter() - started
+            each = ", ".join(f"{name} {t / count * 1e6:.0f}" for name, t in took.items())
+            total = sum(took.values()) / count * 1e6
+            print(f"a claim's statements one by one, {what}: {each} µs (sum {total:.0f} µs)")
+
+
 def _claims(store: InboxStore, ids: Sequence[str]) -> float:
     started = time.perf_counter()
     for event_id in ids:
@@ -249,7 +282,11 @@ def rotated(kinds: Sequence[str], by: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=None, help="broker URL (default HUBBUB_URL or local)")
-    parser.add_argument("--dsn", default=DSN, help=f"PostgreSQL for the inbox ({DSN})")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("HUBBUB_TEST_POSTGRES", DSN),
+        help=f"PostgreSQL for the inbox (HUBBUB_TEST_POSTGRES or {DSN})",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="events per run")
     parser.add_argument("--concurrency", default="1,8", help="handler threads to try (1,8)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
@@ -286,6 +323,7 @@ def main() -> None:
         for label, each in stores.items():
             each.check()
             probes(label, args.dsn, each, 2000)
+        steps(args.dsn, table, 2000)
         for label, each in stores.items():
             # Warm up the broker, the pool and the table; these events are the skip runs' replays.
             bench.handled[label] = [envelope.new_id() for _ in range(args.events)]
