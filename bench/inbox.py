@@ -300,6 +300,10 @@ def main() -> None:
     kinds = [k for k in KINDS if k in args.kinds.split(",")]
     if args.candidate:
         kinds += CANDIDATE_KINDS
+    try:
+        psycopg.connect(args.dsn, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        sys.exit(f"bench.inbox: no PostgreSQL at {args.dsn}: {' '.join(str(exc).split())}")
     hub = unique_name("bench-inbox")
     table = hub.replace("-", "_").replace(".", "_")
     effects = f"{table}_effects"
