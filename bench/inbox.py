@@ -104,7 +104,7 @@ class Bench:
     body: bytes = field(default_factory=perfkit.body)
 
     def publish(self, subscriber: str, ids: Sequence[str]) -> None:
-        """Queue one event per id for ``subscriber`` (its topic is the subscriber's name)."""
+        """Queue one event per id for ``subscriber`` (on its topic, ``bench.<subscriber>``)."""
         exchange = self.topology.names.exchange
         topic = f"bench.{subscriber}"
         with Publisher(self.topology.hub, url=self.url, window=5000) as publisher:
