@@ -16,7 +16,12 @@ raw pika baseline and hubbub alternating:
 6. publish -> handler-start latency at 10%, 50% and 90% of the together rate;
 7. asyncio (bench/peers.py): hubbub's async handlers and ``apublish`` beside
    FastStream (an optional extra: skipped, with a line saying so, without it)
-   and beside hubbub's own sync handler and ``publish_many``.
+   and beside hubbub's own sync handler and ``publish_many``;
+8. the inbox (bench/inbox.py, a few thousand events): consuming with no
+   inbox, a MemoryStore, a PostgresStore (also with a handler write, and
+   replayed events skipped), at 1 and 8 handler threads; it needs
+   PostgreSQL (``HUBBUB_TEST_POSTGRES`` or the machine's) and psycopg, and
+   is skipped, with a line saying why, without them.
 
 Prints Markdown tables (the ones in bench/README.md). Everything declared is
 deleted at the end.
@@ -32,6 +37,7 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import time
 from contextlib import suppress
@@ -41,11 +47,23 @@ from functools import partial
 import pika
 
 from bench import peers, perfkit, report, scenarios
-from bench.runner import Context
+from bench.runner import PROCESS_TIMEOUT, Context, command
 from hubbub.testing.broker import delete_hub, unique_name
 from hubbub.topology import apply
 
-SECTIONS = ("publish", "sync", "consume", "together", "io", "processes", "latency", "asyncio")
+SECTIONS = (
+    "publish",
+    "sync",
+    "consume",
+    "together",
+    "io",
+    "processes",
+    "latency",
+    "asyncio",
+    "inbox",
+)
+#: Events per run of the inbox section (its PostgreSQL runs take about 1-2 ms per event).
+INBOX_EVENTS = 3000
 QUICK = scenarios.Sizes(
     events=5000,
     sync_events=300,
@@ -102,6 +120,25 @@ def _run(ctx: Context, sizes: scenarios.Sizes, only: set[str]) -> None:
         )
     if "asyncio" in only:
         _asyncio(ctx, sizes)
+    if "inbox" in only:
+        _timed("inbox", _inbox, ctx, sizes)
+
+
+def _inbox(ctx: Context, sizes: scenarios.Sizes) -> None:
+    """bench/inbox.py in a process of its own, small; its table, or why it did not run."""
+    events = min(INBOX_EVENTS, sizes.events)
+    argv = command(
+        "inbox", "--url", ctx.url, "--events", str(events), "--rounds", str(sizes.rounds)
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    title = f"The inbox: {events:,} events per run, median of {sizes.rounds}"
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        _table(title, [f"skipped: bench.inbox failed (exit {done.returncode}): {why}"])
+        return
+    lines = done.stdout.splitlines()
+    _table(title, [line for line in lines if line.startswith("|")])
+    _print(["", *[line for line in lines if line.startswith(("PostgreSQL", "a claim"))]])
 
 
 def _asyncio(ctx: Context, sizes: scenarios.Sizes) -> None:
