@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 
 import pika
 
+from bench import perfkit
 from hubbub import envelope
 from hubbub.admin.archive import Archive, Window
 from hubbub.connection import resolve_urls
@@ -71,16 +72,17 @@ def publish(url: str, topology: Topology, count: int) -> float:
     body = envelope.dumps({"user_id": 42, "email": "user42@example.com", "plan": "pro"})
     started = time.perf_counter()
     with Publisher(topology.hub, url=url, window=5000) as publisher:
-        pending = []
-        for _ in range(count):
-            message = envelope.message("user.signed_up", body, message_id=envelope.new_id())
-            pending.append(publisher.send(Outbound(names.exchange, "user.signed_up", message)))
-            if len(pending) >= 5000:
-                for future in pending:
-                    publisher.wait(future)
-                pending.clear()
-        for future in pending:
-            publisher.wait(future)
+        perfkit.send_confirmed(
+            publisher,
+            (
+                Outbound(
+                    names.exchange,
+                    "user.signed_up",
+                    envelope.message("user.signed_up", body, message_id=envelope.new_id()),
+                )
+                for _ in range(count)
+            ),
+        )
     return time.perf_counter() - started
 
 

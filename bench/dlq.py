@@ -29,7 +29,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
+from bench import perfkit
 from hubbub import envelope
 from hubbub.admin.browse import Browser
 from hubbub.connection import resolve_urls
@@ -98,8 +101,11 @@ def fill(url: str, topology: Topology, count: int) -> list[str]:
     now_ms = int(time.time() * 1000)
     errors = [_raised(e) for e in ERRORS]
     started = time.perf_counter()
-    with Publisher(topology.hub, url=url, window=2000) as publisher:
-        pending = []
+    headers: dict[str, Any] = {}
+    body = b""
+
+    def copies() -> Iterator[Outbound]:
+        nonlocal headers, body
         for n in range(count):
             topic = "rare.needle" if n >= count - 10 else TOPICS[n % len(TOPICS)]
             headers = failure.record(
@@ -117,14 +123,11 @@ def fill(url: str, topology: Topology, count: int) -> list[str]:
             event_id = envelope.new_id()
             body = envelope.dumps({"n": n, "user_id": n * 7, "email": f"user{n}@example.com"})
             message = envelope.message(topic, body, message_id=event_id, headers=headers)
-            pending.append(publisher.send(Outbound(names.dead_letter_exchange, "work", message)))
             ids.append(event_id)
-            if len(pending) >= 5000:
-                for future in pending:
-                    publisher.wait(future)
-                pending.clear()
-        for future in pending:
-            publisher.wait(future)
+            yield Outbound(names.dead_letter_exchange, "work", message)
+
+    with Publisher(topology.hub, url=url, window=2000) as publisher:
+        perfkit.send_confirmed(publisher, copies())
     took = time.perf_counter() - started
     size = len(body) + sum(len(str(k)) + len(str(v)) for k, v in headers.items())
     print(

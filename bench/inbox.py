@@ -108,16 +108,13 @@ class Bench:
         exchange = self.topology.names.exchange
         topic = f"bench.{subscriber}"
         with Publisher(self.topology.hub, url=self.url, window=5000) as publisher:
-            pending = []
-            for event_id in ids:
-                message = envelope.message(topic, self.body, message_id=event_id)
-                pending.append(publisher.send(Outbound(exchange, topic, message)))
-                if len(pending) >= 5000:
-                    for future in pending:
-                        publisher.wait(future)
-                    pending.clear()
-            for future in pending:
-                publisher.wait(future)
+            perfkit.send_confirmed(
+                publisher,
+                (
+                    Outbound(exchange, topic, envelope.message(topic, self.body, message_id=i))
+                    for i in ids
+                ),
+            )
 
     def run(self, kind: str, concurrency: int) -> Run:
         """Fill the queue ``kind`` consumes, then time consuming all of it."""

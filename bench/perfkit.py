@@ -16,7 +16,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -36,6 +36,20 @@ TOPIC = "bench.perf"
 #: The one subscriber of the benchmark hub (its queue is the quorum queue).
 SUBSCRIBER = "sink"
 RESULT_PREFIX = "RESULT "
+
+
+def send_confirmed(publisher: Any, outbounds: Iterable[Any], batch: int = 5000) -> None:
+    """Send each of ``outbounds`` through a hubbub ``Publisher``, ``batch`` unconfirmed at
+    most, and return once the broker confirmed them all (filling a queue fast)."""
+    pending = []
+    for outbound in outbounds:
+        pending.append(publisher.send(outbound))
+        if len(pending) >= batch:
+            for future in pending:
+                publisher.wait(future)
+            pending.clear()
+    for future in pending:
+        publisher.wait(future)
 
 
 def payload(sent: float = 0.0) -> dict[str, Any]:
