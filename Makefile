@@ -17,7 +17,7 @@ install: $(STAMP)
 broker:                 ## RabbitMQ running with its management API (starts/enables what is missing)
 	scripts/broker-ready
 
-setup:                  ## what make test needs on the machine: the broker (above) and Chromium (apt)
+setup:                  ## what make test needs on the machine: the broker (above), Chromium (apt), PostgreSQL
 	scripts/test-setup
 
 test: $(STAMP) setup    ## the whole suite: unit, integration, fault and cluster tests
