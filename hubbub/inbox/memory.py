@@ -44,15 +44,8 @@ class MemoryStore:
                     raise InboxBusyError(subscriber, event_id, self.busy_timeout)
                 self._changed.wait(left)
             new = self._take(key)
-        if not new:
-            yield False
-            return
-        try:
-            yield True
-        except BaseException:
-            self._release(key, handled=False)
-            raise
-        self._release(key, handled=True)
+        with self._held(key, new) as result:
+            yield result
 
     @asynccontextmanager
     async def aclaim(self, subscriber: str, event_id: str) -> AsyncIterator[bool]:
@@ -66,6 +59,13 @@ class MemoryStore:
             if time.monotonic() >= deadline:
                 raise InboxBusyError(subscriber, event_id, self.busy_timeout)
             await asyncio.sleep(_POLL)
+        with self._held(key, new) as result:
+            yield result
+
+    @contextmanager
+    def _held(self, key: tuple[str, str], new: bool) -> Iterator[bool]:
+        """The handler's run once ``key`` is taken (``new``) or found handled: recorded
+        when it returns, released unrecorded when it raises."""
         if not new:
             yield False
             return

@@ -175,21 +175,28 @@ class PostgresStore:
             if not new:
                 yield False
                 return
-            token = bind(conn)
-            try:
+            with self._running(conn, event_id):
                 yield True
-            except psycopg.OperationalError as exc:
-                if not _broken(conn, exc):
-                    raise
-                raise self._lost(event_id, exc) from exc  # the handler's writes went with it
-            finally:
-                unbind(token)
             try:
                 held.close()  # COMMIT (the connection goes back to the pool)
             except psycopg.OperationalError as exc:
                 raise self._lost(event_id, exc) from exc
         if self._prune_due():
             self._maybe_prune_soon()
+
+    @contextmanager
+    def _running(self, conn: Any, event_id: str) -> Iterator[None]:
+        """The handler's run in ``conn``'s transaction (what :func:`connection` returns);
+        the session ended under it is one line: its writes went with it."""
+        token = bind(conn)
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if not _broken(conn, exc):
+                raise
+            raise self._lost(event_id, exc) from exc
+        finally:
+            unbind(token)
 
     def _begin(
         self, pool: ConnectionPool[Any], held: ExitStack, subscriber: str, event_id: str
@@ -228,15 +235,8 @@ class PostgresStore:
             if not new:
                 yield False
                 return
-            token = bind(conn)
-            try:
+            with self._running(conn, event_id):
                 yield True
-            except psycopg.OperationalError as exc:
-                if not _broken(conn, exc):
-                    raise
-                raise self._lost(event_id, exc) from exc
-            finally:
-                unbind(token)
             try:
                 await held.aclose()  # COMMIT (the connection goes back to the pool)
             except psycopg.OperationalError as exc:
