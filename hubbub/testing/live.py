@@ -24,23 +24,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial, wraps
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hubbub import current, envelope
 from hubbub.admin import Admin
 from hubbub.admin.browse import Browser
-from hubbub.callables import is_async
 from hubbub.codecs import Codecs
-from hubbub.consumers.handling import Handler
 from hubbub.consumers.worker import Worker
 from hubbub.envelope import Event
 from hubbub.errors import HubbubError
 from hubbub.hub import Hub
 from hubbub.inbox import InboxStore, MemoryStore
 from hubbub.message import Message, Outbound
-from hubbub.middleware import consuming
+from hubbub.middleware import Middleware, NextAsyncHandler, NextHandler, consuming
 from hubbub.producers.publisher import Publisher
 from hubbub.testing.broker import delete_hub
 from hubbub.testing.clock import WallClock
@@ -124,12 +122,11 @@ class LiveHub(Hub, Assertions):
         self._apply_once()
         if not self.topology.subscribers:
             return  # nothing to consume: a hub that only publishes
-        # The hub's middlewares inside the sentinel filter: they never see the harness's own.
+        # The hub's middlewares here, inside the worker's sentinel filter (below): they never
+        # see the harness's own events.
         handlers = {
-            name: _skip_sentinels(
-                self._recorder.spy(
-                    name, current.through(consuming(self.middleware, h), lambda: self)
-                )
+            name: self._recorder.spy(
+                name, current.through(consuming(self.middleware, h), lambda: self)
             )
             for name, h in self.handlers().items()
         }
@@ -141,6 +138,8 @@ class LiveHub(Hub, Assertions):
             observer=self._observer,
             codecs=self.codecs,
             inbox=self.inbox,
+            # Outermost: the harness's sentinels reach no middleware, inbox or handler.
+            middleware=[_SkipSentinels()],
             **options,
         )
         self._worker = worker
@@ -264,17 +263,11 @@ class LiveHub(Hub, Assertions):
             return [(m.routing_key, m.message) for m in browser.messages()]
 
 
-def _skip_sentinels(handler: Handler) -> Handler:
-    if is_async(handler):
+class _SkipSentinels(Middleware):
+    """Ends the harness's own sentinel events (acked) before anything of the app runs."""
 
-        @wraps(handler)
-        async def ahandle(event: Event) -> Any:
-            return None if event.topic == SENTINEL else await handler(event)
+    def consume(self, event: Event, call_next: NextHandler) -> Any:
+        return None if event.topic == SENTINEL else call_next(event)
 
-        return ahandle
-
-    @wraps(handler)
-    def handle(event: Event) -> Any:
-        return None if event.topic == SENTINEL else handler(event)
-
-    return handle
+    async def aconsume(self, event: Event, call_next: NextAsyncHandler) -> Any:
+        return None if event.topic == SENTINEL else await call_next(event)

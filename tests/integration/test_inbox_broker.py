@@ -311,3 +311,50 @@ def test_consume_sizes_the_inbox_pool_for_the_idempotent_handlers_that_run_at_on
     assert size(["a", "b", "c"], None) == 35
     assert size(["a", "b"], 40) == 80
     assert size(["b"], None) == 20  # never below the store's default
+
+
+def test_a_hubs_inbox_reaches_the_worker_it_builds_and_the_live_hub_has_one_of_its_own(
+    broker_url, hub_name
+):
+    """``Hub(inbox=...)`` goes to ``hub.worker()``; a ``LiveHub`` gives its idempotent
+    subscribers a MemoryStore when given none. Each runs a resent id once."""
+    from hubbub import Hub
+    from hubbub.inbox import MemoryStore
+    from hubbub.testing import LiveHub
+    from hubbub.testing.broker import delete_hub
+
+    store = MemoryStore()
+    hub = Hub(hub_name, url=broker_url, inbox=store)
+    runs: list[str] = []
+    hub.subscriber("once", topics=["order.#"], idempotent=True)(lambda e: runs.append(e.id))
+    hub.apply()
+    worker = hub.worker()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    try:
+        thread.start()
+        assert worker.consuming.wait(15)
+        for _ in range(2):
+            hub.publish("order.paid", {}, message_id="o-1")
+        inbox = worker.inbox
+        assert inbox is not None
+        wait_until(lambda: inbox.skipped == 1, 15, "the resent id skipped")
+        assert runs == ["o-1"] and store.handled("once") == {"o-1"}
+    finally:
+        worker.stop()
+        thread.join(15)
+        hub.close()
+        delete_hub(broker_url, hub.topology)
+
+    live = LiveHub(f"{hub_name}-live", url=broker_url)
+    live_runs: list[str] = []
+    live.subscriber("once", topics=["order.#"], idempotent=True)(lambda e: live_runs.append(e.id))
+    try:
+        live.start()
+        for _ in range(2):
+            live.publish("order.paid", {}, message_id="o-1")
+        live.run_until_idle()
+        assert live_runs == ["o-1"]
+        assert isinstance(live.inbox, MemoryStore) and live.inbox.handled("once") == {"o-1"}
+    finally:
+        live.close()
+        delete_hub(broker_url, live.topology)
